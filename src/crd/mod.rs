@@ -1,0 +1,147 @@
+//! The `LaunchPolicy` custom resource (`liftoff.dev/v1alpha1`, short name `lp`).
+//!
+//! Doc comments on these types become the CRD's OpenAPI descriptions, which is what
+//! `kubectl explain launchpolicy.spec...` shows: they are written for the platform engineer.
+
+mod duration;
+mod notify;
+mod refs;
+mod rollout;
+mod scaling;
+mod status;
+
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+pub use duration::Duration;
+pub use notify::{Notification, NotificationEvent};
+pub use refs::{LocalObjectRef, ScaleTargetRef, SecretKeyRef, SecretRef};
+pub use rollout::{
+    CohortSpec, FlagdCohort, GateCheck, GateFailurePolicy, GateSpec, RolloutSpec, Stage,
+    default_stages,
+};
+pub use scaling::{
+    Approval, CpuTrigger, DatabaseConnectionsTrigger, KafkaLagTrigger, PartitionPolicy,
+    PostgresSource, RdsResizePolicy, RedisMemoryTrigger, ReplicaBounds, ScalingBehavior,
+    ScalingPolicy, ScalingPolicyKind, ScalingRules, ScalingSpec, SelectPolicy, Trigger,
+};
+pub use status::{LaunchPolicyStatus, RolloutStatus, TriggerStatus};
+
+/// A product launch, as a platform team runs it: scaling triggers that keep the platform ahead of
+/// demand, and a staged rollout by user count with health gates, approvals and rollback.
+// The printcolumn(...) arguments repeat `type_ = "string"` by design.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "liftoff.dev",
+    version = "v1alpha1",
+    kind = "LaunchPolicy",
+    namespaced,
+    shortname = "lp",
+    category = "liftoff",
+    status = "LaunchPolicyStatus",
+    derive = "PartialEq",
+    cel,
+    doc = "LaunchPolicy describes one product launch: the scaling triggers that keep the platform ahead of demand (CPU, Kafka lag, database connections, Redis memory) and the staged rollout by user count (e.g. 100 → 500 → 1500 → everyone) with bake times, health gates and Go/No-Go approvals. Liftoff reports what it decided, and why, in status, events and metrics.",
+    printcolumn(
+        name = "Stage",
+        type_ = "string",
+        json_path = ".status.rollout.stageName",
+        description = "Current rollout stage"
+    ),
+    printcolumn(
+        name = "Users",
+        type_ = "string",
+        json_path = ".status.rollout.users",
+        description = "Users admitted now"
+    ),
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.rollout.phase",
+        description = "Rollout phase"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether the policy is usable"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        description = "Why the policy is or is not ready"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        priority = 1,
+        description = "Details"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new(
+    "has(self.prometheus) || ((!has(self.scaling) || self.scaling.triggers.all(t, !(has(t.cpu) && has(t.cpu.query)) && !(has(t.databaseConnections) && has(t.databaseConnections.query)) && !(has(t.redisMemory) && has(t.redisMemory.query)))) && (!has(self.rollout) || !has(self.rollout.gates)))"
+).message("spec.prometheus.address is required when a trigger or a rollout gate uses a PromQL query"))]
+pub struct LaunchPolicySpec {
+    /// The Prometheus server that PromQL queries (triggers and gates) are sent to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusSource>,
+    /// When true, Liftoff observes and reports but takes no action: no scaling, no stage changes.
+    #[serde(default)]
+    pub suspend: bool,
+    /// Displayed trigger values in status are refreshed at most this often (decisions, errors and
+    /// actions are written at once). Live values are always on `/metrics`.
+    #[serde(default = "default_status_refresh")]
+    pub status_refresh: Duration,
+    /// Scaling triggers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<ScalingSpec>,
+    /// The staged rollout by user count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutSpec>,
+    /// Webhooks told about stage changes, gate failures and scaling actions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub notifications: Vec<Notification>,
+}
+
+fn default_status_refresh() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// A Prometheus-compatible HTTP API (Prometheus, Thanos, Mimir, VictoriaMetrics).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusSource {
+    /// Base URL, e.g. `http://prometheus-operated.monitoring.svc:9090`.
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = kube::core::Rule::new("self.startsWith('http://') || self.startsWith('https://')")
+        .message("prometheus.address must be an http:// or https:// URL"))]
+    pub address: String,
+    /// Timeout of one query.
+    #[serde(default = "default_query_timeout")]
+    pub timeout: Duration,
+    /// Optional Secret with either a `token` key (bearer token) or `username` and `password` keys (basic auth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_secret_ref: Option<SecretRef>,
+}
+
+fn default_query_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// The CRD as YAML, exactly what `crds/launchpolicy.yaml` holds.
+pub fn crd_yaml() -> String {
+    serde_yaml::to_string(&LaunchPolicy::crd()).expect("the CRD serializes to YAML")
+}
+
+#[cfg(test)]
+mod tests;

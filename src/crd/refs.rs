@@ -1,0 +1,56 @@
+//! References from a LaunchPolicy to other objects in its namespace.
+
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// A workload in the policy's namespace that exposes the `/scale` subresource
+/// (a Deployment, a StatefulSet, or any custom resource that supports scaling).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleTargetRef {
+    /// API group and version of the workload, e.g. `apps/v1`.
+    #[serde(default = "default_apps_v1")]
+    #[schemars(length(min = 1, max = 253))]
+    pub api_version: String,
+    /// Kind of the workload, e.g. `Deployment` or `StatefulSet`.
+    #[schemars(length(min = 1, max = 63))]
+    pub kind: String,
+    /// Name of the workload in the policy's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+fn default_apps_v1() -> String {
+    "apps/v1".into()
+}
+
+/// A key of a Secret in the policy's namespace. The operator reads it when it needs it and never
+/// copies its value into logs, events, status or metrics.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret in the policy's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key inside the Secret's `data`.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// A Secret in the policy's namespace, used as a whole (each key has a documented meaning).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// Name of the Secret in the policy's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// An object in the policy's namespace, by name.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalObjectRef {
+    /// Name of the object in the policy's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}

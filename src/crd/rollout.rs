@@ -1,0 +1,187 @@
+//! `spec.rollout`: the staged launch by user count, its health gates and its cohort publishing.
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{duration::Duration, refs::LocalObjectRef, scaling::Approval};
+
+/// The staged launch.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// The stages, in order. User counts must strictly increase, and only the last stage may be
+    /// `All`. Default: 100 → 500 → 1500 → All.
+    #[serde(default = "default_stages")]
+    #[schemars(length(min = 1, max = 16))]
+    #[x_kube(
+        validation = kube::core::Rule::new("self.all(a, self.exists_one(b, b.name == a.name))")
+            .message("stage names must be unique within spec.rollout.stages"),
+        validation = kube::core::Rule::new("self.filter(s, string(s.users) == 'All').size() == 0 || (self.filter(s, string(s.users) == 'All').size() == 1 && string(self[size(self) - 1].users) == 'All')")
+            .message("only the last stage may have users: All"),
+        validation = kube::core::Rule::new("self.filter(s, string(s.users).matches('^[0-9]+$')).map(s, int(string(s.users))).isSorted() && self.filter(s, string(s.users).matches('^[0-9]+$')).all(a, self.filter(b, string(b.users) == string(a.users)).size() == 1)")
+            .message("stage users must strictly increase from one stage to the next (e.g. 100, 500, 1500, All)"),
+    )]
+    pub stages: Vec<Stage>,
+    /// Health checks that must pass before a stage advances; failing ones trigger `onGateFailure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<GateSpec>,
+    /// What to do when a gate fails `gates.failureThreshold` times in a row: `Pause` (default)
+    /// holds the current cohort; `Rollback` returns to the previous stage's users.
+    #[serde(default)]
+    pub on_gate_failure: GateFailurePolicy,
+    /// Where the application learns the current cohort.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohort: Option<CohortSpec>,
+}
+
+/// The seed plan: 100 internal/beta users, then 500, then 1,500, then everyone.
+pub fn default_stages() -> Vec<Stage> {
+    let stage = |name: &str, users: IntOrString, approval| Stage {
+        name: name.into(),
+        users,
+        bake: None,
+        approval,
+    };
+    vec![
+        stage("internal-beta", IntOrString::Int(100), Approval::Manual),
+        stage("gradual", IntOrString::Int(500), Approval::Automatic),
+        stage("expanded", IntOrString::Int(1500), Approval::Automatic),
+        stage(
+            "everyone",
+            IntOrString::String("All".into()),
+            Approval::Automatic,
+        ),
+    ]
+}
+
+/// One step of the launch.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Stage {
+    /// Unique name of the stage, shown in status and published to the application.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Maximum number of users admitted during this stage (a positive integer), or `All`.
+    #[schemars(schema_with = "users_schema")]
+    pub users: IntOrString,
+    /// How long the stage must run with healthy gates before the next one may start (e.g. 2h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake: Option<Duration>,
+    /// `Automatic` (default): advance into this stage as soon as the previous one has baked.
+    /// `Manual`: wait for a person's Go/No-Go before entering it.
+    #[serde(default = "automatic")]
+    pub approval: Approval,
+}
+
+fn automatic() -> Approval {
+    Approval::Automatic
+}
+
+fn users_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "x-kubernetes-int-or-string": true,
+        "description": "Maximum number of users admitted during this stage (a positive integer), or `All`.",
+        "maxLength": 12,
+        "x-kubernetes-validations": [{
+            "rule": "string(self) == 'All' || string(self).matches('^[1-9][0-9]{0,11}$')",
+            "message": "users must be a positive integer or the string All",
+        }],
+    })
+}
+
+/// Health gates, evaluated against Prometheus.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GateSpec {
+    /// How often every check is evaluated.
+    #[serde(default = "default_gate_interval")]
+    pub interval: Duration,
+    /// Consecutive failed evaluations of one check before `onGateFailure` applies (≥ 1).
+    #[serde(default = "default_failure_threshold")]
+    #[schemars(range(min = 1, max = 100))]
+    pub failure_threshold: i32,
+    /// The checks. Each has a unique name, a PromQL query and at least one of `min` and `max`.
+    #[schemars(length(min = 1, max = 32))]
+    #[x_kube(validation = kube::core::Rule::new("self.all(a, self.exists_one(b, b.name == a.name))")
+        .message("gate check names must be unique within spec.rollout.gates.checks"))]
+    pub checks: Vec<GateCheck>,
+}
+
+fn default_gate_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_failure_threshold() -> i32 {
+    3
+}
+
+/// One health check: a PromQL query whose single value must stay within bounds.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = kube::core::Rule::new("has(self.min) || has(self.max)")
+        .message("a gate check needs min, max or both"),
+    validation = kube::core::Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max")
+        .message("a gate check's min must be less than or equal to its max"),
+)]
+pub struct GateCheck {
+    /// Unique name of the check, e.g. `error-rate` or `p95-latency-seconds`.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// PromQL query returning exactly one value.
+    #[schemars(length(min = 1, max = 4096))]
+    pub query: String,
+    /// The check fails when the value is below this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The check fails when the value is above this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// Reaction to a failing gate.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
+pub enum GateFailurePolicy {
+    /// Hold the current cohort until a person resumes or aborts.
+    #[default]
+    Pause,
+    /// Return to the previous stage's users, then hold.
+    Rollback,
+}
+
+/// How the current cohort is published to the application.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CohortSpec {
+    /// A ConfigMap Liftoff owns and keeps up to date, with keys `maxUsers`, `stage`, `stageIndex`
+    /// and `updatedAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<LocalObjectRef>,
+    /// An OpenFeature flagd flag definition, kept in a ConfigMap, whose targeting admits the cohort.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flagd: Option<FlagdCohort>,
+}
+
+/// A flagd flag that admits the current cohort.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FlagdCohort {
+    /// Name of the ConfigMap holding the flag definition (key `flags.flagd.json`).
+    #[schemars(length(min = 1, max = 253))]
+    pub config_map: String,
+    /// The boolean flag's key, e.g. `new-platform`.
+    #[schemars(length(min = 1, max = 253))]
+    pub flag_key: String,
+    /// Total number of users the fractional split is computed from (users / population → percent).
+    #[schemars(range(min = 1))]
+    pub population: i64,
+}

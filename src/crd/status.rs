@@ -1,0 +1,101 @@
+//! `status`: what Liftoff decided and why. Written by the operator only.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Observed state of a LaunchPolicy.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LaunchPolicyStatus {
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`: the spec is usable (references resolve). `ScalingActive`, `RolloutProgressing`
+    /// and `Degraded` describe the two halves of the job. Each has a reason and a message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// Where the staged launch is, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+    /// One entry per scaling trigger: its last displayed value against its threshold, and its actions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<TriggerStatus>,
+}
+
+fn conditions_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = g.subschema_for::<Vec<Condition>>();
+    schema.insert("x-kubernetes-list-type".into(), "map".into());
+    schema.insert(
+        "x-kubernetes-list-map-keys".into(),
+        serde_json::json!(["type"]),
+    );
+    schema
+}
+
+/// The staged launch's position.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// `Pending`, `AwaitingApproval`, `Baking`, `Paused`, `RolledBack` or `Completed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Index of the current stage in `spec.rollout.stages` (0-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<i32>,
+    /// Name of the current stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_name: Option<String>,
+    /// Users currently admitted: a number, or `All`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<String>,
+    /// When the current stage started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_started_at: Option<Time>,
+    /// When the current stage's bake time ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_until: Option<Time>,
+    /// Why the rollout is where it is, in one sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A scaling trigger's state.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerStatus {
+    /// The trigger's name from the spec.
+    pub name: String,
+    /// The metric kind: `cpu`, `kafkaLag`, `databaseConnections` or `redisMemory`.
+    pub kind: String,
+    /// Last displayed value (refreshed on a decision, an error change or every `spec.statusRefresh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The threshold the value is compared with.
+    pub threshold: String,
+    /// Whether the value is beyond the threshold.
+    #[serde(default)]
+    pub active: bool,
+    /// When `value` was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<Time>,
+    /// The last action taken, e.g. `scaled api from 3 to 5 replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_action: Option<String>,
+    /// When the last action was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_action_at: Option<Time>,
+    /// The trigger will not act again before this time (cooldown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_eligible_at: Option<Time>,
+    /// A recommendation awaiting a person, e.g. `resize emr-prod to db.r6g.2xlarge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommendation: Option<String>,
+    /// Why the metric could not be read; while set, the trigger takes no action in either direction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Since when the metric has been unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_since: Option<Time>,
+}

@@ -1,0 +1,10 @@
+//! Liftoff: a Kubernetes operator that scales a product launch on triggers and runs its staged rollout.
+
+pub mod conditions;
+pub mod crd;
+pub mod http;
+pub mod metrics;
+pub mod telemetry;
+
+/// Field manager used for every server-side apply Liftoff sends.
+pub const FIELD_MANAGER: &str = "liftoff";

@@ -1,0 +1,3 @@
+fn main() {
+    print!("{}", liftoff::crd::crd_yaml());
+}
