@@ -2,6 +2,7 @@
 
 pub mod conditions;
 pub mod crd;
+pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod telemetry;

@@ -1,0 +1,1 @@
+//! The rollout state machine (see issue 5).

@@ -1,0 +1,1 @@
+//! The scaling engine (see issue 4).
