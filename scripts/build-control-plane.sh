@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, kubectl and etcd from their Go modules into a version-keyed
 # cache ($LIFTOFF_CACHE, default ~/.cache/liftoff). Skips whatever is already built.
-# Prints the directory holding the binaries, for KUBEBUILDER_ASSETS-style use.
+# Prints LIFTOFF_KUBE_APISERVER=, LIFTOFF_KUBECTL= and LIFTOFF_ETCD= lines (eval-able); progress goes to stderr.
 source "$(dirname "$0")/lib.sh"
 
 build_k8s() {

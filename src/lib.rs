@@ -1,6 +1,7 @@
 //! Liftoff: a Kubernetes operator that scales a product launch on triggers and runs its staged rollout.
 
 pub mod conditions;
+pub mod controller;
 pub mod crd;
 pub mod engine;
 pub mod http;

@@ -17,9 +17,10 @@ pub struct RolloutSpec {
     #[x_kube(
         validation = kube::core::Rule::new("self.all(a, self.exists_one(b, b.name == a.name))")
             .message("stage names must be unique within spec.rollout.stages"),
-        validation = kube::core::Rule::new("self.filter(s, string(s.users) == 'All').size() == 0 || (self.filter(s, string(s.users) == 'All').size() == 1 && string(self[size(self) - 1].users) == 'All')")
+        validation = kube::core::Rule::new("self.filter(s, s.users == 'All').size() == 0 || (self.filter(s, s.users == 'All').size() == 1 && self[size(self) - 1].users == 'All')")
             .message("only the last stage may have users: All"),
-        validation = kube::core::Rule::new("self.filter(s, string(s.users).matches('^[0-9]+$')).map(s, int(string(s.users))).isSorted() && self.filter(s, string(s.users).matches('^[0-9]+$')).all(a, self.filter(b, string(b.users) == string(a.users)).size() == 1)")
+        // No string() conversions here: the apiserver's cost estimator treats them as unbounded.
+        validation = kube::core::Rule::new("self.filter(s, s.users != 'All').map(s, int(s.users)).isSorted() && self.filter(s, s.users != 'All').all(a, self.filter(b, b.users == a.users).size() == 1)")
             .message("stage users must strictly increase from one stage to the next (e.g. 100, 500, 1500, All)"),
     )]
     pub stages: Vec<Stage>,

@@ -197,9 +197,8 @@ pub struct RdsResizePolicy {
     pub db_instance_identifier: String,
     /// Instance classes from smallest to largest; the current class is one of them. Liftoff only
     /// ever recommends the next rung, never skips one.
-    #[schemars(length(min = 2, max = 16))]
-    #[x_kube(validation = kube::core::Rule::new("self.all(a, self.exists_one(b, b == a))")
-        .message("classLadder must not list an instance class twice"))]
+    /// Each class may appear only once.
+    #[schemars(length(min = 2, max = 16), inner(length(min = 1, max = 64)), extend("x-kubernetes-list-type" = "set"))]
     pub class_ladder: Vec<String>,
     /// Optional AWS Controllers for Kubernetes `DBInstance` (rds.services.k8s.aws) in the policy's
     /// namespace; with `approval: Automatic` Liftoff patches its `spec.dbInstanceClass`.

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The Liftoff demo: a local control plane (real etcd + kube-apiserver), the CRD installed, the
+# operator running, the example launch applied, and `kubectl get lp` on screen.
+# Ctrl-C stops everything this script started. `--once` prints the result and exits (used by CI).
+source "$(dirname "$0")/lib.sh"
+cd "$(dirname "$0")/.."
+ONCE=false
+[[ "${1:-}" == "--once" ]] && ONCE=true
+
+step "Control plane binaries (kube-apiserver, etcd, kubectl)"
+eval "$(scripts/build-control-plane.sh)"
+step "Building Liftoff"
+cargo build --quiet --bins --workspace
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  trap - EXIT INT TERM
+  step "Stopping the demo"
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+step "Starting etcd + kube-apiserver and installing crds/"
+export KUBECONFIG="$WORK/kubeconfig"
+target/debug/liftoff-testenv up --kubeconfig-out "$KUBECONFIG" --crds crds >"$WORK/testenv.out" 2>"$WORK/testenv.log" &
+PIDS+=($!)
+for _ in $(seq 1 120); do grep -q '^READY' "$WORK/testenv.out" 2>/dev/null && break; sleep 0.5; done
+grep -q '^READY' "$WORK/testenv.out" || { cat "$WORK/testenv.log"; die "the control plane did not start"; }
+note "$(cat "$WORK/testenv.out")  (KUBECONFIG=$KUBECONFIG)"
+kubectl() { "$LIFTOFF_KUBECTL" "$@"; }
+
+step "Starting the operator (logs: $WORK/liftoff.log)"
+target/debug/liftoff run --log-format=text --metrics-addr=127.0.0.1:0 >"$WORK/liftoff.log" 2>&1 &
+PIDS+=($!)
+
+step "Creating the workloads and Secrets the example refers to"
+kubectl create namespace emr >/dev/null
+kubectl apply -f examples/demo-workloads.yaml
+
+step "Applying examples/emr-platform.yaml"
+kubectl apply -f examples/emr-platform.yaml
+for _ in $(seq 1 60); do
+  [[ "$(kubectl get lp emr-platform -n emr -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]] && break
+  sleep 0.5
+done
+
+step "kubectl get lp -n emr"
+kubectl get lp -n emr -o wide
+kubectl get lp emr-platform -n emr -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -q True \
+  || { tail -20 "$WORK/liftoff.log"; die "the example policy did not become Ready"; }
+
+if ! $ONCE; then
+  step "Watching (Ctrl-C stops the operator and the control plane)"
+  note "try: KUBECONFIG=$KUBECONFIG $LIFTOFF_KUBECTL describe lp -n emr emr-platform"
+  kubectl get lp -n emr --watch
+fi

@@ -1,0 +1,132 @@
+//! Computing and writing status: server-side apply with one field manager, and no write at all
+//! when nothing changed.
+
+use k8s_openapi::jiff::Timestamp;
+use kube::{
+    Api, ResourceExt,
+    api::{Patch, PatchParams},
+};
+use serde_json::json;
+
+use super::references::Problem;
+use crate::{
+    FIELD_MANAGER,
+    conditions::{self, Desired},
+    crd::{LaunchPolicy, LaunchPolicyStatus},
+};
+
+/// Condition type: the spec is usable (every reference resolves).
+pub const READY: &str = "Ready";
+
+/// The `Ready` condition for a set of reference problems.
+pub fn ready_condition(problems: &[Problem], suspended: bool) -> Desired {
+    match problems {
+        [] if suspended => Desired::new(
+            READY,
+            true,
+            "Suspended",
+            "all references resolve; spec.suspend is true, so Liftoff observes and takes no action",
+        ),
+        [] => Desired::new(READY, true, "Ready", "all references resolve"),
+        [first, rest @ ..] => {
+            let mut message = first.message.clone();
+            if !rest.is_empty() {
+                message.push_str(&format!(" (and {} more problem(s): ", rest.len()));
+                message.push_str(
+                    &rest
+                        .iter()
+                        .map(|p| p.message.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                );
+                message.push(')');
+            }
+            Desired::new(READY, false, first.reason, message)
+        }
+    }
+}
+
+/// The status Liftoff wants, built from the previous one so untouched parts and timestamps carry over.
+pub fn desired(
+    policy: &LaunchPolicy,
+    conditions_wanted: &[Desired],
+    now: Timestamp,
+) -> LaunchPolicyStatus {
+    let previous = policy.status.clone().unwrap_or_default();
+    LaunchPolicyStatus {
+        observed_generation: policy.metadata.generation,
+        conditions: conditions::merge(
+            &previous.conditions,
+            conditions_wanted,
+            policy.metadata.generation,
+            now,
+        ),
+        ..previous
+    }
+}
+
+/// Writes `status` unless it equals what the object already has. Returns whether it wrote.
+pub async fn write_if_changed(
+    api: &Api<LaunchPolicy>,
+    policy: &LaunchPolicy,
+    status: &LaunchPolicyStatus,
+) -> kube::Result<bool> {
+    if policy.status.as_ref() == Some(status) {
+        return Ok(false);
+    }
+    let patch = json!({
+        "apiVersion": "liftoff.dev/v1alpha1",
+        "kind": "LaunchPolicy",
+        "status": status,
+    });
+    api.patch_status(
+        &policy.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(reason: &'static str, message: &str) -> Problem {
+        Problem {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn ready_names_the_first_problem_and_counts_the_rest() {
+        let c = ready_condition(
+            &[
+                problem("TargetNotFound", "a"),
+                problem("SecretNotFound", "b"),
+            ],
+            false,
+        );
+        assert!(!c.status);
+        assert_eq!(c.reason, "TargetNotFound");
+        assert_eq!(c.message, "a (and 1 more problem(s): b)");
+    }
+
+    #[test]
+    fn no_problems_is_ready() {
+        assert!(ready_condition(&[], false).status);
+        assert_eq!(ready_condition(&[], true).reason, "Suspended");
+    }
+
+    #[test]
+    fn recomputing_an_unchanged_policy_yields_the_stored_status() {
+        let mut policy = LaunchPolicy::new("p", serde_json::from_value(json!({})).unwrap());
+        policy.metadata.generation = Some(4);
+        let wanted = [ready_condition(&[], false)];
+        let first = desired(&policy, &wanted, Timestamp::from_second(10).unwrap());
+        policy.status = Some(first.clone());
+        let again = desired(&policy, &wanted, Timestamp::from_second(99).unwrap());
+        assert_eq!(again, first, "a resync must not produce a different status");
+    }
+}

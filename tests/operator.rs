@@ -1,0 +1,321 @@
+//! The operator skeleton against a real kube-apiserver + etcd: readiness, reference checks,
+//! no-op resyncs, deletion, logs and shutdown.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Event};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+};
+use liftoff::crd::LaunchPolicy;
+use serde_json::json;
+use support::{Operator, control_plane, eventually, kubectl, repo_path};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn deployment(name: &str) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                         "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]}}
+        }
+    }))
+    .unwrap()
+}
+
+fn cpu_policy(name: &str, target: &str) -> LaunchPolicy {
+    serde_json::from_value(json!({
+        "apiVersion": "liftoff.dev/v1alpha1", "kind": "LaunchPolicy",
+        "metadata": {"name": name},
+        "spec": {"scaling": {"triggers": [{
+            "name": "api-cpu", "cpu": {},
+            "scaleTargetRef": {"kind": "Deployment", "name": target},
+            "replicas": {"min": 2, "max": 10}
+        }]}}
+    }))
+    .unwrap()
+}
+
+/// `(status, reason, message)` of the Ready condition, once there is one.
+async fn ready(api: &Api<LaunchPolicy>, name: &str) -> Option<(String, String, String)> {
+    let p = api.get_opt(name).await.ok()??;
+    let c = p
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")?;
+    Some((c.status, c.reason, c.message))
+}
+
+async fn ready_is(api: &Api<LaunchPolicy>, name: &str, status: &str) -> (String, String, String) {
+    eventually(WAIT, &format!("{name} Ready={status}"), || async {
+        ready(api, name).await.filter(|(s, _, _)| s == status)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn example_policy_applied_with_kubectl_becomes_ready_and_reads_well() {
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    kubectl(&cp, &["create", "namespace", "emr"], None).await;
+    let setup = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: emr}
+spec:
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec: {containers: [{name: api, image: registry.example/api:1}]}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: redis, namespace: emr}
+spec:
+  serviceName: redis
+  selector: {matchLabels: {app: redis}}
+  template:
+    metadata: {labels: {app: redis}}
+    spec: {containers: [{name: redis, image: registry.example/redis:7}]}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: redis, namespace: emr}
+stringData: {url: "redis://redis.emr.svc:6379"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: war-room, namespace: emr}
+stringData: {url: "https://hooks.example/secret-token"}
+"#;
+    let (ok, _, err) = kubectl(&cp, &["apply", "-f", "-"], Some(setup)).await;
+    assert!(ok, "{err}");
+    let op = Operator::start(&cp, &["--log-format=json"]).await;
+
+    let example = repo_path("examples/emr-platform.yaml");
+    let (ok, _, err) = kubectl(&cp, &["apply", "-f", example.to_str().unwrap()], None).await;
+    assert!(
+        ok,
+        "the example must be valid against the real apiserver: {err}"
+    );
+
+    let api: Api<LaunchPolicy> = Api::namespaced(client.clone(), "emr");
+    let (_, reason, _) = ready_is(&api, "emr-platform", "True").await;
+    assert_eq!(reason, "Ready");
+    let policy = api.get("emr-platform").await.unwrap();
+    let status = policy.status.unwrap();
+    assert_eq!(status.observed_generation, policy.metadata.generation);
+
+    let (_, table, _) = kubectl(&cp, &["get", "lp", "-n", "emr"], None).await;
+    let header: Vec<_> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "STAGE", "USERS", "PHASE", "READY", "REASON", "AGE"]
+    );
+    assert!(
+        table.contains("emr-platform") && table.contains("True"),
+        "{table}"
+    );
+
+    let (ok, explain, err) = kubectl(
+        &cp,
+        &["explain", "launchpolicy.spec.scaling.triggers"],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(explain.contains("exactly one metric kind"), "{explain}");
+
+    // Every log line the reconciler writes carries the policy's namespace and name, as JSON.
+    let logs = op.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("status updated"))
+        .unwrap_or_else(|| panic!("no status log line in:\n{logs}"));
+    let line: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
+    assert_eq!(line["span"]["namespace"], "emr");
+    assert_eq!(line["span"]["policy"], "emr-platform");
+    assert!(
+        !logs.contains("secret-token"),
+        "a Secret's value leaked into the logs"
+    );
+}
+
+#[tokio::test]
+async fn missing_deployment_is_reported_then_ready_once_it_is_created() {
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("missing").await.unwrap();
+    // A long retry proves the Deployment watch, not a periodic retry, flips the condition.
+    let _op = Operator::start(&cp, &["--log-format=text", "--retry=10m"]).await;
+    let api: Api<LaunchPolicy> = Api::namespaced(client.clone(), &ns);
+    api.create(&PostParams::default(), &cpu_policy("launch", "api"))
+        .await
+        .unwrap();
+
+    let (_, reason, message) = ready_is(&api, "launch", "False").await;
+    assert_eq!(reason, "TargetNotFound");
+    assert!(
+        message.contains("spec.scaling.triggers[0].scaleTargetRef: Deployment api not found"),
+        "{message}"
+    );
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    eventually(WAIT, "a TargetNotFound Warning event", || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items
+            .iter()
+            .find(|e| {
+                e.reason.as_deref() == Some("TargetNotFound")
+                    && e.type_.as_deref() == Some("Warning")
+            })
+            .map(|_| ())
+    })
+    .await;
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    deployments
+        .create(&PostParams::default(), &deployment("api"))
+        .await
+        .unwrap();
+    let (_, reason, _) = ready_is(&api, "launch", "True").await;
+    assert_eq!(reason, "Ready");
+}
+
+#[tokio::test]
+async fn a_resync_without_changes_writes_no_status() {
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("noop").await.unwrap();
+    let op = Operator::start(&cp, &["--log-format=text"]).await;
+    Api::<Deployment>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &deployment("api"))
+        .await
+        .unwrap();
+    let api: Api<LaunchPolicy> = Api::namespaced(client.clone(), &ns);
+    api.create(&PostParams::default(), &cpu_policy("launch", "api"))
+        .await
+        .unwrap();
+    ready_is(&api, "launch", "True").await;
+
+    // Let the reconcile triggered by our own status write settle.
+    let writes = eventually(WAIT, "status writes to settle", || async {
+        let before = op.metric("liftoff_status_writes_total").await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        (op.metric("liftoff_status_writes_total").await == before).then_some(before)
+    })
+    .await;
+    let reconciles = op.metric("liftoff_reconciles_total").await;
+
+    // An annotation change triggers a reconcile but changes nothing Liftoff decides.
+    let touched = api
+        .patch(
+            "launch",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"example.com/touched": "1"}}})),
+        )
+        .await
+        .unwrap();
+    eventually(WAIT, "a reconcile after the annotation", || async {
+        (op.metric("liftoff_reconciles_total").await > reconciles).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        op.metric("liftoff_status_writes_total").await,
+        writes,
+        "no status write expected"
+    );
+    let after = api.get("launch").await.unwrap();
+    assert_eq!(
+        after.resource_version(),
+        touched.resource_version(),
+        "the object must not change"
+    );
+}
+
+#[tokio::test]
+async fn invalid_policies_are_rejected_by_the_apiserver_naming_the_field() {
+    let cp = control_plane().await;
+    let ns = cp.create_namespace("invalid").await.unwrap();
+    let fixtures =
+        std::fs::read_to_string(repo_path("tests/fixtures/invalid-policies.yaml")).unwrap();
+    let mut checked = 0;
+    for doc in serde_yaml::Deserializer::from_str(&fixtures) {
+        let value = <serde_yaml::Value as serde::Deserialize>::deserialize(doc).unwrap();
+        let annotations = &value["metadata"]["annotations"];
+        let name = value["metadata"]["name"].as_str().unwrap().to_string();
+        let expect = annotations["test.liftoff.dev/expect"].as_str().unwrap();
+        let field = annotations["test.liftoff.dev/field"].as_str().unwrap();
+        let text = serde_yaml::to_string(&value).unwrap();
+        let (ok, _, err) = kubectl(&cp, &["create", "-n", &ns, "-f", "-"], Some(&text)).await;
+        assert!(!ok, "{name}: the apiserver accepted an invalid policy");
+        assert!(
+            err.contains(expect),
+            "{name}: message should contain {expect:?}, got: {err}"
+        );
+        assert!(
+            err.contains(field),
+            "{name}: message should name {field}, got: {err}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 12, "only {checked} invalid policies checked");
+    let (_, out, _) = kubectl(&cp, &["get", "lp", "-n", &ns, "-o", "name"], None).await;
+    assert_eq!(out.trim(), "", "nothing invalid was stored");
+}
+
+#[tokio::test]
+async fn deleting_a_policy_leaves_nothing_behind_and_sigterm_stops_the_operator() {
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("delete").await.unwrap();
+    let op = Operator::start(&cp, &["--log-format=text"]).await;
+    let api: Api<LaunchPolicy> = Api::namespaced(client.clone(), &ns);
+    api.create(&PostParams::default(), &cpu_policy("launch", "api"))
+        .await
+        .unwrap();
+    ready_is(&api, "launch", "False").await;
+
+    api.delete("launch", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(WAIT, "the policy to be gone", || async {
+        api.get_opt("launch")
+            .await
+            .ok()
+            .filter(|p| p.is_none())
+            .map(|_| ())
+    })
+    .await;
+    let (_, left, _) = kubectl(
+        &cp,
+        &[
+            "get",
+            "configmaps,deployments,statefulsets,secrets,launchpolicies",
+            "-n",
+            &ns,
+            "-o",
+            "name",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(left.trim(), "", "objects left behind: {left}");
+    // The operator keeps running happily after the deletion.
+    let errors = op.metrics().await;
+    assert!(
+        !errors.contains("liftoff_reconcile_errors_total{"),
+        "{errors}"
+    );
+
+    let status = op.terminate(Duration::from_secs(10)).await;
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}

@@ -1,0 +1,173 @@
+//! Helpers shared by the integration tests: the real `liftoff` binary as a child process,
+//! bounded polling, and tiny HTTP/kubectl conveniences.
+#![allow(dead_code)]
+
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use liftoff_testenv::ControlPlane;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    process::{Child, Command},
+};
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// A control plane with Liftoff's CRDs installed.
+pub async fn control_plane() -> ControlPlane {
+    let cp = ControlPlane::start().await.expect("control plane starts");
+    cp.apply_crds(&repo_path("crds"))
+        .await
+        .expect("CRDs install");
+    cp
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The `liftoff run` binary, started against a control plane. Killed on drop.
+pub struct Operator {
+    child: Child,
+    pub metrics_port: u16,
+    pub log_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Operator {
+    pub async fn start(cp: &ControlPlane, extra: &[&str]) -> Operator {
+        let dir = tempfile::tempdir().unwrap();
+        let log_path = dir.path().join("liftoff.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let metrics_port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_liftoff"))
+            .arg("run")
+            .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
+            .args(extra)
+            .env("KUBECONFIG", cp.kubeconfig_path())
+            .env("RUST_LOG", "info,liftoff=debug")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("liftoff binary starts");
+        let op = Operator {
+            child,
+            metrics_port,
+            log_path,
+            _dir: dir,
+        };
+        let port = op.metrics_port;
+        eventually(Duration::from_secs(30), "operator /readyz", || async move {
+            http_get(port, "/readyz")
+                .await
+                .filter(|(code, _)| *code == 200)
+        })
+        .await;
+        op
+    }
+
+    pub async fn metrics(&self) -> String {
+        http_get(self.metrics_port, "/metrics")
+            .await
+            .expect("metrics served")
+            .1
+    }
+
+    /// The value of an unlabelled counter or gauge.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("metric {name} not found"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub async fn terminate(mut self, timeout: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running") as i32;
+        // SAFETY: kill(2) on our own, still-running child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .expect("operator exits after SIGTERM")
+            .unwrap()
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A minimal HTTP/1.0 GET on loopback: `(status, body)`, or `None` when nothing answers.
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.ok()?;
+    let mut buf = String::new();
+    stream.read_to_string(&mut buf).await.ok()?;
+    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((code, body))
+}
+
+/// Runs kubectl with stdin; returns (success, stdout, stderr).
+pub async fn kubectl(
+    cp: &ControlPlane,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    let mut cmd = cp.kubectl();
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("kubectl runs");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
