@@ -3,6 +3,8 @@
 //!
 //! One function per trigger kind:
 //! - [`decide_partitions`]: Kafka consumer lag → a higher partition count, never lower, capped;
+//! - [`decide_rds_resize`]: database connections → the next instance class on the ladder;
+//! - [`decide_redis_step`]: Redis memory → one more StatefulSet replica, or a signal only;
 //!
 //! Rules every decision follows:
 //! - An unknown sample ([`Sample::Unknown`]) or an invalid input never leads to an action, in
@@ -16,6 +18,8 @@
 mod cooldown;
 mod decision;
 mod partitions;
+mod rds;
+mod redis;
 mod sample;
 
 #[cfg(test)]
@@ -28,4 +32,6 @@ pub use cooldown::{
 };
 pub use decision::{Decision, ReplicaChange};
 pub use partitions::{PartitionChange, PartitionInput, decide_partitions, partitions_for_lag};
+pub use rds::{ClassChange, RdsAction, RdsInput, Rung, decide_rds_resize, next_rung};
+pub use redis::{RedisAction, RedisInput, RedisTarget, decide_redis_step};
 pub use sample::Sample;

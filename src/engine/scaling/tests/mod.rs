@@ -1,6 +1,8 @@
 //! Tests of the scaling engine, on a fixed clock: `at(s)` is `s` seconds after a fixed instant.
 
 mod partitions;
+mod rds;
+mod redis;
 
 use super::*;
 use crate::crd::Duration;
