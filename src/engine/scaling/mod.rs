@@ -2,6 +2,8 @@
 //! a [`Decision`] and the reason for it out. Pure: no client, no I/O, no wall clock.
 //!
 //! One function per trigger kind:
+//! - [`decide_replicas`]: CPU utilisation → replicas, with the HorizontalPodAutoscaler's maths
+//!   (ratio, tolerance, stabilization windows, Pods/Percent rate policies, min/max);
 //! - [`decide_partitions`]: Kafka consumer lag → a higher partition count, never lower, capped;
 //! - [`decide_rds_resize`]: database connections → the next instance class on the ladder;
 //! - [`decide_redis_step`]: Redis memory → one more StatefulSet replica, or a signal only;
@@ -15,8 +17,11 @@
 //!   durations. An instant `at` lies within a window `w` when `now - w < at`, and a cooldown
 //!   `c` after `last` has elapsed when `now >= last + c`.
 
+mod behavior;
 mod cooldown;
+mod cpu;
 mod decision;
+mod history;
 mod partitions;
 mod rds;
 mod redis;
@@ -27,10 +32,13 @@ mod tests;
 
 pub use k8s_openapi::jiff::Timestamp;
 
+pub use behavior::{DEFAULT_POLICY_PERIOD, DEFAULT_SCALE_DOWN_STABILIZATION};
 pub use cooldown::{
     DATABASE_CONNECTIONS_COOLDOWN, KAFKA_LAG_COOLDOWN, REDIS_MEMORY_COOLDOWN, next_eligible_at,
 };
+pub use cpu::{CpuInput, TOLERANCE, decide_replicas, recommend_replicas};
 pub use decision::{Decision, ReplicaChange};
+pub use history::{MAX_HISTORY_ENTRIES, Recommendation, ScaleEvent, ScalingHistory};
 pub use partitions::{PartitionChange, PartitionInput, decide_partitions, partitions_for_lag};
 pub use rds::{ClassChange, RdsAction, RdsInput, Rung, decide_rds_resize, next_rung};
 pub use redis::{RedisAction, RedisInput, RedisTarget, decide_redis_step};
