@@ -7,6 +7,7 @@
 //! - [`decide_partitions`]: Kafka consumer lag → a higher partition count, never lower, capped;
 //! - [`decide_rds_resize`]: database connections → the next instance class on the ladder;
 //! - [`decide_redis_step`]: Redis memory → one more StatefulSet replica, or a signal only;
+//! - [`is_active`] and [`threshold`]: whether a trigger is beyond its threshold, for status.
 //!
 //! Rules every decision follows:
 //! - An unknown sample ([`Sample::Unknown`]) or an invalid input never leads to an action, in
@@ -17,6 +18,7 @@
 //!   durations. An instant `at` lies within a window `w` when `now - w < at`, and a cooldown
 //!   `c` after `last` has elapsed when `now >= last + c`.
 
+mod active;
 mod behavior;
 mod cooldown;
 mod cpu;
@@ -32,6 +34,7 @@ mod tests;
 
 pub use k8s_openapi::jiff::Timestamp;
 
+pub use active::{is_active, threshold};
 pub use behavior::{DEFAULT_POLICY_PERIOD, DEFAULT_SCALE_DOWN_STABILIZATION};
 pub use cooldown::{
     DATABASE_CONNECTIONS_COOLDOWN, KAFKA_LAG_COOLDOWN, REDIS_MEMORY_COOLDOWN, next_eligible_at,

@@ -1,11 +1,15 @@
 //! Tests of the scaling engine, on a fixed clock: `at(s)` is `s` seconds after a fixed instant.
 
+mod active;
 mod cpu;
 mod cpu_behavior;
 mod partitions;
+mod properties;
 mod rds;
 mod redis;
 mod stabilization;
+
+use std::time::Duration as StdDuration;
 
 use super::*;
 use crate::crd::{
@@ -19,6 +23,10 @@ const ORIGIN: i64 = 1_740_787_200;
 /// `secs` seconds after the test origin.
 fn at(secs: i64) -> Timestamp {
     Timestamp::from_second(ORIGIN + secs).unwrap()
+}
+
+fn secs(s: u64) -> StdDuration {
+    StdDuration::from_secs(s)
 }
 
 fn dur(s: u64) -> Duration {
