@@ -1,1 +1,0 @@
-//! The scaling engine (see issue 4).

@@ -1,0 +1,79 @@
+//! Whether a trigger is beyond its threshold, for status.
+
+use serde_json::json;
+
+use super::*;
+use crate::crd::Trigger;
+
+fn trigger(kind: serde_json::Value) -> Trigger {
+    let mut object = json!({"name": "t"});
+    object
+        .as_object_mut()
+        .unwrap()
+        .extend(kind.as_object().unwrap().clone());
+    serde_json::from_value(object).unwrap()
+}
+
+#[test]
+fn a_trigger_is_active_beyond_its_threshold_and_never_when_unknown() {
+    let cpu = trigger(json!({"cpu": {"utilization": 70}}));
+    let kafka = trigger(json!({"kafkaLag": {
+        "bootstrapServers": "kafka:9092", "topic": "t", "consumerGroup": "g", "threshold": 50000
+    }}));
+    let db = trigger(json!({"databaseConnections": {"query": "q", "threshold": 700}}));
+    let redis = trigger(json!({"redisMemory": {"query": "q", "threshold": 80}}));
+    let none = trigger(json!({}));
+    let cases = [
+        ("cpu within the tolerance", &cpu, Sample::Value(77.0), false),
+        ("cpu beyond the tolerance", &cpu, Sample::Value(78.0), true),
+        ("cpu below the target", &cpu, Sample::Value(20.0), false),
+        ("cpu unknown", &cpu, unknown(), false),
+        (
+            "lag at the threshold",
+            &kafka,
+            Sample::Value(50_000.0),
+            false,
+        ),
+        (
+            "lag above the threshold",
+            &kafka,
+            Sample::Value(50_001.0),
+            true,
+        ),
+        ("lag unknown", &kafka, unknown(), false),
+        (
+            "connections above the threshold",
+            &db,
+            Sample::Value(701.0),
+            true,
+        ),
+        ("connections NaN", &db, Sample::Value(f64::NAN), false),
+        (
+            "memory above the threshold",
+            &redis,
+            Sample::Value(80.5),
+            true,
+        ),
+        (
+            "memory at the threshold",
+            &redis,
+            Sample::Value(80.0),
+            false,
+        ),
+        ("no metric kind", &none, Sample::Value(1e9), false),
+    ];
+    for (name, trigger, sample, active) in cases {
+        assert_eq!(is_active(trigger, &sample), active, "{name}");
+    }
+}
+
+#[test]
+fn the_threshold_is_in_the_unit_of_the_sample() {
+    let cpu = trigger(json!({"cpu": {}}));
+    assert_eq!(threshold(&cpu), Some(70.0), "default utilization");
+    let db = trigger(json!({"databaseConnections": {"query": "q"}}));
+    assert_eq!(threshold(&db), Some(700.0), "default threshold");
+    let redis = trigger(json!({"redisMemory": {"query": "q", "threshold": 85}}));
+    assert_eq!(threshold(&redis), Some(85.0));
+    assert_eq!(threshold(&trigger(json!({}))), None);
+}
