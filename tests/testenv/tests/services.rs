@@ -1,0 +1,117 @@
+//! Each trigger source started for real, used for real, stopped, and gone afterwards
+//! (needs scripts/install-test-deps.sh). Start-up times and RSS are printed (`--nocapture`).
+
+use std::time::{Duration, Instant};
+
+use liftoff_testenv::{MetricsExporter, Prometheus};
+
+/// Resident memory of the processes in `pids`, in MiB (from /proc/<pid>/status).
+fn rss_mib(pids: &[u32]) -> f64 {
+    let kib: u64 = pids
+        .iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .filter_map(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .sum();
+    kib as f64 / 1024.0
+}
+
+/// Live processes whose `/proc/<pid>/stat` field `field` (after the command name: 0 state,
+/// 1 ppid, 2 pgrp) is `value`.
+fn processes_where(field: usize, value: u32) -> Vec<u32> {
+    let entries = std::fs::read_dir("/proc").expect("reading /proc");
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+            after.split_whitespace().nth(field) == Some(&value.to_string())
+        })
+        .collect()
+}
+
+/// The server's process group (the harness makes each server a group leader).
+fn group_members(pgid: u32) -> Vec<u32> {
+    processes_where(2, pgid)
+}
+
+fn alive(pid: u32) -> bool {
+    // kill(pid, 0) fails with ESRCH once the process is gone and reaped.
+    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+}
+
+/// The server process (and anything it forked into its group) no longer exists, and nothing
+/// accepts connections on its port.
+fn assert_gone(what: &str, pid: u32, port: u16) {
+    assert!(!alive(pid), "{what} pid {pid} still exists");
+    let members = group_members(pid);
+    assert!(
+        members.is_empty(),
+        "{what} left processes behind: {members:?}"
+    );
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let refused = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err();
+    assert!(refused, "{what} port {port} still accepts connections");
+}
+
+#[tokio::test]
+async fn prometheus_scrapes_exporter_across_a_restart() -> anyhow::Result<()> {
+    let exporter = MetricsExporter::start().await?;
+    exporter.set("app_cpu_utilization", &[("pod", "web-0")], 85.0);
+
+    let started = Instant::now();
+    let mut prom = Prometheus::start(&[exporter.target()], Duration::from_secs(1)).await?;
+    let ready = started.elapsed();
+    let query = r#"app_cpu_utilization{pod="web-0"}"#;
+    let samples = prom.wait_for_query(query).await?;
+    eprintln!(
+        "prometheus: ready after {ready:?}, first sample after {:?}, RSS {:.0} MiB",
+        started.elapsed(),
+        rss_mib(&[prom.pid().unwrap()])
+    );
+    assert_eq!(samples.len(), 1, "{samples:?}");
+    assert_eq!(samples[0].value, 85.0);
+    assert_eq!(samples[0].labels["job"], "liftoff-test");
+    assert!(exporter.scrapes() >= 1);
+
+    // A value the test changes at run time reaches Prometheus on a later scrape.
+    exporter.set("app_cpu_utilization", &[("pod", "web-0")], 42.5);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while prom.query(query).await?.first().map(|s| s.value) != Some(42.5) {
+        assert!(Instant::now() < deadline, "42.5 never showed up");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // An outage: queries fail while it is down; it comes back on the same port with its data.
+    let (port, old_pid) = (prom.port(), prom.pid().unwrap());
+    prom.stop().await;
+    assert_gone("stopped prometheus", old_pid, port);
+    assert!(
+        prom.query(query).await.is_err(),
+        "query worked while stopped"
+    );
+    let restarting = Instant::now();
+    prom.restart().await?;
+    eprintln!("prometheus: restart took {:?}", restarting.elapsed());
+    assert_eq!(prom.port(), port);
+    let history = prom
+        .wait_for_query(&format!("max_over_time({query}[10m])"))
+        .await?;
+    assert_eq!(
+        history[0].value, 85.0,
+        "data from before the restart is kept"
+    );
+    prom.wait_for_query(query).await?;
+    assert!(
+        prom.query("sum(").await.is_err(),
+        "a PromQL syntax error is an error"
+    );
+
+    let pid = prom.pid().unwrap();
+    drop(prom);
+    assert_gone("prometheus", pid, port);
+    Ok(())
+}
