@@ -25,6 +25,7 @@ mod crds;
 mod exporter;
 mod process;
 mod prometheus;
+mod redis;
 mod start;
 mod svc;
 
@@ -41,6 +42,7 @@ pub use binaries::{Binaries, cache_dir, pinned_version};
 pub use exporter::MetricsExporter;
 use process::Proc;
 pub use prometheus::{Prometheus, Sample};
+pub use redis::{Redis, Reply};
 use start::Ports;
 
 /// Bound on one start attempt (both servers healthy and `default` namespace present).

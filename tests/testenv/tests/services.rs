@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use liftoff_testenv::{MetricsExporter, Prometheus};
+use liftoff_testenv::{MetricsExporter, Prometheus, Redis, Reply};
 
 /// Resident memory of the processes in `pids`, in MiB (from /proc/<pid>/status).
 fn rss_mib(pids: &[u32]) -> f64 {
@@ -113,5 +113,38 @@ async fn prometheus_scrapes_exporter_across_a_restart() -> anyhow::Result<()> {
     let pid = prom.pid().unwrap();
     drop(prom);
     assert_gone("prometheus", pid, port);
+    Ok(())
+}
+
+#[tokio::test]
+async fn redis_runs_with_the_requested_maxmemory() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let redis = Redis::start("2mb").await?;
+    let pid = redis.pid().unwrap();
+    eprintln!(
+        "redis: ready after {:?}, RSS {:.0} MiB",
+        started.elapsed(),
+        rss_mib(&[pid])
+    );
+    assert_eq!(redis.url(), format!("redis://127.0.0.1:{}", redis.port()));
+
+    let info = redis.command(&["INFO", "memory"]).await?;
+    let info = info.as_text().expect("INFO replies with a bulk string");
+    assert!(
+        info.lines().any(|l| l.trim() == "maxmemory:2097152"),
+        "INFO memory: {info}"
+    );
+    assert_eq!(
+        redis.command(&["SET", "k", "v"]).await?,
+        Reply::Simple("OK".into())
+    );
+    assert_eq!(
+        redis.command(&["GET", "k"]).await?,
+        Reply::Bulk(Some(b"v".to_vec()))
+    );
+
+    let port = redis.port();
+    redis.stop().await;
+    assert_gone("redis", pid, port);
     Ok(())
 }
