@@ -23,6 +23,7 @@ mod binaries;
 mod certs;
 mod crds;
 mod exporter;
+mod postgres;
 mod process;
 mod prometheus;
 mod redis;
@@ -40,6 +41,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub use binaries::{Binaries, cache_dir, pinned_version};
 pub use exporter::MetricsExporter;
+pub use postgres::{PgSession, Postgres};
 use process::Proc;
 pub use prometheus::{Prometheus, Sample};
 pub use redis::{Redis, Reply};

@@ -1,6 +1,7 @@
 //! Pieces shared by the service harnesses (Prometheus, Redis, PostgreSQL, Kafka): binary lookup
 //! with an install hint, free ports, temp dirs, readiness polling and a tiny HTTP/1.0 GET.
 
+use std::ffi::CString;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,6 +14,10 @@ use crate::process::Proc;
 
 /// What every "not installed" error tells the reader to do.
 pub(crate) const INSTALL_HINT: &str = "run scripts/install-test-deps.sh";
+
+/// The unprivileged system user servers run as when the tests run as root (PostgreSQL refuses
+/// root); `scripts/install-test-deps.sh` creates it.
+pub(crate) const TEST_USER: &str = "liftoff-test";
 
 /// How many times a server is started on fresh ports after "address already in use".
 pub(crate) const START_ATTEMPTS: u32 = 3;
@@ -147,6 +152,58 @@ pub(crate) fn url_encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// `Some((uid, gid))` of [`TEST_USER`] when we are root (creating the user if needed, `nobody`
+/// as a last resort) for servers that refuse to run as root; `None` when we are not root.
+pub(crate) fn unprivileged_user() -> Result<Option<(u32, u32)>> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    if let Some(ids) = lookup_user(TEST_USER) {
+        return Ok(Some(ids));
+    }
+    // Concurrent `useradd`s of one name race (both "succeed", uids change under our feet):
+    // one at a time across threads and processes, and look again once we hold the lock.
+    let lock_path = std::env::temp_dir().join("liftoff-testenv-useradd.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .and_then(|file| file.lock().map(|()| file))
+        .with_context(|| format!("locking {}", lock_path.display()))?;
+    if let Some(ids) = lookup_user(TEST_USER) {
+        return Ok(Some(ids));
+    }
+    let created = std::process::Command::new("useradd")
+        .args(["--system", "--no-create-home", "--home-dir", "/nonexistent"])
+        .args(["--shell", "/usr/sbin/nologin", TEST_USER])
+        .output();
+    drop(lock);
+    if let Some(ids) = lookup_user(TEST_USER) {
+        return Ok(Some(ids));
+    }
+    tracing::warn!("could not create user {TEST_USER} ({created:?}); running as nobody");
+    lookup_user("nobody")
+        .map(Some)
+        .with_context(|| format!("no unprivileged user to run servers as: {INSTALL_HINT}"))
+}
+
+/// (uid, gid) of `name` from the passwd database.
+fn lookup_user(name: &str) -> Option<(u32, u32)> {
+    let name = CString::new(name).ok()?;
+    // SAFETY: getpwnam_r writes into our zeroed struct and buffer, both outliving the call.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 16 * 1024];
+        let mut result = std::ptr::null_mut();
+        let rc = libc::getpwnam_r(
+            name.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        );
+        (rc == 0 && !result.is_null()).then_some((pwd.pw_uid, pwd.pw_gid))
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use liftoff_testenv::{MetricsExporter, Prometheus, Redis, Reply};
+use liftoff_testenv::{MetricsExporter, Postgres, Prometheus, Redis, Reply};
 
 /// Resident memory of the processes in `pids`, in MiB (from /proc/<pid>/status).
 fn rss_mib(pids: &[u32]) -> f64 {
@@ -36,6 +36,13 @@ fn processes_where(field: usize, value: u32) -> Vec<u32> {
 /// The server's process group (the harness makes each server a group leader).
 fn group_members(pgid: u32) -> Vec<u32> {
     processes_where(2, pgid)
+}
+
+/// The server and its direct children (PostgreSQL's backends lead groups of their own).
+fn family(pid: u32) -> Vec<u32> {
+    let mut pids = vec![pid];
+    pids.extend(processes_where(1, pid));
+    pids
 }
 
 fn alive(pid: u32) -> bool {
@@ -146,5 +153,77 @@ async fn redis_runs_with_the_requested_maxmemory() -> anyhow::Result<()> {
     let port = redis.port();
     redis.stop().await;
     assert_gone("redis", pid, port);
+    Ok(())
+}
+
+#[tokio::test]
+async fn postgres_accepts_exactly_max_connections() -> anyhow::Result<()> {
+    const MAX: u32 = 10;
+    let started = Instant::now();
+    let pg = Postgres::start_with_max_connections(MAX).await?;
+    let pid = pg.pid().unwrap();
+    eprintln!(
+        "postgres: ready after {:?} (initdb included), RSS {:.0} MiB in {} processes",
+        started.elapsed(),
+        rss_mib(&family(pid)),
+        family(pid).len()
+    );
+    assert_eq!(pg.psql("SHOW max_connections").await?.trim(), "10");
+    assert_eq!(pg.psql("SELECT current_user").await?.trim(), "postgres");
+
+    // The superuser may use every slot: MAX sessions open, the next one is refused.
+    let mut sessions = Vec::new();
+    for _ in 0..MAX {
+        sessions.push(pg.connect().await?);
+    }
+    let clients = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'";
+    let refused = pg.connect().await.err().expect("one session too many");
+    assert!(
+        format!("{refused:#}").contains("too many clients"),
+        "{refused:#}"
+    );
+    drop(sessions.pop());
+    // The freed slot is reused once its backend has exited.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let count = loop {
+        match pg.psql(clients).await {
+            Ok(out) => break out,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    assert_eq!(count.trim(), MAX.to_string(), "9 idle sessions + psql");
+
+    let port = pg.port();
+    let processes = family(pid);
+    assert!(
+        processes.len() > MAX as usize,
+        "postmaster, helpers, 9 backends: {processes:?}"
+    );
+    let stopping = Instant::now();
+    pg.stop().await;
+    eprintln!("postgres: stop took {:?}", stopping.elapsed());
+    assert_gone("postgres", pid, port);
+    let left: Vec<u32> = processes.into_iter().filter(|&p| alive(p)).collect();
+    assert!(left.is_empty(), "postgres processes left: {left:?}");
+    drop(sessions);
+    Ok(())
+}
+
+#[tokio::test]
+async fn postgres_drop_ends_the_server_and_its_backends() -> anyhow::Result<()> {
+    let pg = Postgres::start().await?;
+    assert_eq!(pg.psql("SHOW max_connections").await?.trim(), "100");
+    let _sessions = [pg.connect().await?, pg.connect().await?];
+    let (pid, port) = (pg.pid().unwrap(), pg.port());
+    let processes = family(pid);
+    let dropping = Instant::now();
+    drop(pg);
+    eprintln!("postgres: drop took {:?}", dropping.elapsed());
+    assert_gone("postgres", pid, port);
+    let left: Vec<u32> = processes.into_iter().filter(|&p| alive(p)).collect();
+    assert!(left.is_empty(), "postgres processes left: {left:?}");
     Ok(())
 }
