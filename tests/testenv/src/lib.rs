@@ -23,6 +23,7 @@ mod binaries;
 mod certs;
 mod crds;
 mod exporter;
+mod kafka;
 mod postgres;
 mod process;
 mod prometheus;
@@ -41,6 +42,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub use binaries::{Binaries, cache_dir, pinned_version};
 pub use exporter::MetricsExporter;
+pub use kafka::Kafka;
 pub use postgres::{PgSession, Postgres};
 use process::Proc;
 pub use prometheus::{Prometheus, Sample};

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use liftoff_testenv::{MetricsExporter, Postgres, Prometheus, Redis, Reply};
+use liftoff_testenv::{Kafka, MetricsExporter, Postgres, Prometheus, Redis, Reply};
 
 /// Resident memory of the processes in `pids`, in MiB (from /proc/<pid>/status).
 fn rss_mib(pids: &[u32]) -> f64 {
@@ -209,6 +209,32 @@ async fn postgres_accepts_exactly_max_connections() -> anyhow::Result<()> {
     let left: Vec<u32> = processes.into_iter().filter(|&p| alive(p)).collect();
     assert!(left.is_empty(), "postgres processes left: {left:?}");
     drop(sessions);
+    Ok(())
+}
+
+#[tokio::test]
+async fn kafka_creates_a_topic_with_three_partitions() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let kafka = Kafka::start().await?;
+    let pid = kafka.pid().unwrap();
+    eprintln!(
+        "kafka: ready after {:?} (format included), JVM RSS {:.0} MiB",
+        started.elapsed(),
+        rss_mib(&[pid])
+    );
+
+    let creating = Instant::now();
+    kafka.create_topic("orders", 3).await?;
+    eprintln!("kafka: create_topic took {:?}", creating.elapsed());
+    assert_eq!(kafka.partitions("orders").await?, 3);
+    let missing = kafka.partitions("no-such-topic").await;
+    assert!(missing.is_err(), "{missing:?}");
+
+    let port: u16 = kafka.bootstrap().rsplit(':').next().unwrap().parse()?;
+    let stopping = Instant::now();
+    kafka.stop().await;
+    eprintln!("kafka: stop took {:?}", stopping.elapsed());
+    assert_gone("kafka", pid, port);
     Ok(())
 }
 
