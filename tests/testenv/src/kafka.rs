@@ -18,6 +18,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(90);
 const STOP_GRACE: Duration = Duration::from_secs(15);
 /// Bound on one CLI tool run (a JVM start is ~2–4 s here).
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+/// JVM flags for the broker: C1 only and the serial GC halve start-up here (measured ~15 s ->
+/// ~8.5 s on a loaded 2-core machine); a test broker needs no peak throughput.
+const BROKER_JVM_FLAGS: [&str; 3] = ["-Xmx512m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"];
 /// JVM flags for the short-lived CLI tools: small heap, quick start.
 const TOOL_JVM_FLAGS: [&str; 3] = ["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"];
 
@@ -37,7 +40,8 @@ impl Kafka {
     /// Formats a fresh KRaft log dir and starts the broker on free ports; waits until it
     /// answers a Metadata request listing itself (it can then create topics).
     pub async fn start() -> Result<Kafka> {
-        let java = svc::find_binary("java", &java_home_bin())?;
+        let java_home = std::env::var_os("JAVA_HOME").map(|home| PathBuf::from(home).join("bin"));
+        let java = svc::find_binary("java", java_home.as_slice())?;
         let kafka_dir = kafka_dir();
         let libs = kafka_dir.join("libs");
         let has_jars = std::fs::read_dir(&libs).is_ok_and(|entries| {
@@ -92,7 +96,7 @@ impl Kafka {
             )
             .await?;
 
-        let mut args = kafka.jvm_args(&["-Xmx512m", "-Djava.awt.headless=true"]);
+        let mut args = kafka.jvm_args(&BROKER_JVM_FLAGS);
         args.extend(["kafka.Kafka".into(), config_arg.into()]);
         let log = kafka.dir_path.join("kafka.log");
         let proc = kafka.proc.insert(Proc::spawn("kafka", java, args, log)?);
@@ -231,12 +235,6 @@ fn kafka_dir() -> PathBuf {
             cache_dir().join(format!("kafka-{version}"))
         }
     }
-}
-
-fn java_home_bin() -> Vec<PathBuf> {
-    std::env::var_os("JAVA_HOME")
-        .map(|home| vec![PathBuf::from(home).join("bin")])
-        .unwrap_or_default()
 }
 
 /// A random cluster id as Kafka's `Uuid` prints it (22 chars of unpadded URL-safe base64 of
