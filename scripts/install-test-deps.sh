@@ -168,11 +168,13 @@ write_log4j_config() {
 # Written by scripts/install-test-deps.sh: Kafka broker and CLI tools log warnings only.
 status = error
 appender.console.type = Console
-appender.console.name = STDOUT
+appender.console.name = CONSOLE
+# stderr, so that a CLI tool's stdout (e.g. TopicCommand --describe) holds only its output.
+appender.console.target = SYSTEM_ERR
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = [%d] %p %m (%c)%n
 rootLogger.level = warn
-rootLogger.appenderRef.stdout.ref = STDOUT
+rootLogger.appenderRef.console.ref = CONSOLE
 # The broker's "started" line tells a reader of the log that start-up finished.
 logger.server.name = kafka.server.KafkaRaftServer
 logger.server.level = info
