@@ -14,12 +14,22 @@
 //! Only etcd and the apiserver run: no controller-manager or scheduler, so Deployments get no
 //! Pods and deleted namespaces stay `Terminating`. Binaries come from `scripts/build-control-plane.sh`
 //! (see [`Binaries`]). Set `LIFTOFF_KEEP_TESTENV=1` to keep the temp dir (logs, kubeconfig, certs).
+//!
+//! The trigger sources run for real too, each on free loopback ports in its own temp dir:
+//! [`Prometheus`] (scraping a [`MetricsExporter`] the test controls), [`Redis`], [`Postgres`] and
+//! [`Kafka`]. Install them with `scripts/install-test-deps.sh`.
 
 mod binaries;
 mod certs;
 mod crds;
+mod exporter;
+mod kafka;
+mod postgres;
 mod process;
+mod prometheus;
+mod redis;
 mod start;
+mod svc;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +41,12 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub use binaries::{Binaries, cache_dir, pinned_version};
+pub use exporter::MetricsExporter;
+pub use kafka::Kafka;
+pub use postgres::{PgSession, Postgres};
 use process::Proc;
+pub use prometheus::{Prometheus, Sample};
+pub use redis::{Redis, Reply};
 use start::Ports;
 
 /// Bound on one start attempt (both servers healthy and `default` namespace present).

@@ -61,10 +61,17 @@ impl Proc {
         args: Vec<OsString>,
         log: PathBuf,
     ) -> Result<Proc> {
-        let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let mut cmd = Command::new(program);
-        cmd.args(args)
-            .stdin(Stdio::null())
+        cmd.args(args);
+        Self::spawn_command(name, cmd, log)
+    }
+
+    /// Like [`Proc::spawn`] for a prepared command (environment, working dir, `uid`/`gid`…).
+    /// Its stdio, process group and parent-death signal are set here.
+    pub fn spawn_command(name: &'static str, mut cmd: Command, log: PathBuf) -> Result<Proc> {
+        let program = PathBuf::from(cmd.get_program());
+        let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        cmd.stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file)
             // Own process group: a Ctrl-C in the terminal reaches only us, and we stop the
@@ -74,6 +81,7 @@ impl Proc {
         {
             let parent = std::process::id() as libc::pid_t;
             // SAFETY: only async-signal-safe libc calls, no allocation, between fork and exec.
+            // std runs this after any setuid, which would otherwise clear the death signal.
             unsafe {
                 cmd.pre_exec(move || {
                     if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
@@ -130,15 +138,21 @@ impl Proc {
 
     /// SIGTERM, wait up to `grace`, then SIGKILL; always reaps the process.
     pub async fn terminate(&mut self, grace: Duration) {
+        self.terminate_with(libc::SIGTERM, grace).await;
+    }
+
+    /// Sends `signal` (the server's own graceful or fast shutdown), waits up to `grace`, then
+    /// SIGKILLs the process group; always reaps the process.
+    pub async fn terminate_with(&mut self, signal: libc::c_int, grace: Duration) {
         if self.exited().is_some() {
             return;
         }
         // SAFETY: plain kill(2); the pid is still ours because the child has not been reaped.
-        unsafe { libc::kill(self.pid() as libc::pid_t, libc::SIGTERM) };
+        unsafe { libc::kill(self.pid() as libc::pid_t, signal) };
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if self.exited().is_some() {
-                tracing::debug!(name = self.name, "stopped after SIGTERM");
+                tracing::debug!(name = self.name, signal, "stopped");
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -150,8 +164,31 @@ impl Proc {
         self.kill_now();
     }
 
-    /// SIGKILL and a blocking wait. Idempotent: std never signals an already-reaped child.
+    /// Blocking [`Proc::terminate_with`], for `Drop` (no runtime needed).
+    pub fn terminate_blocking(&mut self, signal: libc::c_int, grace: Duration) {
+        if self.exited().is_some() {
+            return;
+        }
+        // SAFETY: as in `terminate_with`.
+        unsafe { libc::kill(self.pid() as libc::pid_t, signal) };
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if self.exited().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill_now();
+    }
+
+    /// SIGKILL to the process group (the server and any helper it forked into the group; not
+    /// PostgreSQL's backends, which `setsid()`) and a blocking wait. Idempotent: nothing is signalled once the child is reaped.
     pub fn kill_now(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: the child is unreaped, so its pid (= its group id, see `process_group(0)`)
+            // cannot have been reused.
+            unsafe { libc::kill(-(self.pid() as libc::pid_t), libc::SIGKILL) };
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
