@@ -89,6 +89,9 @@ mod plan;
 mod state;
 mod users;
 
+#[cfg(test)]
+mod tests;
+
 pub use decision::{Decision, Event, EventKind};
 pub use inputs::{Action, Command, GateReading, Inputs};
 pub use plan::{MIN_GATE_INTERVAL, MIN_STAGE_DURATION};
