@@ -4,6 +4,7 @@
 mod commands;
 mod gates;
 mod progression;
+mod properties;
 mod restart;
 mod spec_edits;
 
