@@ -1,1 +1,0 @@
-//! The rollout state machine (see issue 5).

@@ -1,0 +1,170 @@
+//! The one sentence saying why the rollout is where it is, and when to look again.
+
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+
+use super::{
+    clock,
+    gates::{self, Health},
+    inputs::Inputs,
+    plan::{Plan, next_index},
+    state::{HoldCause, Phase, RolloutState},
+};
+
+/// Why the rollout is where it is. `now` is whole seconds.
+pub(crate) fn message(
+    plan: &Plan,
+    state: &RolloutState,
+    inputs: &Inputs,
+    now: Timestamp,
+) -> String {
+    let why = why(plan, state, inputs, now);
+    if inputs.suspended {
+        format!("suspended (spec.suspend), nothing changes: {why}")
+    } else {
+        why
+    }
+}
+
+fn why(plan: &Plan, state: &RolloutState, inputs: &Inputs, now: Timestamp) -> String {
+    let at = plan.describe(state.stage);
+    let next = plan.stage(next_index(state.stage));
+    let hold = state.hold.as_ref();
+    let detail = hold.map_or("", |h| h.detail.as_str());
+    match state.phase {
+        Phase::Pending => {
+            let first =
+                next.map_or_else(String::new, |s| format!(" {} ({} users)", s.name, s.users));
+            match gates::health(plan, state, inputs) {
+                Health::Unknown(why) => {
+                    format!("not started: {why}, so stage{first} is not entered yet")
+                }
+                _ => format!("not started; the first stage is{first}"),
+            }
+        }
+        Phase::AwaitingApproval => {
+            let next =
+                next.map_or_else(String::new, |s| format!(" {} ({} users)", s.name, s.users));
+            let index = next_index(state.stage);
+            match state.stage {
+                None => format!(
+                    "waiting for approval of stage{next} (index {index}) to start the rollout"
+                ),
+                Some(_) => format!(
+                    "waiting for approval of stage{next} (index {index}); {at} has baked with healthy gates"
+                ),
+            }
+        }
+        Phase::Baking => baking(plan, state, inputs, now, &at),
+        Phase::Paused => {
+            let held = held_users(plan, state);
+            let at = plan.name_of(state.stage);
+            match hold.map(|h| h.cause) {
+                Some(HoldCause::Gate) => {
+                    format!("paused: {detail}; holding {held} at {at}; resume, or retry the stage")
+                }
+                Some(HoldCause::SpecChange) => {
+                    format!("paused: {detail}; holding {held} at {at}; resume to continue")
+                }
+                _ => format!("{detail}; holding {held} at {at}; resume to continue"),
+            }
+        }
+        Phase::RolledBack => {
+            let from = hold
+                .and_then(|h| h.rolled_back_from.as_deref())
+                .map_or_else(String::new, |f| format!(" from stage {f}"));
+            let retry = plan
+                .stage(next_index(state.stage))
+                .map_or_else(String::new, |s| format!(", or retry stage {}", s.name));
+            let held = held_users(plan, state);
+            format!(
+                "rolled back{from} to {at}: {detail}; holding {held}; resume to continue from here{retry}"
+            )
+        }
+        Phase::Completed => format!("completed: {at} has baked with healthy gates"),
+        Phase::Aborted => {
+            let was = state
+                .stage_name
+                .as_deref()
+                .map_or_else(String::new, |s| format!(" at stage {s}"));
+            format!("{detail}{was}: nobody is admitted; retry to start over")
+        }
+    }
+}
+
+fn held_users(plan: &Plan, state: &RolloutState) -> String {
+    let stage = plan.users_at(state.stage);
+    if state.users < stage {
+        format!(
+            "{} users (the spec now says {stage}; applied on resume)",
+            state.users
+        )
+    } else {
+        format!("{} users", state.users)
+    }
+}
+
+fn baking(plan: &Plan, state: &RolloutState, inputs: &Inputs, now: Timestamp, at: &str) -> String {
+    let health = gates::health(plan, state, inputs);
+    let started = state.stage_started_at.as_ref().map(|t| t.0);
+    let until = state.bake_until.as_ref().map(|t| t.0);
+    let gate_note = match &health {
+        Health::Healthy => None,
+        Health::Unknown(why) => Some(format!("{why}, so it cannot advance")),
+        Health::NotYet(why) => Some(why.clone()),
+    };
+    match (started, until) {
+        (Some(started), Some(until)) if now < until => {
+            let left = clock::human(clock::until(now, until));
+            let total = clock::human(clock::until(started, until));
+            let mut sentence = format!("{at} baking: {left} left of {total}");
+            if let Some(note) = gate_note {
+                sentence.push_str("; ");
+                sentence.push_str(&note);
+            }
+            sentence
+        }
+        _ => match gate_note {
+            Some(note) => format!("{at} has baked; waiting for healthy gates: {note}"),
+            // Only seen between two evaluations that had nothing left to decide.
+            None => format!("{at} has baked with healthy gates"),
+        },
+    }
+}
+
+/// Time from `now` (not rounded) until the next timer: the bake deadline while baking, and the
+/// next gate evaluation while gates are evaluated. Before the first stage no gate is evaluated,
+/// but an unknown reading that keeps it from starting is looked at again after one interval.
+/// Never zero.
+pub(crate) fn requeue_after(
+    plan: &Plan,
+    state: &RolloutState,
+    inputs: &Inputs,
+    now: Timestamp,
+) -> Option<Duration> {
+    let suspended = inputs.suspended;
+    let bake = state
+        .bake_until
+        .as_ref()
+        .map(|t| t.0)
+        .filter(|until| !suspended && state.phase == Phase::Baking && *until > now);
+    let gate = gates::next_evaluation(plan, state).or_else(|| {
+        let waiting_for_data = !suspended
+            && state.phase.is_progressing()
+            && matches!(gates::health(plan, state, inputs), Health::Unknown(_));
+        waiting_for_data.then(|| clock::after(now, plan.gates.interval))
+    });
+    let next = match (bake, gate) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
+    let wait = clock::until(now, next);
+    // An evaluation that is already due but was not taken (the controller passed no readings
+    // outside the schedule) is retried in one second rather than in a hot loop.
+    Some(if wait.is_zero() {
+        Duration::from_secs(1)
+    } else {
+        wait
+    })
+}

@@ -1,0 +1,180 @@
+//! Gate checks: counting readings, judging health, spotting a tripped check, and describing it.
+
+use k8s_openapi::jiff::Timestamp;
+
+use super::{
+    clock,
+    inputs::{GateReading, Inputs},
+    plan::Plan,
+    state::{GateState, Phase, RolloutState},
+};
+use crate::crd::GateCheck;
+
+/// Whether gates are evaluated in this state: a stage is admitted and the rollout is not over.
+pub(crate) fn evaluated(state: &RolloutState) -> bool {
+    state.stage.is_some()
+        && matches!(
+            state.phase,
+            Phase::Baking | Phase::AwaitingApproval | Phase::Paused | Phase::RolledBack
+        )
+}
+
+/// When the next evaluation is due, if gates are evaluated at all.
+pub(crate) fn next_evaluation(plan: &Plan, state: &RolloutState) -> Option<Timestamp> {
+    if plan.gates.checks.is_empty() || !evaluated(state) {
+        return None;
+    }
+    let last = state.gates_checked_at.as_ref()?.0;
+    Some(clock::after(last, plan.gates.interval))
+}
+
+/// Makes `state.gates` list exactly the spec's checks, in order. A check whose bounds changed
+/// starts a fresh count: passes judged against other bounds say nothing about the new ones.
+pub(crate) fn sync(plan: &Plan, state: &mut RolloutState) {
+    let mut old = std::mem::take(&mut state.gates);
+    state.gates = plan
+        .gates
+        .checks
+        .iter()
+        .map(
+            |check| match old.iter().position(|g| g.name == check.name) {
+                Some(i) if old[i].min == check.min && old[i].max == check.max => old.swap_remove(i),
+                _ => GateState {
+                    name: check.name.clone(),
+                    min: check.min,
+                    max: check.max,
+                    ..GateState::default()
+                },
+            },
+        )
+        .collect();
+}
+
+/// Forgets every result: a new cohort starts a new window.
+pub(crate) fn reset(state: &mut RolloutState) {
+    for g in &mut state.gates {
+        *g = GateState {
+            name: std::mem::take(&mut g.name),
+            min: g.min,
+            max: g.max,
+            ..GateState::default()
+        };
+    }
+}
+
+/// Counts this evaluation's readings if an evaluation is due.
+pub(crate) fn record(plan: &Plan, state: &mut RolloutState, inputs: &Inputs, now: Timestamp) {
+    if plan.gates.checks.is_empty() || !evaluated(state) {
+        return;
+    }
+    match next_evaluation(plan, state) {
+        // A stage without a window start (gates added mid-stage): the window starts now.
+        None => {
+            state.gates_checked_at = Some(clock::time(now));
+            return;
+        }
+        Some(due) if now < due => return,
+        Some(_) => {}
+    }
+    let missing = GateReading::unknown("no reading was taken for this evaluation");
+    for (g, check) in state.gates.iter_mut().zip(plan.gates.checks) {
+        let reading = inputs.gates.get(&check.name).unwrap_or(&missing);
+        count(g, check, reading, now);
+    }
+    state.gates_checked_at = Some(clock::time(now));
+}
+
+fn count(g: &mut GateState, check: &GateCheck, reading: &GateReading, now: Timestamp) {
+    g.checked_at = Some(clock::time(now));
+    match reading {
+        GateReading::Value(v) if v.is_finite() => {
+            let pass =
+                check.min.is_none_or(|min| *v >= min) && check.max.is_none_or(|max| *v <= max);
+            g.value = Some(*v);
+            g.passing = Some(pass);
+            g.error = None;
+            if pass {
+                g.consecutive_passes = g.consecutive_passes.saturating_add(1);
+                g.consecutive_failures = 0;
+            } else {
+                g.consecutive_failures = g.consecutive_failures.saturating_add(1);
+                g.consecutive_passes = 0;
+            }
+        }
+        GateReading::Value(v) => unknown(g, format!("the query returned {v}")),
+        GateReading::Unknown { error } => unknown(g, error.clone()),
+    }
+}
+
+fn unknown(g: &mut GateState, error: String) {
+    g.value = None;
+    g.passing = None;
+    g.error = Some(error);
+}
+
+/// Whether the gates allow the current stage to end.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Health {
+    /// Every check passed its last `failureThreshold` evaluations (or there are no checks).
+    Healthy,
+    /// A check has not passed enough evaluations in a row yet; says which and how far.
+    NotYet(String),
+    /// A check's value is unknown, now or at its last evaluation; says which and why.
+    Unknown(String),
+}
+
+pub(crate) fn health(plan: &Plan, state: &RolloutState, inputs: &Inputs) -> Health {
+    // An unknown reading holds even before the first stage: no advance on missing data, ever.
+    let names = plan.gates.checks.iter().map(|c| c.name.as_str());
+    if let Some((name, error)) = inputs.unknown_gate(names) {
+        return Health::Unknown(format!("gate {name} is unknown ({error})"));
+    }
+    if state.stage.is_none() {
+        return Health::Healthy;
+    }
+    if let Some(g) = state.gates.iter().find(|g| g.error.is_some()) {
+        let error = g.error.as_deref().unwrap_or_default();
+        return Health::Unknown(format!("gate {} is unknown ({error})", g.name));
+    }
+    let needed = plan.gates.failure_threshold;
+    if let Some(g) = state.gates.iter().find(|g| g.consecutive_failures > 0) {
+        return Health::NotYet(failing(g, needed));
+    }
+    match state
+        .gates
+        .iter()
+        .find(|g| g.passing != Some(true) || g.consecutive_passes < needed)
+    {
+        Some(g) => Health::NotYet(format!(
+            "gate {} has passed {}/{needed} checks in a row",
+            g.name,
+            g.consecutive_passes.min(needed)
+        )),
+        None => Health::Healthy,
+    }
+}
+
+/// The first check that failed `failureThreshold` times in a row, with the evidence.
+pub(crate) fn tripped<'s>(plan: &Plan, state: &'s RolloutState) -> Option<(&'s GateState, String)> {
+    let threshold = plan.gates.failure_threshold;
+    state
+        .gates
+        .iter()
+        .find(|g| g.consecutive_failures >= threshold)
+        .map(|g| (g, failing(g, threshold)))
+}
+
+/// `gate p95-latency-seconds 0.62 > 0.5 (3/3 checks failed)`.
+pub(crate) fn failing(g: &GateState, threshold: u32) -> String {
+    let comparison = match (g.value, g.min, g.max) {
+        (Some(v), _, Some(max)) if v > max => format!(" {v} > {max}"),
+        (Some(v), Some(min), _) if v < min => format!(" {v} < {min}"),
+        (Some(v), _, _) => format!(" {v}"),
+        (None, _, _) => String::new(),
+    };
+    let failures = g.consecutive_failures.min(threshold);
+    format!(
+        "gate {}{comparison} ({failures}/{threshold} checks failed)",
+        g.name
+    )
+}

@@ -1,0 +1,103 @@
+//! What the controller observed for one evaluation: gate readings and people's commands.
+
+use std::collections::BTreeMap;
+
+/// One evaluation's inputs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Inputs {
+    /// `spec.suspend`: observe and report, change nothing. Commands wait until it is lifted.
+    pub suspended: bool,
+    /// Gate readings taken for this evaluation, by check name. Pass them when [`gates_due`]
+    /// says so; readings passed at other times are not counted (an `Unknown` one still holds
+    /// the rollout). When an evaluation is due, a check without a reading counts as unknown.
+    ///
+    /// [`gates_due`]: super::gates_due
+    pub gates: BTreeMap<String, GateReading>,
+    /// Commands from people, oldest first. Present the latest command of each kind on every
+    /// evaluation; each `id` is applied at most once.
+    pub commands: Vec<Command>,
+}
+
+impl Inputs {
+    /// Adds a gate reading.
+    pub fn with_gate(mut self, name: impl Into<String>, reading: GateReading) -> Self {
+        self.gates.insert(name.into(), reading);
+        self
+    }
+
+    /// Adds a command.
+    pub fn with_command(mut self, command: Command) -> Self {
+        self.commands.push(command);
+        self
+    }
+
+    /// Whether any reading for one of `names` is unknown.
+    pub(crate) fn unknown_gate<'a>(
+        &'a self,
+        mut names: impl Iterator<Item = &'a str>,
+    ) -> Option<(&'a str, &'a str)> {
+        names.find_map(|name| match self.gates.get_key_value(name) {
+            Some((name, GateReading::Unknown { error })) => Some((name.as_str(), error.as_str())),
+            _ => None,
+        })
+    }
+}
+
+/// The value of one gate check's query.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GateReading {
+    /// The query returned this value. NaN and infinities are treated as unknown.
+    Value(f64),
+    /// The value could not be read (source down, no series, several series...).
+    Unknown { error: String },
+}
+
+impl GateReading {
+    pub fn unknown(error: impl Into<String>) -> Self {
+        GateReading::Unknown {
+            error: error.into(),
+        }
+    }
+}
+
+/// A person's instruction, read from the policy (spec field or annotation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    /// Unique per issuance (e.g. the annotation value's timestamp); the same id is applied once.
+    pub id: String,
+    /// Who issued it, when the apiserver tells.
+    pub by: Option<String>,
+    pub action: Action,
+}
+
+impl Command {
+    pub fn new(id: impl Into<String>, action: Action) -> Self {
+        Command {
+            id: id.into(),
+            by: None,
+            action,
+        }
+    }
+
+    pub fn by(mut self, who: impl Into<String>) -> Self {
+        self.by = Some(who.into());
+        self
+    }
+}
+
+/// What a person asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Go for the stage with this index. Valid only for the next stage; it may be given while the
+    /// current stage is still baking and is used when that stage is entered.
+    Approve { stage: u32 },
+    /// Hold the current users.
+    Pause,
+    /// Leave `Paused`/`RolledBack` and carry on from the current stage with its bake deadline.
+    Resume,
+    /// Admit nobody and stop.
+    Abort,
+    /// `Paused`: start the current stage over. `RolledBack`: re-enter the stage that failed.
+    /// `Aborted`: start over from the first stage.
+    Retry,
+}

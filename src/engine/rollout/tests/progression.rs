@@ -1,0 +1,274 @@
+//! Stages end when baked, healthy and approved; one stage at a time; timers are exact.
+
+use std::time::Duration;
+
+use super::*;
+
+#[test]
+fn manual_first_stage_waits_for_approval_with_nobody_admitted() {
+    let mut run = Run::new(launch());
+    let d = run.step(0, &Inputs::default());
+    assert_eq!(d.state.phase, Phase::AwaitingApproval);
+    assert_eq!(d.users, Users::NONE);
+    assert_eq!(d.state.stage, None);
+    assert_eq!(kinds(&d), [EventKind::AwaitingApproval]);
+    assert!(
+        d.message
+            .contains("waiting for approval of stage internal-beta (100 users)"),
+        "{}",
+        d.message
+    );
+    assert_eq!(d.requeue_after, None, "only an approval can move it on");
+}
+
+#[test]
+fn approval_of_the_first_stage_admits_its_users_and_starts_its_bake() {
+    let mut run = Run::new(launch());
+    run.step(0, &Inputs::default());
+    let d = run.step(10, &Inputs::default().with_command(approve("a1", 0)));
+    assert_eq!(d.state.phase, Phase::Baking);
+    assert_eq!(d.state.stage, Some(0));
+    assert_eq!(d.users, Users::Count(100));
+    assert_eq!(d.state.stage_started_at.as_ref().unwrap().0, at(10));
+    assert_eq!(d.state.bake_until.as_ref().unwrap().0, at(10 + 2 * HOUR));
+    assert_eq!(kinds(&d), [EventKind::StageAdvanced]);
+    assert!(d.events[0].message.contains("approved by alice"));
+    assert_eq!(d.state.applied_commands, ["a1"]);
+    let approval = d.state.last_approval.as_ref().unwrap();
+    assert_eq!(
+        (approval.stage, approval.stage_name.as_str()),
+        (0, "internal-beta")
+    );
+    assert_eq!(
+        (approval.by.as_deref(), &approval.at.0),
+        (Some("alice"), &at(10))
+    );
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(2 * HOUR as u64)));
+}
+
+#[test]
+fn automatic_first_stage_is_entered_on_the_first_evaluation() {
+    let mut run = Run::new(automatic());
+    let d = run.step(0, &Inputs::default());
+    assert_eq!((d.state.phase, d.users), (Phase::Baking, Users::Count(100)));
+    assert_eq!(kinds(&d), [EventKind::StageAdvanced]);
+}
+
+#[test]
+fn baking_message_and_requeue_count_down_to_the_fixed_deadline() {
+    let mut run = Run::new(launch());
+    run.step(0, &Inputs::default().with_command(approve("a1", 0)));
+    // (seconds after entering, expected sentence fragment, expected requeue)
+    let table = [
+        (0, "baking: 2h left of 2h", 7200),
+        (48 * MIN, "baking: 1h12m left of 2h", 4320),
+        (2 * HOUR - 90, "baking: 1m30s left of 2h", 90),
+        (2 * HOUR - 1, "baking: 1s left of 2h", 1),
+    ];
+    for (t, fragment, requeue) in table {
+        let d = run.step(t, &Inputs::default());
+        assert_eq!(d.state.phase, Phase::Baking, "at {t}s");
+        assert!(d.message.contains(fragment), "at {t}s: {}", d.message);
+        assert!(d.message.contains("stage internal-beta (100 users)"));
+        assert_eq!(
+            d.requeue_after,
+            Some(Duration::from_secs(requeue)),
+            "at {t}s"
+        );
+        assert!(d.events.is_empty(), "at {t}s: {:?}", d.events);
+        assert_eq!(d.state.bake_until.as_ref().unwrap().0, at(2 * HOUR));
+    }
+}
+
+#[test]
+fn requeue_is_measured_from_the_precise_now_without_moving_stored_times() {
+    let mut run = Run::new(automatic());
+    run.step(0, &Inputs::default());
+    let now = at(5 * MIN)
+        .checked_add(k8s_openapi::jiff::SignedDuration::from_millis(250))
+        .unwrap();
+    let d = step(&run.spec, &run.state, &Inputs::default(), now);
+    assert_eq!(
+        d.requeue_after,
+        Some(Duration::from_millis(5 * 60_000 - 250))
+    );
+    assert_eq!(d.state, run.state);
+}
+
+#[test]
+fn a_baked_stage_advances_exactly_one_stage_per_evaluation() {
+    let mut run = Run::new(automatic());
+    run.step(0, &Inputs::default());
+    // Long after every bake would have elapsed, stages are still entered one by one.
+    let late = 10 * HOUR;
+    let d = run.step(late, &Inputs::default());
+    assert_eq!((d.state.stage, d.users), (Some(1), Users::Count(500)));
+    assert_eq!(kinds(&d), [EventKind::StageAdvanced]);
+    let again = run.step(late, &Inputs::default());
+    assert_eq!(again.state.stage, Some(1), "a fresh bake just started");
+    assert!(again.events.is_empty());
+    let d = run.step(late + 10 * MIN, &Inputs::default());
+    assert_eq!((d.state.stage, d.users), (Some(2), Users::All));
+}
+
+#[test]
+fn a_stage_without_bake_still_lasts_one_second() {
+    let mut run = Run::new(automatic());
+    run.step(0, &Inputs::default());
+    run.step(10 * MIN, &Inputs::default());
+    let d = run.step(20 * MIN, &Inputs::default());
+    assert_eq!(d.state.stage, Some(2));
+    assert_eq!(d.requeue_after, Some(MIN_STAGE_DURATION));
+    let d = run.step(20 * MIN + 1, &Inputs::default());
+    assert_eq!(d.state.phase, Phase::Completed);
+}
+
+#[test]
+fn manual_next_stage_waits_after_the_bake_and_says_for_which_stage() {
+    let mut spec = automatic();
+    spec.stages[1].approval = Approval::Manual;
+    let mut run = Run::new(spec);
+    run.step(0, &Inputs::default());
+    let d = run.step(10 * MIN, &Inputs::default());
+    assert_eq!(d.state.phase, Phase::AwaitingApproval);
+    assert_eq!((d.state.stage, d.users), (Some(0), Users::Count(100)));
+    assert_eq!(kinds(&d), [EventKind::AwaitingApproval]);
+    assert!(
+        d.message
+            .starts_with("waiting for approval of stage b (500 users) (index 1)"),
+        "{}",
+        d.message
+    );
+    let still = run.step(HOUR, &Inputs::default());
+    assert!(still.events.is_empty(), "the wait is announced once");
+    let d = run.step(
+        HOUR + 5,
+        &Inputs::default().with_command(approve("go-b", 1)),
+    );
+    assert_eq!((d.state.stage, d.users), (Some(1), Users::Count(500)));
+}
+
+#[test]
+fn an_approval_given_during_the_bake_is_used_when_the_bake_ends() {
+    let mut spec = automatic();
+    spec.stages[1].approval = Approval::Manual;
+    let mut run = Run::new(spec);
+    run.step(0, &Inputs::default());
+    let early = Inputs::default().with_command(approve("go-b", 1));
+    let d = run.step(MIN, &early);
+    assert_eq!((d.state.phase, d.state.stage), (Phase::Baking, Some(0)));
+    assert!(d.events.is_empty(), "kept for later, not refused");
+    let d = run.step(10 * MIN, &early);
+    assert_eq!(d.state.stage, Some(1));
+    assert_eq!(d.state.applied_commands, ["go-b"]);
+}
+
+#[test]
+fn approvals_of_a_stage_already_passed_or_of_no_stage_are_refused_once() {
+    // (approved index, words in the refusal)
+    let table = [
+        (
+            0,
+            "approval by alice of stage a (index 0) ignored: the rollout is already past it",
+        ),
+        (
+            9,
+            "approval by alice of stage index 9 ignored: there is no such stage",
+        ),
+    ];
+    for (index, words) in table {
+        let mut spec = automatic();
+        spec.stages[1].approval = Approval::Manual;
+        let mut run = Run::new(spec);
+        run.step(0, &Inputs::default());
+        let inputs = Inputs::default().with_command(approve("x", index));
+        let d = run.step(10 * MIN, &inputs);
+        assert_eq!(d.state.phase, Phase::AwaitingApproval, "index {index}");
+        assert_eq!(
+            kinds(&d),
+            [EventKind::CommandIgnored, EventKind::AwaitingApproval]
+        );
+        assert!(
+            d.events[0].message.starts_with(words),
+            "{}",
+            d.events[0].message
+        );
+        assert!(
+            run.step(11 * MIN, &inputs).events.is_empty(),
+            "refused once"
+        );
+    }
+}
+
+#[test]
+fn an_approval_of_a_later_stage_waits_for_that_stage() {
+    let mut spec = automatic();
+    spec.stages[1].approval = Approval::Manual;
+    spec.stages[2].approval = Approval::Manual;
+    let mut run = Run::new(spec);
+    run.step(0, &Inputs::default());
+    let go_c = approve("go-c", 2);
+    let d = run.step(10 * MIN, &Inputs::default().with_command(go_c.clone()));
+    assert_eq!(
+        d.state.phase,
+        Phase::AwaitingApproval,
+        "c's approval does not open b"
+    );
+    assert!(
+        d.message.starts_with("waiting for approval of stage b"),
+        "{}",
+        d.message
+    );
+    let both = Inputs::default()
+        .with_command(go_c)
+        .with_command(approve("go-b", 1));
+    assert_eq!(run.step(11 * MIN, &both).state.stage, Some(1));
+    let d = run.step(21 * MIN, &both);
+    assert_eq!((d.state.stage, d.users), (Some(2), Users::All));
+    assert_eq!(d.state.applied_commands, ["go-b", "go-c"]);
+}
+
+#[test]
+fn the_last_stage_completes_with_everyone_admitted_and_stops_requeueing() {
+    let mut run = Run::new(automatic());
+    for t in [0, 10 * MIN, 20 * MIN] {
+        run.step(t, &Inputs::default());
+    }
+    let d = run.step(20 * MIN + 1, &Inputs::default());
+    assert_eq!((d.state.phase, d.users), (Phase::Completed, Users::All));
+    assert_eq!(kinds(&d), [EventKind::Completed]);
+    assert_eq!(d.requeue_after, None);
+    assert!(
+        d.message.starts_with("completed: stage c (All users)"),
+        "{}",
+        d.message
+    );
+    assert!(run.step(HOUR, &Inputs::default()).events.is_empty());
+}
+
+#[test]
+fn the_seed_launch_goes_100_500_1500_everyone_in_order() {
+    let mut run = Run::new(launch());
+    let mut published = vec![run.step(0, &Inputs::default()).users];
+    let mut t = 0;
+    let approval = Inputs::default().with_command(approve("go", 0));
+    loop {
+        let d = run.step(t, &approval);
+        if published.last() != Some(&d.users) {
+            published.push(d.users);
+        }
+        if d.state.phase == Phase::Completed {
+            break;
+        }
+        t += d
+            .requeue_after
+            .expect("a timer while progressing")
+            .as_secs() as i64;
+    }
+    use Users::*;
+    assert_eq!(
+        published,
+        [Count(0), Count(100), Count(500), Count(1500), All]
+    );
+    assert_eq!(t, 4 * HOUR + 1);
+}
