@@ -11,8 +11,7 @@ use std::{
 
 use liftoff_testenv::ControlPlane;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
+    io::AsyncWriteExt,
     process::{Child, Command},
 };
 
@@ -125,26 +124,13 @@ impl Operator {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let [port] = liftoff_testenv::free_ports().expect("a free loopback port");
+    port
 }
 
-/// A minimal HTTP/1.0 GET on loopback: `(status, body)`, or `None` when nothing answers.
+/// `(status, body)` of a GET on loopback, or `None` when nothing answers (yet).
 pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    stream.write_all(req.as_bytes()).await.ok()?;
-    let mut buf = String::new();
-    stream.read_to_string(&mut buf).await.ok()?;
-    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((code, body))
+    liftoff_testenv::http_get(port, path).await.ok()
 }
 
 /// Runs kubectl with stdin; returns (success, stdout, stderr).

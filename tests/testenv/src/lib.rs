@@ -48,6 +48,7 @@ use process::Proc;
 pub use prometheus::{Prometheus, Sample};
 pub use redis::{Redis, Reply};
 use start::Ports;
+pub use svc::{free_ports, http_get};
 
 /// Bound on one start attempt (both servers healthy and `default` namespace present).
 const START_TIMEOUT: Duration = Duration::from_secs(60);

@@ -43,7 +43,7 @@ fn is_executable(path: &Path) -> bool {
 
 /// `N` distinct free loopback ports (all bound at once, then released for the server).
 /// Another process may grab one in between: callers retry on "address already in use".
-pub(crate) fn free_ports<const N: usize>() -> Result<[u16; N]> {
+pub fn free_ports<const N: usize>() -> Result<[u16; N]> {
     let listeners = (0..N)
         .map(|_| TcpListener::bind("127.0.0.1:0").context("binding a free loopback port"))
         .collect::<Result<Vec<_>>>()?;
@@ -117,7 +117,7 @@ where
 
 /// `GET path_and_query` over HTTP/1.0 (the server closes the connection after the body);
 /// returns the status code and the body. Bounded by 10 s.
-pub(crate) async fn http_get(port: u16, path_and_query: &str) -> Result<(u16, String)> {
+pub async fn http_get(port: u16, path_and_query: &str) -> Result<(u16, String)> {
     let exchange = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
         let request = format!("GET {path_and_query} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
