@@ -1,5 +1,6 @@
 //! Liftoff: a Kubernetes operator that scales a product launch on triggers and runs its staged rollout.
 
+pub mod actuators;
 pub mod conditions;
 pub mod controller;
 pub mod crd;
@@ -7,6 +8,7 @@ pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod telemetry;
+pub mod trigger_metrics;
 
 /// Field manager used for every server-side apply Liftoff sends.
 pub const FIELD_MANAGER: &str = "liftoff";

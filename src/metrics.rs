@@ -20,6 +20,8 @@ pub struct Metrics {
     pub status_writes_skipped: IntCounter,
     /// `liftoff_ready`: 1 once the operator's caches are synced and it is reconciling.
     pub ready: IntGauge,
+    /// Per-trigger samples and actions.
+    pub triggers: crate::trigger_metrics::TriggerMetrics,
 }
 
 impl Default for Metrics {
@@ -73,7 +75,9 @@ impl Default for Metrics {
         ] {
             registry.register(c).unwrap();
         }
+        let triggers = crate::trigger_metrics::TriggerMetrics::register(&registry);
         Self {
+            triggers,
             registry,
             reconciles,
             reconcile_errors,

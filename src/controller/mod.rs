@@ -3,7 +3,9 @@
 mod events;
 mod lookup;
 pub mod references;
+pub mod secrets;
 pub mod status;
+pub mod triggers;
 
 use std::{sync::Arc, time::Duration};
 

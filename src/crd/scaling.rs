@@ -191,6 +191,8 @@ pub struct PostgresSource {
 /// The instance-class ladder of an RDS database and whether Liftoff may climb it by itself.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.currentClass) || self.currentClass in self.classLadder")
+    .message("rdsResize.currentClass must be one of rdsResize.classLadder"))]
 pub struct RdsResizePolicy {
     /// The RDS instance identifier, used in events, recommendations and notifications.
     #[schemars(length(min = 1, max = 63))]
@@ -200,6 +202,12 @@ pub struct RdsResizePolicy {
     /// Each class may appear only once.
     #[schemars(length(min = 2, max = 16), inner(length(min = 1, max = 64)), extend("x-kubernetes-list-type" = "set"))]
     pub class_ladder: Vec<String>,
+    /// The instance's class today, when there is no `ackDBInstanceRef` to read it from
+    /// (default: the first rung). Update it after you resize by hand, so the next signal names
+    /// the rung above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub current_class: Option<String>,
     /// Optional AWS Controllers for Kubernetes `DBInstance` (rds.services.k8s.aws) in the policy's
     /// namespace; with `approval: Automatic` Liftoff patches its `spec.dbInstanceClass`.
     #[serde(

@@ -77,6 +77,9 @@ pub struct TriggerStatus {
     /// Whether the value is beyond the threshold.
     #[serde(default)]
     pub active: bool,
+    /// What the trigger decided at that time, and why (e.g. `no action: cooling down until …`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// When `value` was read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_at: Option<Time>,
@@ -89,6 +92,11 @@ pub struct TriggerStatus {
     /// The trigger will not act again before this time (cooldown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_eligible_at: Option<Time>,
+    /// An action Liftoff decided and is applying. It is written before the action is taken and
+    /// cleared once it succeeded, so an operator restarted in between re-applies the same target
+    /// (never a second, bigger step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_action: Option<PendingAction>,
     /// A recommendation awaiting a person, e.g. `resize emr-prod to db.r6g.2xlarge`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommendation: Option<String>,
@@ -98,4 +106,18 @@ pub struct TriggerStatus {
     /// Since when the metric has been unreadable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_since: Option<Time>,
+}
+
+/// An action decided but not yet confirmed as applied.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingAction {
+    /// `ScaleReplicas`, `AddPartitions` or `ResizeDatabase`.
+    pub kind: String,
+    /// The value before the action (replicas, partitions or instance class).
+    pub from: String,
+    /// The value the action sets. Applying it twice is harmless: it is a target, not a step.
+    pub to: String,
+    /// When the decision was made.
+    pub decided_at: Time,
 }

@@ -45,4 +45,4 @@ pub use history::{MAX_HISTORY_ENTRIES, Recommendation, ScaleEvent, ScalingHistor
 pub use partitions::{PartitionChange, PartitionInput, decide_partitions, partitions_for_lag};
 pub use rds::{ClassChange, RdsAction, RdsInput, Rung, decide_rds_resize, next_rung};
 pub use redis::{RedisAction, RedisInput, RedisTarget, decide_redis_step};
-pub use sample::Sample;
+pub use sample::{Sample, num};

@@ -50,7 +50,7 @@ pub(crate) fn usable(sample: &Sample, what: &str) -> Result<f64, String> {
 }
 
 /// A number for a human: at most two decimals, no trailing zeros (`72`, `72.5`, `0.33`).
-pub(crate) fn num(v: f64) -> String {
+pub fn num(v: f64) -> String {
     let text = format!("{:.2}", if v == 0.0 { 0.0 } else { v });
     let text = text.trim_end_matches('0').trim_end_matches('.');
     if text == "-0" {

@@ -103,6 +103,7 @@ fn ladder(rungs: usize) -> RdsResizePolicy {
         class_ladder: (0..rungs).map(|i| format!("db.class{i}")).collect(),
         ack_db_instance_ref: Some(LocalObjectRef { name: "db".into() }),
         approval: Approval::Automatic,
+        current_class: None,
     }
 }
 

@@ -13,6 +13,7 @@ fn policy(approval: Approval, ack: bool) -> RdsResizePolicy {
             name: "emr-prod-ack".into(),
         }),
         approval,
+        current_class: None,
     }
 }
 

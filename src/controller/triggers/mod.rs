@@ -1,0 +1,168 @@
+//! The scaling half of a reconcile: read every trigger, plan (pure), record the intent, act,
+//! record the outcome. The I/O sits behind [`TriggerIo`]; [`platform::Platform`] is the real one.
+
+mod conditions;
+pub mod memory;
+pub mod plan;
+
+use std::future::Future;
+
+use futures::future::join_all;
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+
+pub use conditions::{DEGRADED, SCALING_ACTIVE, scaling_conditions};
+pub use memory::Memory;
+pub use plan::{Current, Facts, Hold, Planned, Reading, TriggerPlan};
+
+use crate::{
+    crd::{Trigger, TriggerStatus},
+    engine::scaling::{
+        DATABASE_CONNECTIONS_COOLDOWN, KAFKA_LAG_COOLDOWN, REDIS_MEMORY_COOLDOWN, ScalingHistory,
+        next_eligible_at,
+    },
+};
+
+/// Reads triggers and acts on their targets.
+pub trait TriggerIo: Sync {
+    /// The metric and the target's current state.
+    fn read(&self, trigger: &Trigger) -> impl Future<Output = Reading> + Send;
+    /// Applies `action`; on success, one sentence saying what changed.
+    fn apply(
+        &self,
+        trigger: &Trigger,
+        action: &Planned,
+    ) -> impl Future<Output = Result<String, String>> + Send;
+}
+
+/// One trigger's plan, with the reading it came from.
+pub struct Planning<'a> {
+    pub trigger: &'a Trigger,
+    pub reading: Reading,
+    pub plan: TriggerPlan,
+}
+
+/// Reads every trigger concurrently and plans each. `histories` is the policy's CPU memory.
+pub async fn read_and_plan<'a>(
+    triggers: &'a [Trigger],
+    previous: &[TriggerStatus],
+    io: &impl TriggerIo,
+    histories: &mut std::collections::HashMap<String, ScalingHistory>,
+    facts: Facts,
+) -> Vec<Planning<'a>> {
+    let readings = join_all(triggers.iter().map(|t| io.read(t))).await;
+    triggers
+        .iter()
+        .zip(readings)
+        .map(|(trigger, reading)| {
+            let before = previous.iter().find(|s| s.name == trigger.name);
+            let history = histories.entry(trigger.name.clone()).or_default();
+            let plan = plan::plan(trigger, before, &reading, history, facts);
+            Planning {
+                trigger,
+                reading,
+                plan,
+            }
+        })
+        .collect()
+}
+
+/// Whether any plan acts in a way that must be recorded before it is taken.
+pub fn intents(plans: &[Planning<'_>], now: Timestamp) -> Option<Vec<TriggerStatus>> {
+    let any = plans.iter().any(|p| {
+        p.plan
+            .action
+            .as_ref()
+            .and_then(|a| a.pending(now))
+            .is_some()
+    });
+    any.then(|| {
+        plans
+            .iter()
+            .map(|p| {
+                let mut status = p.plan.status.clone();
+                status.pending_action = p.plan.action.as_ref().and_then(|a| a.pending(now));
+                status
+            })
+            .collect()
+    })
+}
+
+/// What became of one action.
+pub struct Applied {
+    pub trigger: String,
+    pub action: Planned,
+    pub result: Result<String, String>,
+    pub reason: String,
+}
+
+/// Takes every planned action and records its outcome in the plan's status.
+pub async fn apply_all(
+    plans: &mut [Planning<'_>],
+    io: &impl TriggerIo,
+    histories: &mut std::collections::HashMap<String, ScalingHistory>,
+    now: Timestamp,
+) -> Vec<Applied> {
+    let mut applied = Vec::new();
+    for p in plans.iter_mut() {
+        let Some(action) = p.plan.action.clone() else {
+            continue;
+        };
+        let result = io.apply(p.trigger, &action).await;
+        let status = &mut p.plan.status;
+        match &result {
+            Ok(what) => {
+                status.last_action = Some(what.clone());
+                status.last_action_at = Some(Time(now));
+                let cooldown = cooldown(p.trigger);
+                status.next_eligible_at = (!cooldown.is_zero())
+                    .then(|| next_eligible_at(Some(now), cooldown).map(Time))
+                    .flatten();
+                match &action {
+                    Planned::Recommend { to, .. } => {
+                        status.recommendation = Some(recommendation(p.trigger, to))
+                    }
+                    Planned::ResizeDatabase { .. } => status.recommendation = None,
+                    Planned::Scale { from, to } => histories
+                        .entry(p.trigger.name.clone())
+                        .or_default()
+                        .record_scale(now, *from, *to),
+                    _ => {}
+                }
+                status.message = Some(p.plan.reason.clone());
+            }
+            Err(why) => {
+                status.message = Some(format!("action failed: {why} (decided: {})", p.plan.reason));
+            }
+        }
+        applied.push(Applied {
+            trigger: p.trigger.name.clone(),
+            action,
+            result,
+            reason: p.plan.reason.clone(),
+        });
+    }
+    applied
+}
+
+/// The cooldown that applies after an action of `trigger` (none for cpu, which uses `behavior`).
+fn cooldown(trigger: &Trigger) -> std::time::Duration {
+    let default = if trigger.kafka_lag.is_some() {
+        KAFKA_LAG_COOLDOWN
+    } else if trigger.database_connections.is_some() {
+        DATABASE_CONNECTIONS_COOLDOWN
+    } else if trigger.redis_memory.is_some() {
+        REDIS_MEMORY_COOLDOWN
+    } else {
+        std::time::Duration::ZERO
+    };
+    trigger.cooldown.map(Into::into).unwrap_or(default)
+}
+
+fn recommendation(trigger: &Trigger, to: &str) -> String {
+    let instance = trigger
+        .rds_resize
+        .as_ref()
+        .map(|r| r.db_instance_identifier.as_str())
+        .unwrap_or("the database");
+    format!("resize {instance} to {to}")
+}

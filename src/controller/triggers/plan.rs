@@ -1,0 +1,391 @@
+//! One trigger, one sample: the engine's decision turned into the trigger's next status and the
+//! action to take. Pure: readings, the previous status and `now` in; no client, no clock.
+//!
+//! Status rules (so that status is written for decisions, not for samples):
+//! - `value`, `observedAt` and `message` are refreshed only when `active` or the error flips, when
+//!   an action is decided, or once `spec.statusRefresh` has passed since `observedAt`;
+//! - `error` and `errorSince` are set as soon as a source fails and cleared when it recovers;
+//! - `lastAction*`, `nextEligibleAt` and `recommendation` change only with an action.
+
+use std::time::Duration as StdDuration;
+
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+
+use crate::{
+    crd::{Approval, PendingAction, Trigger, TriggerStatus},
+    engine::scaling::{
+        self as engine, CpuInput, PartitionInput, RdsAction, RdsInput, RedisAction, RedisInput,
+        RedisTarget, Sample, ScalingHistory,
+    },
+};
+
+/// What a trigger's target looks like now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Current {
+    /// Replicas of `scaleTargetRef` (its `/scale` `spec.replicas`).
+    Replicas(i32),
+    /// Partitions of the Kafka topic.
+    Partitions(i32),
+    /// The database's instance class.
+    Class(String),
+    /// The trigger has no target (a Redis trigger that only signals).
+    Nothing,
+}
+
+/// Everything read from the outside world for one trigger.
+#[derive(Clone, Debug)]
+pub struct Reading {
+    /// The metric.
+    pub sample: Sample,
+    /// The target's current state, or why it could not be read.
+    pub current: Result<Current, String>,
+    /// Why Liftoff must not act on this target at all (e.g. an HPA also scales it).
+    pub refusal: Option<String>,
+}
+
+/// The policy-wide facts a plan depends on.
+#[derive(Clone, Copy, Debug)]
+pub struct Facts {
+    pub now: Timestamp,
+    /// `spec.statusRefresh`.
+    pub status_refresh: StdDuration,
+    /// Why no action may be taken now, if so: `Suspended` or `NotReady`.
+    pub hold: Option<Hold>,
+}
+
+/// Why a whole policy takes no action now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// `spec.suspend` is true.
+    Suspended,
+    /// Some reference does not resolve (the `Ready` condition says which).
+    NotReady,
+}
+
+impl Hold {
+    fn label(self) -> &'static str {
+        match self {
+            Hold::Suspended => "Suspended",
+            Hold::NotReady => "NotReady",
+        }
+    }
+
+    fn explain(self) -> &'static str {
+        match self {
+            Hold::Suspended => "spec.suspend is true, so no action is taken",
+            Hold::NotReady => {
+                "the policy is not Ready (see the Ready condition), so no action is taken"
+            }
+        }
+    }
+}
+
+/// An action on a trigger's target. Every variant is a target value, so applying it twice is harmless.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Planned {
+    /// Set the replicas of `scaleTargetRef` (cpu and redisMemory triggers).
+    Scale { from: i32, to: i32 },
+    /// Raise the topic's partition count to `to`.
+    Partitions { from: i32, to: i32 },
+    /// Patch the ACK `DBInstance`'s class.
+    ResizeDatabase { from: String, to: String },
+    /// Only tell people: an Event, the status recommendation and notifications.
+    Recommend { from: String, to: String },
+    /// Redis memory is high and there is nothing to scale: tell people.
+    Signal,
+}
+
+impl Planned {
+    /// The `pendingAction` recorded before acting; `None` for actions that only tell people.
+    pub fn pending(&self, now: Timestamp) -> Option<PendingAction> {
+        let (kind, from, to) = match self {
+            Planned::Scale { from, to } => ("ScaleReplicas", from.to_string(), to.to_string()),
+            Planned::Partitions { from, to } => ("AddPartitions", from.to_string(), to.to_string()),
+            Planned::ResizeDatabase { from, to } => ("ResizeDatabase", from.clone(), to.clone()),
+            Planned::Recommend { .. } | Planned::Signal => return None,
+        };
+        Some(PendingAction {
+            kind: kind.into(),
+            from,
+            to,
+            decided_at: Time(now),
+        })
+    }
+
+    /// Rebuilds the action of a `pendingAction` left by an interrupted reconcile.
+    pub fn from_pending(pending: &PendingAction) -> Option<Planned> {
+        let int = |s: &str| s.parse::<i32>().ok();
+        match pending.kind.as_str() {
+            "ScaleReplicas" => Some(Planned::Scale {
+                from: int(&pending.from)?,
+                to: int(&pending.to)?,
+            }),
+            "AddPartitions" => Some(Planned::Partitions {
+                from: int(&pending.from)?,
+                to: int(&pending.to)?,
+            }),
+            "ResizeDatabase" => Some(Planned::ResizeDatabase {
+                from: pending.from.clone(),
+                to: pending.to.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Stable label for `liftoff_actions_total{action}` and the Event reason.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Planned::Scale { from, to } if to > from => "ScaleUp",
+            Planned::Scale { .. } => "ScaleDown",
+            Planned::Partitions { .. } => "AddPartitions",
+            Planned::ResizeDatabase { .. } => "ResizeDatabase",
+            Planned::Recommend { .. } => "RecommendResize",
+            Planned::Signal => "MemoryHigh",
+        }
+    }
+}
+
+/// The outcome of planning one trigger.
+#[derive(Clone, Debug)]
+pub struct TriggerPlan {
+    /// The trigger's next status (without the outcome of `action`, which the caller records).
+    pub status: TriggerStatus,
+    /// What to do now.
+    pub action: Option<Planned>,
+    /// The engine's reason, for logs and events.
+    pub reason: String,
+    /// Why a decision to act was not carried out: `Conflict`, `Suspended` or `NotReady`.
+    pub refused: Option<&'static str>,
+}
+
+/// Kind name used in status and metrics.
+pub fn kind(trigger: &Trigger) -> &'static str {
+    if trigger.cpu.is_some() {
+        "cpu"
+    } else if trigger.kafka_lag.is_some() {
+        "kafkaLag"
+    } else if trigger.database_connections.is_some() {
+        "databaseConnections"
+    } else {
+        "redisMemory"
+    }
+}
+
+/// A value for display, with its unit.
+pub fn display(trigger: &Trigger, value: f64) -> String {
+    let n = engine::num(value);
+    if trigger.cpu.is_some() || trigger.redis_memory.is_some() {
+        format!("{n}%")
+    } else {
+        n
+    }
+}
+
+/// Plans one trigger. `history` is the CPU trigger's memory (ignored for other kinds).
+pub fn plan(
+    trigger: &Trigger,
+    previous: Option<&TriggerStatus>,
+    reading: &Reading,
+    history: &mut ScalingHistory,
+    facts: Facts,
+) -> TriggerPlan {
+    let now = facts.now;
+    let last_action_at = previous
+        .and_then(|p| p.last_action_at.as_ref())
+        .map(|t| t.0);
+    let (action, reason) = match (
+        &reading.current,
+        previous.and_then(|p| p.pending_action.as_ref()),
+    ) {
+        (_, Some(pending)) => match Planned::from_pending(pending) {
+            Some(action) => (
+                Some(action),
+                format!(
+                    "re-applying the {} decided at {} (to {}), interrupted before it was confirmed",
+                    pending.kind, pending.decided_at.0, pending.to
+                ),
+            ),
+            None => (
+                None,
+                format!("dropped an unreadable pendingAction {pending:?}"),
+            ),
+        },
+        (Err(why), None) => (None, format!("no action: cannot read the target: {why}")),
+        (Ok(current), None) => decide(trigger, reading, current, history, last_action_at, now),
+    };
+    let (action, reason, refused) = match (action, reading.refusal.as_ref(), facts.hold) {
+        (Some(_), Some(refusal), _) => (None, format!("refused: {refusal}"), Some("Conflict")),
+        (Some(_), None, Some(hold)) => (
+            None,
+            format!("{}; would have acted: {reason}", hold.explain()),
+            Some(hold.label()),
+        ),
+        (action, _, _) => (action, reason, None),
+    };
+    let status = next_status(trigger, previous, reading, action.is_some(), &reason, facts);
+    TriggerPlan {
+        status,
+        action,
+        reason,
+        refused,
+    }
+}
+
+fn decide(
+    trigger: &Trigger,
+    reading: &Reading,
+    current: &Current,
+    history: &mut ScalingHistory,
+    last_action_at: Option<Timestamp>,
+    now: Timestamp,
+) -> (Option<Planned>, String) {
+    let sample = &reading.sample;
+    let cooldown = trigger.cooldown;
+    if let (Some(cpu), Some(bounds), Current::Replicas(current)) =
+        (&trigger.cpu, &trigger.replicas, current)
+    {
+        let input = CpuInput {
+            utilization: sample,
+            target: cpu.utilization,
+            current_replicas: *current,
+            bounds,
+            behavior: trigger.behavior.as_ref(),
+        };
+        let d = engine::decide_replicas(&input, history, now);
+        return (
+            d.action.map(|c| Planned::Scale {
+                from: c.from,
+                to: c.to,
+            }),
+            d.reason,
+        );
+    }
+    if let (Some(kafka), Some(partitions), Current::Partitions(current)) =
+        (&trigger.kafka_lag, &trigger.partitions, current)
+    {
+        let input = PartitionInput {
+            lag: sample,
+            threshold: kafka.threshold,
+            current_partitions: *current,
+            max_partitions: partitions.max,
+            cooldown,
+            last_action_at,
+        };
+        let d = engine::decide_partitions(&input, now);
+        return (
+            d.action.map(|c| Planned::Partitions {
+                from: c.from,
+                to: c.to,
+            }),
+            d.reason,
+        );
+    }
+    if let (Some(db), Some(rds), Current::Class(class)) =
+        (&trigger.database_connections, &trigger.rds_resize, current)
+    {
+        let input = RdsInput {
+            connections: sample,
+            threshold: db.threshold,
+            policy: rds,
+            current_class: Some(class),
+            cooldown,
+            last_action_at,
+        };
+        let d = engine::decide_rds_resize(&input, now);
+        let action = d.action.map(|a| match a {
+            RdsAction::Apply(c) if rds.approval == Approval::Automatic => Planned::ResizeDatabase {
+                from: c.from,
+                to: c.to,
+            },
+            RdsAction::Apply(c) | RdsAction::Recommend(c) => Planned::Recommend {
+                from: c.from,
+                to: c.to,
+            },
+        });
+        return (action, d.reason);
+    }
+    if let Some(redis) = &trigger.redis_memory {
+        let target = match (current, &trigger.replicas) {
+            (Current::Replicas(current), Some(bounds)) => Some(RedisTarget {
+                current_replicas: *current,
+                max_replicas: bounds.max,
+            }),
+            _ => None,
+        };
+        let input = RedisInput {
+            memory_percent: sample,
+            threshold: redis.threshold,
+            target,
+            cooldown,
+            last_action_at,
+        };
+        let d = engine::decide_redis_step(&input, now);
+        let action = d.action.map(|a| match a {
+            RedisAction::ScaleUp(c) => Planned::Scale {
+                from: c.from,
+                to: c.to,
+            },
+            RedisAction::Signal => Planned::Signal,
+        });
+        return (action, d.reason);
+    }
+    (
+        None,
+        format!("no action: the target's state {current:?} does not fit this trigger"),
+    )
+}
+
+fn next_status(
+    trigger: &Trigger,
+    previous: Option<&TriggerStatus>,
+    reading: &Reading,
+    acting: bool,
+    reason: &str,
+    facts: Facts,
+) -> TriggerStatus {
+    let now = facts.now;
+    let error = match (&reading.sample, &reading.current) {
+        (Sample::Unknown { source, error }, _) => Some(format!("{source}: {error}")),
+        (_, Err(why)) => Some(format!("target: {why}")),
+        _ => None,
+    };
+    let active = engine::is_active(trigger, &reading.sample);
+    let mut status = previous.cloned().unwrap_or_default();
+    status.name = trigger.name.clone();
+    status.kind = kind(trigger).into();
+    status.threshold = engine::threshold(trigger)
+        .map(|t| display(trigger, t))
+        .unwrap_or_default();
+    status.pending_action = None;
+    let stale = status.observed_at.as_ref().is_none_or(|at| {
+        at.0.saturating_add(facts.status_refresh)
+            .unwrap_or(Timestamp::MAX)
+            <= now
+    });
+    let refused = |m: Option<&str>| m.is_some_and(|m| m.starts_with("refused: "));
+    let flipped = previous.is_none_or(|p| {
+        p.active != active
+            || p.error.is_some() != error.is_some()
+            || refused(p.message.as_deref()) != refused(Some(reason))
+    });
+    if stale || flipped || acting {
+        status.value = reading.sample.value().map(|v| display(trigger, v));
+        status.observed_at = Some(Time(now));
+        status.message = Some(reason.to_string());
+        status.active = active;
+    }
+    status.error_since = match (&error, previous.and_then(|p| p.error_since.clone())) {
+        (None, _) => None,
+        (Some(_), Some(since)) => Some(since),
+        (Some(_), None) => Some(Time(now)),
+    };
+    // The error text is refreshed with the displayed value; a new error is written at once.
+    if error.is_none() || status.error.is_none() || stale || flipped {
+        status.error = error;
+    }
+    status
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,279 @@
+use serde_json::json;
+
+use super::*;
+
+fn at(s: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + s).unwrap()
+}
+
+fn facts(s: i64) -> Facts {
+    Facts {
+        now: at(s),
+        status_refresh: StdDuration::from_secs(60),
+        hold: None,
+    }
+}
+
+fn trigger(value: serde_json::Value) -> Trigger {
+    serde_json::from_value(value).unwrap()
+}
+
+fn cpu() -> Trigger {
+    trigger(json!({
+        "name": "api-cpu",
+        "cpu": {"utilization": 70, "query": "q"},
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
+        "replicas": {"min": 2, "max": 10}
+    }))
+}
+
+fn kafka() -> Trigger {
+    trigger(json!({
+        "name": "lag",
+        "kafkaLag": {"bootstrapServers": "k:9092", "topic": "t", "consumerGroup": "g", "threshold": 50000},
+        "partitions": {"max": 12},
+        "cooldown": "10m"
+    }))
+}
+
+fn rds(approval: &str) -> Trigger {
+    trigger(json!({
+        "name": "db",
+        "databaseConnections": {"query": "q", "threshold": 700},
+        "rdsResize": {"dbInstanceIdentifier": "emr-prod", "classLadder": ["small", "large"],
+                      "approval": approval, "ackDBInstanceRef": {"name": "emr-prod"}}
+    }))
+}
+
+fn reading(value: f64, current: Current) -> Reading {
+    Reading {
+        sample: Sample::Value(value),
+        current: Ok(current),
+        refusal: None,
+    }
+}
+
+fn run(t: &Trigger, previous: Option<&TriggerStatus>, r: &Reading, f: Facts) -> TriggerPlan {
+    plan(t, previous, r, &mut ScalingHistory::default(), f)
+}
+
+#[test]
+fn cpu_above_target_scales_with_hpa_maths_and_shows_the_value_with_its_unit() {
+    let p = run(
+        &cpu(),
+        None,
+        &reading(140.0, Current::Replicas(3)),
+        facts(0),
+    );
+    assert_eq!(p.action, Some(Planned::Scale { from: 3, to: 6 }));
+    assert_eq!(p.status.value.as_deref(), Some("140%"));
+    assert_eq!(p.status.threshold, "70%");
+    assert!(p.status.active);
+    assert_eq!(p.status.kind, "cpu");
+    assert_eq!(p.action.unwrap().label(), "ScaleUp");
+}
+
+#[test]
+fn a_steady_value_is_not_rewritten_before_the_refresh_interval() {
+    let t = kafka();
+    let first = run(&t, None, &reading(10.0, Current::Partitions(3)), facts(0)).status;
+    let second = run(
+        &t,
+        Some(&first),
+        &reading(20.0, Current::Partitions(3)),
+        facts(30),
+    )
+    .status;
+    assert_eq!(second, first, "a new sample alone must not change status");
+    let third = run(
+        &t,
+        Some(&second),
+        &reading(30.0, Current::Partitions(3)),
+        facts(60),
+    )
+    .status;
+    assert_eq!(third.value.as_deref(), Some("30"));
+    assert_eq!(third.observed_at, Some(Time(at(60))));
+}
+
+#[test]
+fn crossing_the_threshold_is_written_at_once() {
+    let t = kafka();
+    let first = run(&t, None, &reading(10.0, Current::Partitions(3)), facts(0)).status;
+    let second = run(
+        &t,
+        Some(&first),
+        &reading(60_000.0, Current::Partitions(3)),
+        facts(5),
+    );
+    assert!(second.status.active);
+    assert_eq!(second.status.value.as_deref(), Some("60000"));
+    assert_eq!(second.action, Some(Planned::Partitions { from: 3, to: 4 }));
+}
+
+#[test]
+fn an_unknown_sample_never_acts_and_the_status_names_the_source_since_when() {
+    let t = cpu();
+    let unknown = Reading {
+        sample: Sample::unknown("prometheus http://p:9090", "connection refused"),
+        current: Ok(Current::Replicas(5)),
+        refusal: None,
+    };
+    let first = run(&t, None, &unknown, facts(0));
+    assert_eq!(first.action, None);
+    assert_eq!(
+        first.status.error.as_deref(),
+        Some("prometheus http://p:9090: connection refused")
+    );
+    assert_eq!(first.status.value, None, "unknown is not zero");
+    assert_eq!(first.status.error_since, Some(Time(at(0))));
+    let later = run(&t, Some(&first.status), &unknown, facts(90));
+    assert_eq!(
+        later.status.error_since,
+        Some(Time(at(0))),
+        "since stays put"
+    );
+    let back = run(
+        &t,
+        Some(&later.status),
+        &reading(50.0, Current::Replicas(5)),
+        facts(95),
+    );
+    assert_eq!(back.status.error, None);
+    assert_eq!(back.status.error_since, None);
+    assert_eq!(back.status.value.as_deref(), Some("50%"));
+}
+
+#[test]
+fn an_unreadable_target_is_an_error_and_no_action() {
+    let r = Reading {
+        sample: Sample::Value(99.0),
+        current: Err("Deployment api not found".into()),
+        refusal: None,
+    };
+    let p = run(&cpu(), None, &r, facts(0));
+    assert_eq!(p.action, None);
+    assert_eq!(
+        p.status.error.as_deref(),
+        Some("target: Deployment api not found")
+    );
+}
+
+#[test]
+fn a_refusal_blocks_the_action_and_says_why() {
+    let mut r = reading(140.0, Current::Replicas(3));
+    r.refusal = Some("HorizontalPodAutoscaler api also scales Deployment api".into());
+    let p = run(&cpu(), None, &r, facts(0));
+    assert_eq!(p.action, None);
+    assert!(
+        p.status
+            .message
+            .unwrap()
+            .starts_with("refused: HorizontalPodAutoscaler api")
+    );
+}
+
+#[test]
+fn a_hold_reports_what_would_have_happened() {
+    let mut f = facts(0);
+    f.hold = Some(Hold::Suspended);
+    let p = run(&cpu(), None, &reading(140.0, Current::Replicas(3)), f);
+    assert_eq!(p.action, None);
+    assert_eq!(p.refused, Some("Suspended"));
+    assert!(p.reason.contains("would have acted: "), "{}", p.reason);
+}
+
+#[test]
+fn a_pending_action_is_re_applied_instead_of_a_new_decision() {
+    let t = kafka();
+    let decided = run(
+        &t,
+        None,
+        &reading(90_000.0, Current::Partitions(3)),
+        facts(0),
+    );
+    let mut status = decided.status.clone();
+    status.pending_action = decided.action.as_ref().unwrap().pending(at(0));
+    // The operator restarts; the broker already has 5 partitions, the lag is still high.
+    let replay = run(
+        &t,
+        Some(&status),
+        &reading(90_000.0, Current::Partitions(5)),
+        facts(20),
+    );
+    assert_eq!(
+        replay.action, decided.action,
+        "the same target, not a second step"
+    );
+    assert_eq!(
+        replay.status.pending_action, None,
+        "the caller records it again"
+    );
+}
+
+#[test]
+fn cooldown_after_the_last_action_holds() {
+    let t = kafka();
+    let mut status = run(&t, None, &reading(10.0, Current::Partitions(3)), facts(0)).status;
+    status.last_action_at = Some(Time(at(0)));
+    let p = run(
+        &t,
+        Some(&status),
+        &reading(90_000.0, Current::Partitions(4)),
+        facts(60),
+    );
+    assert_eq!(p.action, None);
+    assert!(p.reason.contains("cooling down"), "{}", p.reason);
+}
+
+#[test]
+fn rds_manual_recommends_and_automatic_resizes() {
+    let r = reading(800.0, Current::Class("small".into()));
+    let manual = run(&rds("Manual"), None, &r, facts(0));
+    assert_eq!(
+        manual.action,
+        Some(Planned::Recommend {
+            from: "small".into(),
+            to: "large".into()
+        })
+    );
+    assert_eq!(manual.action.unwrap().pending(at(0)), None);
+    let auto = run(&rds("Automatic"), None, &r, facts(0));
+    assert_eq!(
+        auto.action,
+        Some(Planned::ResizeDatabase {
+            from: "small".into(),
+            to: "large".into()
+        })
+    );
+}
+
+#[test]
+fn redis_without_a_target_signals_and_with_one_steps_up() {
+    let signal = trigger(json!({
+        "name": "mem", "redisMemory": {"query": "q", "threshold": 80}
+    }));
+    let p = run(&signal, None, &reading(85.0, Current::Nothing), facts(0));
+    assert_eq!(p.action, Some(Planned::Signal));
+    let scale = trigger(json!({
+        "name": "mem", "redisMemory": {"query": "q", "threshold": 80},
+        "scaleTargetRef": {"kind": "StatefulSet", "name": "redis"}, "replicas": {"max": 5}
+    }));
+    let p = run(&scale, None, &reading(85.0, Current::Replicas(3)), facts(0));
+    assert_eq!(p.action, Some(Planned::Scale { from: 3, to: 4 }));
+}
+
+#[test]
+fn pending_actions_round_trip() {
+    for action in [
+        Planned::Scale { from: 3, to: 7 },
+        Planned::Partitions { from: 3, to: 4 },
+        Planned::ResizeDatabase {
+            from: "a".into(),
+            to: "b".into(),
+        },
+    ] {
+        let pending = action.pending(at(0)).unwrap();
+        assert_eq!(Planned::from_pending(&pending), Some(action));
+    }
+}

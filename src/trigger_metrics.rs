@@ -1,0 +1,94 @@
+//! Per-trigger metrics: live samples go here, not to status. Names and labels are part of the
+//! public interface (README, the chart's alerts and dashboard).
+
+use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
+
+const TRIGGER: &[&str] = &["namespace", "policy", "trigger"];
+
+/// Samples, thresholds and actions of every trigger.
+#[derive(Clone)]
+pub struct TriggerMetrics {
+    /// `liftoff_trigger_value`: the last sample (absent while the source is unreadable).
+    pub value: GaugeVec,
+    /// `liftoff_trigger_threshold`: the threshold the sample is compared with.
+    pub threshold: GaugeVec,
+    /// `liftoff_trigger_source_up`: 1 when the last sample was read, 0 when its source failed.
+    pub source_up: GaugeVec,
+    /// `liftoff_actions_total{action}`: actions taken (ScaleUp, ScaleDown, AddPartitions,
+    /// ResizeDatabase, RecommendResize, MemoryHigh).
+    pub actions: IntCounterVec,
+    /// `liftoff_action_failures_total{action}`: actions the target's API rejected.
+    pub action_failures: IntCounterVec,
+    /// `liftoff_actions_refused_total{reason}`: decisions to act that were not carried out
+    /// (Conflict: an HPA scales the target; Suspended; NotReady).
+    pub refused: IntCounterVec,
+}
+
+impl TriggerMetrics {
+    pub fn register(registry: &Registry) -> Self {
+        let gauge = |name: &str, help: &str| {
+            let g = GaugeVec::new(Opts::new(name, help), TRIGGER).unwrap();
+            registry.register(Box::new(g.clone())).unwrap();
+            g
+        };
+        let counter = |name: &str, help: &str, extra: &str| {
+            let labels = [TRIGGER, &[extra]].concat();
+            let c = IntCounterVec::new(Opts::new(name, help), &labels).unwrap();
+            registry.register(Box::new(c.clone())).unwrap();
+            c
+        };
+        Self {
+            value: gauge(
+                "liftoff_trigger_value",
+                "Last sample of a trigger's metric (percent for cpu and redisMemory)",
+            ),
+            threshold: gauge(
+                "liftoff_trigger_threshold",
+                "Threshold a trigger's sample is compared with",
+            ),
+            source_up: gauge(
+                "liftoff_trigger_source_up",
+                "1 when the trigger's last sample was read, 0 when its source failed",
+            ),
+            actions: counter(
+                "liftoff_actions_total",
+                "Scaling actions taken, by kind",
+                "action",
+            ),
+            action_failures: counter(
+                "liftoff_action_failures_total",
+                "Scaling actions that failed, by kind",
+                "action",
+            ),
+            refused: counter(
+                "liftoff_actions_refused_total",
+                "Decisions to act that were not carried out, by reason",
+                "reason",
+            ),
+        }
+    }
+
+    /// Records one sample; `None` when the source failed.
+    pub fn sampled(&self, labels: [&str; 3], value: Option<f64>, threshold: Option<f64>) {
+        match value {
+            Some(v) => {
+                self.value.with_label_values(&labels).set(v);
+                self.source_up.with_label_values(&labels).set(1.0);
+            }
+            None => {
+                let _ = self.value.remove_label_values(&labels);
+                self.source_up.with_label_values(&labels).set(0.0);
+            }
+        }
+        if let Some(t) = threshold {
+            self.threshold.with_label_values(&labels).set(t);
+        }
+    }
+
+    /// Drops every series of a trigger (the trigger or its policy is gone).
+    pub fn forget(&self, labels: [&str; 3]) {
+        for g in [&self.value, &self.threshold, &self.source_up] {
+            let _ = g.remove_label_values(&labels);
+        }
+    }
+}
