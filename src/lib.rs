@@ -6,6 +6,7 @@ pub mod crd;
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod sources;
 pub mod telemetry;
 
 /// Field manager used for every server-side apply Liftoff sends.
