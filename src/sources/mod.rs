@@ -17,6 +17,7 @@
 //! naming what failed and where. They never carry secret material: passwords, tokens and Kafka
 //! client settings are kept out, and URLs are printed through [`redact_url`].
 
+pub mod kafka;
 pub mod prometheus;
 
 /// `url` with its credentials hidden, for error messages and logs: the userinfo (`user:pass@`)
