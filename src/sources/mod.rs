@@ -18,7 +18,9 @@
 //! client settings are kept out, and URLs are printed through [`redact_url`].
 
 pub mod kafka;
+pub mod postgres;
 pub mod prometheus;
+pub mod redis;
 
 /// `url` with its credentials hidden, for error messages and logs: the userinfo (`user:pass@`)
 /// becomes `***@` and a query string becomes `?***`. Works on strings that do not parse as URLs
