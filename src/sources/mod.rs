@@ -18,6 +18,7 @@
 //! client settings are kept out, and URLs are printed through [`redact_url`].
 
 pub mod kafka;
+pub mod metrics_api;
 pub mod postgres;
 pub mod prometheus;
 pub mod redis;
