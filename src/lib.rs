@@ -7,6 +7,7 @@ pub mod crd;
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod sources;
 pub mod telemetry;
 pub mod trigger_metrics;
 

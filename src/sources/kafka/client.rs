@@ -1,0 +1,371 @@
+//! The librdkafka handles behind [`Cluster`] and the blocking calls made with them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError as RdError;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::error::{KafkaError, PartitionsOutcome, scrub, settings_error};
+use super::lag::{Lag, topic_lag};
+
+/// One Kafka cluster, as reached with one set of client settings. Clone it freely: clones share
+/// the handles (and their connections).
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    bootstrap: String,
+    /// Consumer-side configuration (no `group.id`); group handles add it.
+    consumer_config: ClientConfig,
+    /// Values of settings whose key looks secret, to scrub from error texts.
+    secrets: Vec<String>,
+    /// Metadata and watermarks (no group).
+    plain: BaseConsumer,
+    admin: AdminClient<DefaultClientContext>,
+    /// One handle per consumer group, created on first use, for OffsetFetch.
+    groups: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+}
+
+impl fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cluster")
+            .field("bootstrap", &self.inner.bootstrap)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings Liftoff decides itself; the user's values for these keys are ignored.
+const RESERVED: [&str; 2] = ["bootstrap.servers", "group.id"];
+
+/// A setting whose key contains one of these holds (or points at) secret material.
+const SECRET_KEY_PARTS: [&str; 7] = [
+    "password",
+    "secret",
+    "token",
+    "key",
+    "jaas",
+    "sasl.username",
+    "oauthbearer",
+];
+
+impl Cluster {
+    /// Builds the client handles for `bootstrap_servers` (`host:port[,host:port…]`) with the
+    /// librdkafka `settings`. Validates the settings; does not contact the brokers.
+    pub fn connect(
+        bootstrap_servers: &str,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<Cluster, KafkaError> {
+        let secrets: Vec<String> = settings
+            .iter()
+            .filter(|(k, v)| !v.is_empty() && SECRET_KEY_PARTS.iter().any(|p| k.contains(p)))
+            .map(|(_, v)| v.clone())
+            .collect();
+        let mut base = ClientConfig::new();
+        base.set("bootstrap.servers", bootstrap_servers)
+            .set("client.id", "liftoff");
+        for (key, value) in settings {
+            if !RESERVED.contains(&key.as_str()) {
+                base.set(key, value);
+            }
+        }
+        let mut consumer_config = base.clone();
+        consumer_config
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("allow.auto.create.topics", "false");
+        let invalid = |e: RdError| KafkaError::InvalidSettings {
+            reason: settings_error(&e, &secrets),
+        };
+        let plain: BaseConsumer = consumer_config.create().map_err(invalid)?;
+        let admin: AdminClient<DefaultClientContext> = base.create().map_err(invalid)?;
+        Ok(Cluster {
+            inner: Arc::new(Inner {
+                bootstrap: bootstrap_servers.to_string(),
+                consumer_config,
+                secrets,
+                plain,
+                admin,
+                groups: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The bootstrap servers this cluster was built with, for messages.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.inner.bootstrap
+    }
+
+    /// Lag of consumer group `group` on `topic`, summed over all the topic's partitions.
+    pub async fn lag(
+        &self,
+        topic: &str,
+        group: &str,
+        timeout: Duration,
+    ) -> Result<Lag, KafkaError> {
+        let (inner, topic_owned, group) =
+            (self.inner.clone(), topic.to_string(), group.to_string());
+        self.blocking(topic, move || inner.lag(&topic_owned, &group, timeout))
+            .await
+    }
+
+    /// The number of partitions `topic` has now, from broker metadata.
+    pub async fn partition_count(&self, topic: &str, timeout: Duration) -> Result<i32, KafkaError> {
+        let (inner, topic_owned) = (self.inner.clone(), topic.to_string());
+        self.blocking(topic, move || {
+            let deadline = Deadline::new(timeout);
+            Ok(inner.partitions(&topic_owned, &deadline)?.len() as i32)
+        })
+        .await
+    }
+
+    /// Raises `topic` to `total` partitions (CreatePartitions). Idempotent and never
+    /// decreasing: with `total` or more partitions already, nothing is sent and the outcome
+    /// says so; if another client raised it concurrently, the outcome reports that too.
+    pub async fn create_partitions(
+        &self,
+        topic: &str,
+        total: i32,
+        timeout: Duration,
+    ) -> Result<PartitionsOutcome, KafkaError> {
+        if total < 1 {
+            return Err(KafkaError::InvalidPartitionCount {
+                topic: topic.to_string(),
+                total,
+            });
+        }
+        let started = Instant::now();
+        let before = self.partition_count(topic, timeout).await?;
+        if before >= total {
+            return Ok(PartitionsOutcome::AlreadyAtLeast {
+                current: before,
+                requested: total,
+            });
+        }
+        let left = timeout.saturating_sub(started.elapsed());
+        let options = AdminOptions::new()
+            .request_timeout(Some(left))
+            .operation_timeout(Some(left));
+        let request = NewPartitions::new(topic, total as usize);
+        let failed = |reason: String| KafkaError::CreatePartitions {
+            topic: topic.to_string(),
+            total,
+            reason,
+        };
+        let results = self
+            .inner
+            .admin
+            .create_partitions([&request], &options)
+            .await
+            .map_err(|e| failed(self.inner.reason(&e, timeout)))?;
+        match results.into_iter().next() {
+            Some(Ok(_)) => Ok(PartitionsOutcome::Created {
+                before,
+                after: total,
+            }),
+            // Raced with another client: report what the topic has now if that is enough.
+            Some(Err((_, RDKafkaErrorCode::InvalidPartitions))) => {
+                let current = self.partition_count(topic, timeout).await?;
+                if current >= total {
+                    Ok(PartitionsOutcome::AlreadyAtLeast {
+                        current,
+                        requested: total,
+                    })
+                } else {
+                    Err(failed(RDKafkaErrorCode::InvalidPartitions.to_string()))
+                }
+            }
+            Some(Err((_, RDKafkaErrorCode::UnknownTopicOrPartition))) => {
+                Err(KafkaError::TopicNotFound {
+                    topic: topic.to_string(),
+                    bootstrap: self.inner.bootstrap.clone(),
+                })
+            }
+            Some(Err((_, code))) => Err(failed(self.inner.scrub(&code.to_string()))),
+            None => Err(failed("the broker returned no result".into())),
+        }
+    }
+
+    /// Runs `work` on the blocking pool (librdkafka calls block their thread).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        topic: &str,
+        work: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
+    ) -> Result<T, KafkaError> {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| KafkaError::Internal {
+                topic: topic.to_string(),
+                reason: e.to_string(),
+            })?
+    }
+}
+
+/// One time budget shared by the requests of a call.
+struct Deadline {
+    at: Instant,
+    timeout: Duration,
+}
+
+impl Deadline {
+    fn new(timeout: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + timeout,
+            timeout,
+        }
+    }
+
+    /// Time left, or a timeout error naming what was being done.
+    fn left(&self, bootstrap: &str, doing: &str) -> Result<Duration, KafkaError> {
+        match self.at.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(left),
+            _ => Err(KafkaError::Timeout {
+                bootstrap: bootstrap.to_string(),
+                timeout: self.timeout,
+                doing: doing.to_string(),
+            }),
+        }
+    }
+}
+
+impl Inner {
+    fn lag(&self, topic: &str, group: &str, timeout: Duration) -> Result<Lag, KafkaError> {
+        let deadline = Deadline::new(timeout);
+        let partitions = self.partitions(topic, &deadline)?;
+        let consumer = self.group_consumer(group, topic)?;
+        let mut request = TopicPartitionList::new();
+        for &p in &partitions {
+            request.add_partition(topic, p);
+        }
+        let doing = format!("reading the committed offsets of consumer group {group}");
+        let left = deadline.left(&self.bootstrap, &doing)?;
+        let committed_failed = |reason| KafkaError::CommittedOffsets {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            reason,
+        };
+        let committed = consumer
+            .committed_offsets(request, left)
+            .map_err(|e| self.timeout_or(&e, timeout, &doing, committed_failed))?;
+        let mut offsets = Vec::with_capacity(partitions.len());
+        for &partition in &partitions {
+            let elem = committed.find_partition(topic, partition);
+            let committed_offset = match elem.as_ref().map(|e| (e.offset(), e.error())) {
+                Some((_, Err(e))) => return Err(committed_failed(self.reason(&e, timeout))),
+                Some((Offset::Offset(n), _)) if n >= 0 => Some(n),
+                _ => None,
+            };
+            let doing = format!("reading the offsets of {topic} partition {partition}");
+            let left = deadline.left(&self.bootstrap, &doing)?;
+            let (low, high) = self
+                .plain
+                .fetch_watermarks(topic, partition, left)
+                .map_err(|e| {
+                    self.timeout_or(&e, timeout, &doing, |reason| KafkaError::Watermarks {
+                        topic: topic.to_string(),
+                        partition,
+                        reason,
+                    })
+                })?;
+            offsets.push((partition, committed_offset, low, high));
+        }
+        // Serve queued events (errors, statistics) so they do not pile up between samples.
+        let _ = consumer.poll(Duration::ZERO);
+        let _ = self.plain.poll(Duration::ZERO);
+        Ok(topic_lag(offsets))
+    }
+
+    /// The topic's partition ids from a fresh Metadata request.
+    fn partitions(&self, topic: &str, deadline: &Deadline) -> Result<Vec<i32>, KafkaError> {
+        let doing = format!("reading the metadata of topic {topic}");
+        let left = deadline.left(&self.bootstrap, &doing)?;
+        let failed = |reason| KafkaError::Metadata {
+            topic: topic.to_string(),
+            bootstrap: self.bootstrap.clone(),
+            reason,
+        };
+        let metadata = self
+            .plain
+            .fetch_metadata(Some(topic), left)
+            .map_err(|e| self.timeout_or(&e, deadline.timeout, &doing, failed))?;
+        let not_found = || KafkaError::TopicNotFound {
+            topic: topic.to_string(),
+            bootstrap: self.bootstrap.clone(),
+        };
+        let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+            return Err(not_found());
+        };
+        match found.error().map(RDKafkaErrorCode::from) {
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+                Err(not_found())
+            }
+            Some(code) => Err(failed(self.scrub(&code.to_string()))),
+            None if found.partitions().is_empty() => Err(not_found()),
+            None => Ok(found.partitions().iter().map(|p| p.id()).collect()),
+        }
+    }
+
+    fn group_consumer(&self, group: &str, topic: &str) -> Result<Arc<BaseConsumer>, KafkaError> {
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(consumer) = groups.get(group) {
+            return Ok(consumer.clone());
+        }
+        let mut config = self.consumer_config.clone();
+        config.set("group.id", group);
+        let consumer: BaseConsumer = config.create().map_err(|e| KafkaError::CommittedOffsets {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            reason: settings_error(&e, &self.secrets),
+        })?;
+        let consumer = Arc::new(consumer);
+        groups.insert(group.to_string(), consumer.clone());
+        Ok(consumer)
+    }
+
+    /// A timeout error if librdkafka timed out, else `other` with the error's text.
+    fn timeout_or(
+        &self,
+        err: &RdError,
+        timeout: Duration,
+        doing: &str,
+        other: impl FnOnce(String) -> KafkaError,
+    ) -> KafkaError {
+        match err.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::RequestTimedOut) => {
+                KafkaError::Timeout {
+                    bootstrap: self.bootstrap.clone(),
+                    timeout,
+                    doing: doing.to_string(),
+                }
+            }
+            _ => other(self.reason(err, timeout)),
+        }
+    }
+
+    /// The error's text for a message, scrubbed of secret setting values.
+    fn reason(&self, err: &RdError, timeout: Duration) -> String {
+        match err.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::RequestTimedOut) => {
+                format!("no answer within {timeout:?}")
+            }
+            _ => self.scrub(&err.to_string()),
+        }
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        scrub(text, &self.secrets)
+    }
+}
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

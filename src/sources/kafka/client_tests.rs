@@ -1,0 +1,56 @@
+//! Building a `Cluster` from settings (no broker contacted).
+
+use super::*;
+
+fn settings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn unknown_setting_is_named_without_its_value() {
+    let err =
+        Cluster::connect("127.0.0.1:9", &settings(&[("sasl.pasword", "hunter22")])).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("invalid Kafka client settings: sasl.pasword"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter22"), "{text}");
+}
+
+#[test]
+fn invalid_value_is_not_echoed() {
+    let err =
+        Cluster::connect("127.0.0.1:9", &settings(&[("security.protocol", "s3cr3t")])).unwrap_err();
+    assert!(matches!(err, KafkaError::InvalidSettings { .. }), "{err:?}");
+    assert!(!err.to_string().contains("s3cr3t"), "{err}");
+    assert!(err.to_string().contains("security.protocol"), "{err}");
+}
+
+#[test]
+fn valid_settings_connect_without_contacting_the_broker() {
+    let s = settings(&[
+        ("security.protocol", "SASL_SSL"),
+        ("sasl.mechanism", "SCRAM-SHA-512"),
+        ("sasl.username", "liftoff"),
+        ("sasl.password", "pw-123456"),
+        ("group.id", "ignored"),
+    ]);
+    let cluster = Cluster::connect("127.0.0.1:9", &s).expect("SASL_SSL + SCRAM are built in");
+    assert_eq!(cluster.bootstrap_servers(), "127.0.0.1:9");
+    assert!(!format!("{cluster:?}").contains("pw-123456"));
+    assert_eq!(cluster.inner.secrets, ["pw-123456", "liftoff"]);
+    assert_eq!(
+        scrub("auth failed for pw-123456", &cluster.inner.secrets),
+        "auth failed for ***"
+    );
+}
+
+#[test]
+fn cluster_is_shareable() {
+    fn assert_shareable<T: Clone + Send + Sync + 'static>() {}
+    assert_shareable::<Cluster>();
+}

@@ -1,0 +1,113 @@
+//! Metric sources: the readers behind the scaling triggers.
+//!
+//! Each source reads one number from a real system and returns it, or a typed error saying what
+//! failed. A source never turns a failure into a made-up value (no "0 because Prometheus was
+//! down"): the engine treats an error as *unknown input* and takes no action in either direction,
+//! and the controller shows the error's text in `status.triggers[].error`.
+//!
+//! | module | reads | value |
+//! | --- | --- | --- |
+//! | [`prometheus`] | an instant PromQL query (`/api/v1/query`) | the single series' value |
+//! | [`kafka`] | committed offsets of a consumer group vs. the partitions' watermarks | total lag, per partition |
+//! | [`postgres`] | `pg_stat_activity` | client connections |
+//! | [`redis`] | `INFO memory` | `used_memory` as % of `maxmemory` |
+//! | [`metrics_api`] | `metrics.k8s.io/v1beta1` PodMetrics | CPU usage as % of requests, over ready pods |
+//!
+//! Error texts are written for the platform engineer reading `kubectl describe lp`: one sentence
+//! naming what failed and where. They never carry secret material: passwords, tokens and Kafka
+//! client settings are kept out, and URLs are printed through [`redact_url`].
+
+pub mod kafka;
+pub mod metrics_api;
+pub mod postgres;
+pub mod prometheus;
+pub mod redis;
+
+/// `url` with its credentials hidden, for error messages and logs: the userinfo (`user:pass@`)
+/// becomes `***@` and a query string becomes `?***`. Works on strings that do not parse as URLs
+/// too, so a malformed address can be quoted safely.
+///
+/// ```
+/// use liftoff::sources::redact_url;
+/// assert_eq!(redact_url("postgres://app:s3cret@db:5432/emr"), "postgres://***@db:5432/emr");
+/// assert_eq!(redact_url("http://prom:9090/api?token=abc"), "http://prom:9090/api?***");
+/// assert_eq!(redact_url("redis://cache:6379"), "redis://cache:6379");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = match authority.rfind('@') {
+        Some(at) => format!("***@{}", &authority[at + 1..]),
+        None => authority.to_string(),
+    };
+    let tail = match tail.find('?') {
+        Some(q) => format!("{}?***", &tail[..q]),
+        None => tail.to_string(),
+    };
+    format!("{scheme}{host}{tail}")
+}
+
+/// `host:port` of a URL, for messages that must not show the rest (user, password, database).
+/// Falls back to the redacted URL when it does not parse.
+pub(crate) fn host_port(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.host_str().is_some() => {
+            let host = u.host_str().unwrap_or_default();
+            match u.port_or_known_default() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_string(),
+            }
+        }
+        _ => redact_url(url),
+    }
+}
+
+/// The text of `err` and of every error it wraps, joined by `": "`, skipping a wrapped error
+/// whose text the previous one already contains.
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text = format!("{text}: {inner_text}");
+        }
+        source = inner.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_hides_userinfo_and_query_only() {
+        assert_eq!(redact_url("https://u:p@h:1/x/y"), "https://***@h:1/x/y");
+        assert_eq!(redact_url("https://u@h"), "https://***@h");
+        assert_eq!(redact_url("u:p@h:1"), "***@h:1");
+        assert_eq!(redact_url("http://h/p?q=1#f"), "http://h/p?***");
+        assert_eq!(redact_url("http://h:9090/"), "http://h:9090/");
+        // An `@` in the path is not userinfo.
+        assert_eq!(redact_url("http://h/a@b"), "http://h/a@b");
+        assert_eq!(
+            redact_url("redis://:pw@cache:6379/0"),
+            "redis://***@cache:6379/0"
+        );
+    }
+
+    #[test]
+    fn host_port_shows_neither_user_nor_database() {
+        assert_eq!(
+            host_port("postgres://app:pw@db.svc:5433/emr"),
+            "db.svc:5433"
+        );
+        assert_eq!(host_port("redis://:pw@cache"), "cache");
+        assert_eq!(host_port("http://prom"), "prom:80");
+        assert_eq!(host_port("not a url user:pw@x"), "***@x");
+    }
+}

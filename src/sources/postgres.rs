@@ -1,0 +1,148 @@
+//! PostgreSQL connection count: the stand-in for an RDS instance's `DatabaseConnections`.
+//!
+//! [`connection_count`] opens one connection, runs
+//!
+//! ```sql
+//! SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'
+//! ```
+//!
+//! and closes it. That counts every **client session** on the server, in all databases and of
+//! all users, idle or busy — including the one Liftoff itself uses for the query — and leaves out
+//! the server's own processes (autovacuum, WAL writer, checkpointer, replication senders,
+//! parallel workers). It is what CloudWatch's `DatabaseConnections` reports for RDS PostgreSQL
+//! and what `max_connections` limits (`superuser_reserved_connections` aside).
+//!
+//! The role in the URL needs to see other users' sessions: a superuser, or a role granted
+//! `pg_monitor` (or `pg_read_all_stats`). PostgreSQL shows any role every session's row, but
+//! hides its `backend_type` from roles without those grants, so the count would miss sessions.
+//!
+//! The URL is a libpq-style connection string or `postgres://user:password@host:port/db`,
+//! typically from a Secret. The connection is made **without TLS** (`NoTls`); a URL with
+//! `sslmode=require` is refused by the client. Run the operator next to the database (or
+//! through a TLS-terminating proxy such as the RDS proxy) until TLS support is added here.
+//! Error texts name the server as `host:port` and never contain the password.
+//!
+//! `timeout` bounds the whole sample: connect, authenticate, query.
+
+use std::time::Duration;
+
+use tokio_postgres::NoTls;
+use tokio_postgres::config::Host;
+
+/// The query behind [`connection_count`].
+pub const CONNECTION_COUNT_SQL: &str =
+    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'";
+
+/// Why the connection count could not be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PgError {
+    #[error("the PostgreSQL connection string is not valid: {reason}")]
+    InvalidUrl { reason: String },
+    #[error("could not connect to PostgreSQL at {server}: {reason}")]
+    Connect { server: String, reason: String },
+    #[error("PostgreSQL at {server} did not answer within {timeout:?}")]
+    Timeout { server: String, timeout: Duration },
+    #[error("counting connections on PostgreSQL at {server} failed: {reason}")]
+    Query { server: String, reason: String },
+}
+
+/// The number of client sessions on the server (see the module docs for what is counted).
+pub async fn connection_count(url: &str, timeout: Duration) -> Result<i64, PgError> {
+    let mut config: tokio_postgres::Config =
+        url.parse()
+            .map_err(|e: tokio_postgres::Error| PgError::InvalidUrl {
+                reason: scrub(&e.to_string(), url, None),
+            })?;
+    config.connect_timeout(timeout);
+    let password = config
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned());
+    let server = server_name(&config);
+    let sample = async {
+        let (client, connection) = config.connect(NoTls).await.map_err(|e| PgError::Connect {
+            server: server.clone(),
+            reason: scrub(&reason(&e), url, password.as_deref()),
+        })?;
+        let driver = tokio::spawn(connection);
+        let row = client
+            .query_one(CONNECTION_COUNT_SQL, &[])
+            .await
+            .map_err(|e| PgError::Query {
+                server: server.clone(),
+                reason: scrub(&reason(&e), url, password.as_deref()),
+            });
+        drop(client);
+        driver.abort();
+        row?.try_get::<_, i64>(0).map_err(|e| PgError::Query {
+            server: server.clone(),
+            reason: e.to_string(),
+        })
+    };
+    match tokio::time::timeout(timeout, sample).await {
+        Ok(result) => result,
+        Err(_) => Err(PgError::Timeout { server, timeout }),
+    }
+}
+
+/// `host:port` of the first host in the config (what the client tries first).
+fn server_name(config: &tokio_postgres::Config) -> String {
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    match config.get_hosts().first() {
+        Some(Host::Tcp(host)) => format!("{host}:{port}"),
+        Some(Host::Unix(path)) => format!("{}:{port}", path.display()),
+        None => format!("localhost:{port}"),
+    }
+}
+
+/// The server's message for database errors (e.g. "password authentication failed for user
+/// \"app\""), else the error with its causes.
+fn reason(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => super::error_chain(err),
+    }
+}
+
+/// Keeps the password (and the connection string, which may hold it) out of a message.
+fn scrub(text: &str, url: &str, password: Option<&str>) -> String {
+    let mut text = text.replace(url, &super::redact_url(url));
+    if let Some(password) = password.filter(|p| !p.is_empty()) {
+        text = text.replace(password, "***");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_is_named_by_host_and_port_only() {
+        let config: tokio_postgres::Config =
+            "postgres://app:pw@db.internal:6543/emr".parse().unwrap();
+        assert_eq!(server_name(&config), "db.internal:6543");
+        let config: tokio_postgres::Config = "host=db user=app password=pw".parse().unwrap();
+        assert_eq!(server_name(&config), "db:5432");
+    }
+
+    #[test]
+    fn scrub_removes_password_and_url() {
+        let url = "postgres://app:pw-9@db/emr";
+        assert_eq!(
+            scrub("bad pw-9 in postgres://app:pw-9@db/emr", url, Some("pw-9")),
+            "bad *** in postgres://***@db/emr"
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_connection_string_is_refused_before_connecting() {
+        let err = connection_count(
+            "postgres://app:secret@db:notaport/x",
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, PgError::InvalidUrl { .. }), "{err:?}");
+        assert!(!err.to_string().contains("secret"), "{err}");
+    }
+}

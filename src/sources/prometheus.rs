@@ -1,0 +1,366 @@
+//! Prometheus instant queries: one PromQL expression in, one number out.
+//!
+//! [`Client::query_value`] runs `GET <address>/api/v1/query?query=…` and accepts exactly two
+//! shapes of answer: a **scalar**, or an **instant vector with exactly one series**. Everything
+//! else is a distinct [`QueryError`] whose text tells the user what to change:
+//!
+//! | answer | error text (abridged) |
+//! | --- | --- |
+//! | no series (e.g. the metric is not scraped yet) | `query returned no series` |
+//! | N > 1 series | `query returned N series; aggregate it to one, e.g. with sum() or max()` |
+//! | `NaN`, `+Inf`, `-Inf` (e.g. a division by zero) | `query returned NaN, …` |
+//! | a range vector (matrix) or a string | `query returned a matrix result; …` |
+//! | HTTP 4xx/5xx | `Prometheus at … answered HTTP 400: <Prometheus's error text>` |
+//! | `"status":"error"` with HTTP 2xx | `Prometheus rejected the query (<errorType>): <error>` |
+//! | body that is not a query result | `Prometheus at … sent a response that is not …` |
+//! | connection refused, DNS, TLS | `could not reach Prometheus at …: <cause>` |
+//! | no answer within the timeout | `Prometheus at … did not answer within …` |
+//!
+//! Authentication is optional: a bearer token or basic auth ([`Auth`]), typically read from a
+//! Secret by the controller. Credentials in the address itself (`https://user:pass@host`) are
+//! taken as basic auth and removed from the URL. Neither ever appears in an error text or in
+//! `Debug` output; [`Client::address`] is the address without credentials or query string.
+//!
+//! TLS uses rustls with the `ring` provider (the one kube uses) and trusts both the system's CA
+//! bundle and the Mozilla roots, so an in-cluster Prometheus behind a private CA works when its
+//! CA is in the operator image's `/etc/ssl/certs`.
+//!
+//! [`parse_response`] is the pure half (status code + body → value), unit-tested on JSON strings.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::Url;
+use serde::Deserialize;
+
+use super::{error_chain, redact_url};
+
+/// How the client authenticates to Prometheus (or to the proxy in front of it).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// `Authorization: Bearer <token>`.
+    Bearer(String),
+    /// `Authorization: Basic …`.
+    Basic { username: String, password: String },
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            Auth::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("password", &"<redacted>")
+                .finish(),
+        }
+    }
+}
+
+/// Why a [`Client`] could not be built (a configuration problem, not an outage).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Prometheus address {address:?} is not a valid URL ({reason})")]
+    InvalidAddress { address: String, reason: String },
+    #[error("Prometheus address {address:?} must start with http:// or https://")]
+    UnsupportedScheme { address: String },
+    #[error("could not set up the HTTP client for Prometheus: {0}")]
+    HttpClient(String),
+}
+
+/// Why a query gave no usable value. Each variant's text is one sentence for `status`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueryError {
+    #[error("could not reach Prometheus at {address}: {reason}")]
+    Transport { address: String, reason: String },
+    #[error("Prometheus at {address} did not answer within {timeout:?}")]
+    Timeout { address: String, timeout: Duration },
+    #[error("Prometheus at {address} answered HTTP {status}: {message}")]
+    Http {
+        address: String,
+        status: u16,
+        message: String,
+    },
+    #[error("Prometheus at {address} sent a response that is not a query result: {reason}")]
+    InvalidBody { address: String, reason: String },
+    #[error("Prometheus rejected the query ({error_type}): {message}")]
+    Rejected { error_type: String, message: String },
+    #[error("query returned no series")]
+    NoSeries,
+    #[error("query returned {count} series; aggregate it to one, e.g. with sum() or max()")]
+    ManySeries { count: usize },
+    #[error(
+        "query returned {value}, not a number a threshold can be compared with (check for a division by zero)"
+    )]
+    NotFinite { value: String },
+    #[error(
+        "query returned a {result_type} result; use an expression that gives an instant vector or a scalar (no [5m] range at the top level)"
+    )]
+    UnsupportedResultType { result_type: String },
+    #[error(
+        "query returned a native histogram; reduce it to a number, e.g. with histogram_quantile()"
+    )]
+    Histogram,
+}
+
+/// A Prometheus HTTP API client for one server. Cheap to clone (connections are pooled and
+/// shared between clones).
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    query_url: Url,
+    address: String,
+    auth: Option<Auth>,
+    timeout: Duration,
+}
+
+impl Client {
+    /// A client for `address` (`http(s)://host:port`, optionally with a path prefix such as
+    /// `/prometheus`). `timeout` bounds each query end to end (connect, send, wait, read).
+    /// Nothing is contacted here.
+    pub fn new(address: &str, auth: Option<Auth>, timeout: Duration) -> Result<Client, Error> {
+        let shown = redact_url(address.trim());
+        let mut url = Url::parse(address.trim()).map_err(|e| Error::InvalidAddress {
+            address: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Error::UnsupportedScheme { address: shown });
+        }
+        let mut auth = auth;
+        if !url.username().is_empty() || url.password().is_some() {
+            let username = percent_decode(url.username());
+            let password = url.password().map(percent_decode).unwrap_or_default();
+            auth = auth.or(Some(Auth::Basic { username, password }));
+            // Cannot fail for http(s) URLs, which always have a host.
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+        }
+        url.set_query(None);
+        url.set_fragment(None);
+        let address = url.as_str().trim_end_matches('/').to_string();
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        let query_url = url
+            .join("api/v1/query")
+            .map_err(|e| Error::InvalidAddress {
+                address: shown,
+                reason: e.to_string(),
+            })?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("liftoff/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::HttpClient(error_chain(&e.without_url())))?;
+        Ok(Client {
+            http,
+            query_url,
+            address,
+            auth,
+            timeout,
+        })
+    }
+
+    /// The server's address without credentials, for messages.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Runs `promql` as an instant query (evaluated "now" by the server) and returns the value
+    /// of the scalar or of the single series it yields.
+    pub async fn query_value(&self, promql: &str) -> Result<f64, QueryError> {
+        let mut request = self
+            .http
+            .get(self.query_url.clone())
+            .query(&[("query", promql)]);
+        request = match &self.auth {
+            Some(Auth::Bearer(token)) => request.bearer_auth(token),
+            Some(Auth::Basic { username, password }) => {
+                request.basic_auth(username, Some(password))
+            }
+            None => request,
+        };
+        let response = request.send().await.map_err(|e| self.transport(e))?;
+        let status = response.status().as_u16();
+        let body = response.text().await.map_err(|e| self.transport(e))?;
+        parse_response(status, &body).map_err(|e| e.at(&self.address))
+    }
+
+    fn transport(&self, err: reqwest::Error) -> QueryError {
+        if err.is_timeout() {
+            return QueryError::Timeout {
+                address: self.address.clone(),
+                timeout: self.timeout,
+            };
+        }
+        // The URL (with the query) is left out; the innermost causes say what went wrong.
+        QueryError::Transport {
+            address: self.address.clone(),
+            reason: error_chain(&err.without_url()),
+        }
+    }
+}
+
+/// `%40` → `@` etc. in URL userinfo; invalid escapes are kept as they are.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The most of a body quoted in an error.
+const BODY_QUOTE_CHARS: usize = 200;
+
+#[derive(Deserialize)]
+struct ApiResponse {
+    status: String,
+    #[serde(default)]
+    data: Option<ApiData>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ApiData {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct VectorSample {
+    #[serde(default)]
+    value: Option<(serde_json::Value, String)>,
+    #[serde(default)]
+    histogram: Option<serde::de::IgnoredAny>,
+}
+
+/// Turns an `/api/v1/query` answer (HTTP status code and body) into the query's single value.
+/// Errors that name the server carry an empty address here; [`Client::query_value`] fills it in.
+pub fn parse_response(status: u16, body: &str) -> Result<f64, QueryError> {
+    let parsed: Result<ApiResponse, _> = serde_json::from_str(body);
+    if !(200..300).contains(&status) {
+        let message = match &parsed {
+            Ok(ApiResponse {
+                error: Some(error), ..
+            }) => error.clone(),
+            _ => quote(body),
+        };
+        return Err(QueryError::Http {
+            address: String::new(),
+            status,
+            message,
+        });
+    }
+    let response = parsed.map_err(|e| invalid(format!("{e} in {}", quote(body))))?;
+    if response.status != "success" {
+        return Err(QueryError::Rejected {
+            error_type: response.error_type.unwrap_or_else(|| "unknown".into()),
+            message: response
+                .error
+                .unwrap_or_else(|| format!("status {:?} without an error text", response.status)),
+        });
+    }
+    let data = response
+        .data
+        .ok_or_else(|| invalid("\"data\" is missing".into()))?;
+    match data.result_type.as_str() {
+        "scalar" => {
+            let (_, value): (serde_json::Value, String) = serde_json::from_value(data.result)
+                .map_err(|e| invalid(format!("scalar result: {e}")))?;
+            finite(&value)
+        }
+        "vector" => {
+            let samples: Vec<VectorSample> = serde_json::from_value(data.result)
+                .map_err(|e| invalid(format!("vector result: {e}")))?;
+            match samples.as_slice() {
+                [] => Err(QueryError::NoSeries),
+                [sample] => match (&sample.value, &sample.histogram) {
+                    (Some((_, value)), _) => finite(value),
+                    (None, Some(_)) => Err(QueryError::Histogram),
+                    (None, None) => Err(invalid("the series has no \"value\"".into())),
+                },
+                many => Err(QueryError::ManySeries { count: many.len() }),
+            }
+        }
+        other => Err(QueryError::UnsupportedResultType {
+            result_type: other.to_string(),
+        }),
+    }
+}
+
+/// Parses a sample value as Prometheus spells it and refuses NaN and ±Inf.
+fn finite(text: &str) -> Result<f64, QueryError> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| invalid(format!("sample value {text:?} is not a number")))?;
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(QueryError::NotFinite {
+            value: text.to_string(),
+        })
+    }
+}
+
+fn invalid(reason: String) -> QueryError {
+    QueryError::InvalidBody {
+        address: String::new(),
+        reason,
+    }
+}
+
+/// `body` shortened to a quotable length, on one line.
+fn quote(body: &str) -> String {
+    let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut chars = one_line.chars();
+    let head: String = chars.by_ref().take(BODY_QUOTE_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head:?}…")
+    } else {
+        format!("{head:?}")
+    }
+}
+
+impl QueryError {
+    /// Fills in the server address of errors produced by [`parse_response`].
+    fn at(self, server: &str) -> QueryError {
+        match self {
+            QueryError::Http {
+                status, message, ..
+            } => QueryError::Http {
+                address: server.to_string(),
+                status,
+                message,
+            },
+            QueryError::InvalidBody { reason, .. } => QueryError::InvalidBody {
+                address: server.to_string(),
+                reason,
+            },
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "prometheus_tests.rs"]
+mod tests;
