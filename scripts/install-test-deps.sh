@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real servers Liftoff's service tests run against, on a bare Debian machine:
 #   - prometheus, redis-server, postgresql (Debian packages; apt is skipped when the binaries exist)
+#   - libssl-dev + pkg-config, which building the rdkafka crate needs (librdkafka is compiled from
+#     source and links the system's OpenSSL; both are on the project's machine image already)
 #   - Apache Kafka (KRaft) broker + CLI tool jars and a log4j2 backend from Maven Central into $KAFKA_DIR/libs
 #   - a quiet log4j2 config ($KAFKA_DIR/log4j2.properties)
 #   - an unprivileged `liftoff-test` user (PostgreSQL refuses to run as root)
@@ -37,8 +39,10 @@ install_debian_packages() {
   command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   pg_bin_dir >/dev/null || missing+=(postgresql)
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
   if ((${#missing[@]} == 0)); then
-    note "prometheus, redis-server, postgresql: present (apt skipped)"
+    note "prometheus, redis-server, postgresql, libssl-dev: present (apt skipped)"
     return
   fi
   is_root || die "missing ${missing[*]}; re-run as root (apt-get install) or install them yourself"
@@ -64,6 +68,7 @@ install_debian_packages() {
   command -v prometheus >/dev/null 2>&1 || die "prometheus still not on PATH after apt-get install"
   command -v redis-server >/dev/null 2>&1 || die "redis-server still not on PATH after apt-get install"
   pg_bin_dir >/dev/null || die "initdb/postgres not found under /usr/lib/postgresql/*/bin after apt-get install"
+  pkg-config --exists openssl || die "OpenSSL headers (libssl-dev) still not found by pkg-config after apt-get install"
 }
 
 ensure_test_user() {

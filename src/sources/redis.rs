@@ -12,7 +12,7 @@
 //! `redisMemory.maxMemoryBytes`). When given, the override is used instead of the server's
 //! `maxmemory` — useful for managed Redis whose reported limit is not the one to scale on.
 //!
-//! The URL is `redis://[user:password@]host:port[/db]` (or `rediss://` is refused: this build
+//! The URL is `redis://[user:password@]host:port[/db]` (`rediss://` is refused: this build
 //! has no TLS for Redis), typically from a Secret. Error texts name the server as `host:port`
 //! only. `timeout` bounds connect + command.
 //!
@@ -180,6 +180,15 @@ mod tests {
             err.to_string(),
             "maxmemory is 0 (unset) on redis cache:6379; set maxmemory or redisMemory.maxMemoryBytes"
         );
+    }
+
+    #[tokio::test]
+    async fn tls_urls_are_refused_before_connecting() {
+        let err = memory_percent("rediss://:pw-77@cache:6380", None, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RedisError::InvalidUrl { .. }), "{err:?}");
+        assert!(!err.to_string().contains("pw-77"), "{err}");
     }
 
     #[test]

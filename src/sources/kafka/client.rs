@@ -352,12 +352,15 @@ impl Inner {
     }
 
     /// The error's text for a message, scrubbed of secret setting values.
+    /// librdkafka's own description of the error code (e.g. "Local: Broker transport failure",
+    /// "Broker: Group authorization failed"), rather than the wrapper's Rust-flavoured text.
     fn reason(&self, err: &RdError, timeout: Duration) -> String {
         match err.rdkafka_error_code() {
             Some(RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::RequestTimedOut) => {
                 format!("no answer within {timeout:?}")
             }
-            _ => self.scrub(&err.to_string()),
+            Some(code) => self.scrub(&code.to_string()),
+            None => self.scrub(&err.to_string()),
         }
     }
 

@@ -1,0 +1,157 @@
+//! `sources::prometheus` against a real Prometheus scraping a `MetricsExporter`.
+
+use std::time::Duration;
+
+use liftoff::sources::prometheus::{Client, QueryError};
+use liftoff_testenv::{MetricsExporter, Prometheus};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An exporter with `liftoff_test_cpu{pod="a"} 73.5` and `{pod="b"} 20`, scraped every second,
+/// and a Prometheus that already holds both series.
+async fn prometheus_with_two_series() -> (MetricsExporter, Prometheus, Client) {
+    let exporter = MetricsExporter::start().await.expect("exporter starts");
+    exporter.set("liftoff_test_cpu", &[("pod", "a")], 73.5);
+    exporter.set("liftoff_test_cpu", &[("pod", "b")], 20.0);
+    let prom = Prometheus::start(&[exporter.target()], Duration::from_secs(1))
+        .await
+        .expect("prometheus starts");
+    prom.wait_for_query("count(liftoff_test_cpu) == 2")
+        .await
+        .expect("both series scraped");
+    let client = Client::new(&prom.url(), None, TIMEOUT).expect("valid address");
+    (exporter, prom, client)
+}
+
+#[tokio::test]
+async fn prometheus_query_gives_the_single_series_value_and_names_each_bad_shape() {
+    let (_exporter, prom, client) = prometheus_with_two_series().await;
+    assert_eq!(client.address(), prom.url());
+
+    let one = client.query_value(r#"liftoff_test_cpu{pod="a"}"#).await;
+    assert_eq!(one, Ok(73.5));
+    assert_eq!(client.query_value("sum(liftoff_test_cpu)").await, Ok(93.5));
+    let scalar = client.query_value("scalar(max(liftoff_test_cpu))").await;
+    assert_eq!(scalar, Ok(73.5));
+
+    let empty = client.query_value(r#"liftoff_test_cpu{pod="gone"}"#).await;
+    assert_eq!(empty, Err(QueryError::NoSeries));
+    assert_eq!(empty.unwrap_err().to_string(), "query returned no series");
+
+    let many = client.query_value("liftoff_test_cpu").await.unwrap_err();
+    assert_eq!(many, QueryError::ManySeries { count: 2 });
+    assert_eq!(
+        many.to_string(),
+        "query returned 2 series; aggregate it to one, e.g. with sum() or max()"
+    );
+
+    let nan = client.query_value("sum(liftoff_test_cpu) * 0 / 0").await;
+    assert_eq!(
+        nan,
+        Err(QueryError::NotFinite {
+            value: "NaN".into()
+        })
+    );
+    let inf = client.query_value("sum(liftoff_test_cpu) / 0").await;
+    assert_eq!(
+        inf,
+        Err(QueryError::NotFinite {
+            value: "+Inf".into()
+        })
+    );
+
+    let matrix = client
+        .query_value("liftoff_test_cpu[1m]")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&matrix, QueryError::UnsupportedResultType { result_type } if result_type == "matrix"),
+        "{matrix:?}"
+    );
+
+    let syntax = client.query_value("sum(").await.unwrap_err();
+    let QueryError::Http {
+        status, message, ..
+    } = &syntax
+    else {
+        panic!("{syntax:?}")
+    };
+    assert_eq!(*status, 400);
+    assert!(message.contains("parse error"), "{message}");
+    assert!(
+        syntax
+            .to_string()
+            .starts_with(&format!("Prometheus at {} answered HTTP 400: ", prom.url())),
+        "{syntax}"
+    );
+}
+
+#[tokio::test]
+async fn prometheus_stopped_is_a_transport_error_not_zero_and_recovery_is_automatic() {
+    let (_exporter, mut prom, client) = prometheus_with_two_series().await;
+    let query = r#"liftoff_test_cpu{pod="a"}"#;
+    assert_eq!(client.query_value(query).await, Ok(73.5));
+
+    prom.stop().await;
+    let down = client.query_value(query).await.unwrap_err();
+    assert!(
+        matches!(&down, QueryError::Transport { address, .. } if *address == prom.url()),
+        "{down:?}"
+    );
+    let text = down.to_string();
+    assert!(
+        text.starts_with(&format!("could not reach Prometheus at {}: ", prom.url())),
+        "{text}"
+    );
+    assert!(text.to_lowercase().contains("connection refused"), "{text}");
+
+    // The same client (same pooled connections) works again once the server is back.
+    prom.restart().await.expect("prometheus restarts");
+    let value = super::eventually("value after restart", Duration::from_secs(30), || async {
+        client.query_value(query).await.ok()
+    })
+    .await;
+    assert_eq!(value, 73.5);
+}
+
+#[tokio::test]
+async fn server_that_never_answers_is_a_timeout_error() {
+    // A listener that accepts and then says nothing, like a wedged server.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            sockets.push(socket);
+        }
+    });
+    let client = Client::new(&address, None, Duration::from_millis(500)).unwrap();
+    let err = client.query_value("up").await.unwrap_err();
+    assert_eq!(
+        err,
+        QueryError::Timeout {
+            address: address.clone(),
+            timeout: Duration::from_millis(500)
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("Prometheus at {address} did not answer within 500ms")
+    );
+    held.abort();
+}
+
+#[tokio::test]
+async fn https_client_works_next_to_kube_without_a_crypto_provider_panic() {
+    // kube's client and reqwest both use rustls with `ring`: a TLS connection attempt must not
+    // panic choosing a process-wide provider. Nothing listens on port 1: a transport error.
+    let kube_config = kube::Config::new("https://127.0.0.1:1".parse().unwrap());
+    let _kube = kube::Client::try_from(kube_config).expect("kube client with rustls builds");
+    let client = Client::new("https://user:pw@127.0.0.1:1", None, TIMEOUT).unwrap();
+    let err = client.query_value("up").await.unwrap_err();
+    assert!(
+        matches!(&err, QueryError::Transport { address, .. } if address == "https://127.0.0.1:1"),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("pw"), "{err}");
+}
