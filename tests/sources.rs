@@ -11,6 +11,7 @@ mod postgres;
 mod prometheus;
 #[path = "sources/redis.rs"]
 mod redis;
+mod support;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -7,27 +7,41 @@ use kube::{
 };
 use tracing::warn;
 
-use crate::{
-    conditions::{self, Desired},
-    crd::LaunchPolicy,
-};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-/// Emits an event when the Ready condition changes status or reason compared with the stored object.
-pub async fn on_transition(recorder: &Recorder, policy: &LaunchPolicy, ready: &Desired) {
+use crate::{conditions, crd::LaunchPolicy};
+
+/// Emits an event when a condition's status or reason differs from the stored object's: Normal
+/// when the new state is `healthy`, Warning otherwise. A healthy condition seen for the first
+/// time is not announced (every new policy would otherwise start with a burst of "all fine").
+pub async fn on_transition(
+    recorder: &Recorder,
+    policy: &LaunchPolicy,
+    condition: &Condition,
+    healthy: bool,
+) {
     let previous = policy
         .status
         .as_ref()
-        .and_then(|s| conditions::find(&s.conditions, ready.type_));
-    let status = if ready.status { "True" } else { "False" };
-    if previous.is_some_and(|p| p.status == status && p.reason == ready.reason) {
-        return;
+        .and_then(|s| conditions::find(&s.conditions, &condition.type_));
+    match previous {
+        Some(p) if p.status == condition.status && p.reason == condition.reason => return,
+        None if healthy && condition.type_ != "Ready" => return,
+        _ => {}
     }
-    let type_ = if ready.status {
+    let type_ = if healthy {
         EventType::Normal
     } else {
         EventType::Warning
     };
-    publish(recorder, policy, type_, &ready.reason, &ready.message).await;
+    publish(
+        recorder,
+        policy,
+        type_,
+        &condition.reason,
+        &condition.message,
+    )
+    .await;
 }
 
 /// A Warning event for a failed reconcile; `reason` is a stable PascalCase category.
@@ -35,7 +49,8 @@ pub async fn warning(recorder: &Recorder, policy: &LaunchPolicy, reason: &str, n
     publish(recorder, policy, EventType::Warning, reason, note).await;
 }
 
-async fn publish(
+/// Publishes one event about `policy`; failures are logged and otherwise ignored.
+pub async fn publish(
     recorder: &Recorder,
     policy: &LaunchPolicy,
     type_: EventType,

@@ -1,29 +1,38 @@
-//! The kube-backed [`Lookup`]: Deployments and StatefulSets come from watched metadata caches,
-//! other scalable kinds from a GET through discovery, Secrets from a GET (keys only are used).
+//! The kube-backed [`Lookup`] and what the trigger platform reads from the watch caches:
+//! Deployments, StatefulSets and HorizontalPodAutoscalers come from watched caches (stripped of
+//! pod templates), other scalable kinds from a GET through discovery, Secrets from a short-lived
+//! cache of GETs.
 
 use std::{
     collections::{BTreeSet, HashMap},
     sync::{Arc, Mutex},
 };
 
-use k8s_openapi::api::{
-    apps::v1::{Deployment, StatefulSet},
-    core::v1::Secret,
+use k8s_openapi::{
+    api::{
+        apps::v1::{Deployment, StatefulSet},
+        autoscaling::v2::HorizontalPodAutoscaler,
+    },
+    apimachinery::pkg::apis::meta::v1::LabelSelector,
 };
 use kube::{
     Api, Client,
-    api::{ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta},
+    api::{ApiResource, DynamicObject, GroupVersionKind},
     runtime::reflector::{ObjectRef, Store},
 };
 
-use super::references::Lookup;
+use super::{
+    references::Lookup,
+    secrets::{SecretData, Secrets},
+};
 use crate::crd::ScaleTargetRef;
 
 /// Caches shared by all reconciles.
 #[derive(Clone)]
 pub struct Caches {
-    pub deployments: Store<PartialObjectMeta<Deployment>>,
-    pub statefulsets: Store<PartialObjectMeta<StatefulSet>>,
+    pub deployments: Store<Deployment>,
+    pub statefulsets: Store<StatefulSet>,
+    pub hpas: Store<HorizontalPodAutoscaler>,
     /// Discovery results for other scalable kinds, by `apiVersion/kind`.
     pub discovered: Arc<Mutex<HashMap<String, ApiResource>>>,
 }
@@ -32,22 +41,14 @@ pub struct Caches {
 pub struct KubeLookup<'a> {
     pub client: &'a Client,
     pub caches: &'a Caches,
+    pub secrets: &'a Secrets,
     pub namespace: &'a str,
 }
 
 impl Lookup for KubeLookup<'_> {
     async fn workload_exists(&self, target: &ScaleTargetRef) -> Result<bool, String> {
         match (target.api_version.as_str(), target.kind.as_str()) {
-            ("apps/v1", "Deployment") => Ok(self
-                .caches
-                .deployments
-                .get(&ObjectRef::new(&target.name).within(self.namespace))
-                .is_some()),
-            ("apps/v1", "StatefulSet") => Ok(self
-                .caches
-                .statefulsets
-                .get(&ObjectRef::new(&target.name).within(self.namespace))
-                .is_some()),
+            ("apps/v1", "Deployment" | "StatefulSet") => Ok(self.cached(target).is_some()),
             _ => {
                 let ar = self.api_resource(target).await?;
                 let api: Api<DynamicObject> =
@@ -61,18 +62,93 @@ impl Lookup for KubeLookup<'_> {
     }
 
     async fn secret_keys(&self, name: &str) -> Result<Option<BTreeSet<String>>, String> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), self.namespace);
-        let secret = api.get_opt(name).await.map_err(|e| e.to_string())?;
-        Ok(secret.map(|s| {
-            let data = s.data.unwrap_or_default().into_keys();
-            let string_data = s.string_data.unwrap_or_default().into_keys();
-            data.chain(string_data).collect()
-        }))
+        let secret = self.secret(name).await?;
+        Ok(secret.map(|s| s.keys().cloned().collect()))
     }
 }
 
+/// What the caches know of an apps/v1 workload.
+struct Cached {
+    replicas: i32,
+    selector: LabelSelector,
+}
+
 impl KubeLookup<'_> {
-    async fn api_resource(&self, target: &ScaleTargetRef) -> Result<ApiResource, String> {
+    fn key<K: kube::Resource<DynamicType = ()>>(&self, target: &ScaleTargetRef) -> ObjectRef<K> {
+        ObjectRef::new(&target.name).within(self.namespace)
+    }
+
+    fn cached(&self, target: &ScaleTargetRef) -> Option<Cached> {
+        match (target.api_version.as_str(), target.kind.as_str()) {
+            ("apps/v1", "Deployment") => self.caches.deployments.get(&self.key(target)).map(|d| {
+                let spec = d.spec.clone().unwrap_or_default();
+                Cached {
+                    replicas: spec.replicas.unwrap_or(1),
+                    selector: spec.selector,
+                }
+            }),
+            ("apps/v1", "StatefulSet") => {
+                self.caches.statefulsets.get(&self.key(target)).map(|s| {
+                    let spec = s.spec.clone().unwrap_or_default();
+                    Cached {
+                        replicas: spec.replicas.unwrap_or(1),
+                        selector: spec.selector,
+                    }
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// `spec.replicas` from the cache, for Deployments and StatefulSets; `None` for other kinds
+    /// (read their `/scale` instead).
+    pub fn cached_replicas(&self, target: &ScaleTargetRef) -> Option<Result<i32, String>> {
+        match (target.api_version.as_str(), target.kind.as_str()) {
+            ("apps/v1", "Deployment" | "StatefulSet") => Some(
+                self.cached(target)
+                    .map(|c| c.replicas)
+                    .ok_or_else(|| format!("{} {} not found", target.kind, target.name)),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The pod selector of a Deployment or StatefulSet.
+    pub fn selector(&self, target: &ScaleTargetRef) -> Option<LabelSelector> {
+        self.cached(target).map(|c| c.selector)
+    }
+
+    /// A HorizontalPodAutoscaler in the namespace that scales `target` too, described for a
+    /// status message. Two autoscalers on one target fight; Liftoff refuses instead.
+    pub fn hpa_conflict(&self, target: &ScaleTargetRef) -> Option<String> {
+        let group = |api_version: &str| api_version.rsplit_once('/').map(|(g, _)| g.to_owned());
+        self.caches.hpas.state().iter().find_map(|hpa| {
+            let r = &hpa.spec.as_ref()?.scale_target_ref;
+            let same_group =
+                group(r.api_version.as_deref().unwrap_or_default()) == group(&target.api_version);
+            let ours = hpa.metadata.namespace.as_deref() == Some(self.namespace)
+                && r.kind == target.kind
+                && r.name == target.name
+                && same_group;
+            ours.then(|| {
+                format!(
+                    "HorizontalPodAutoscaler {} also scales {} {}; remove it or this trigger, \
+                     two autoscalers on one workload fight each other",
+                    hpa.metadata.name.as_deref().unwrap_or_default(),
+                    target.kind,
+                    target.name
+                )
+            })
+        })
+    }
+
+    /// A Secret of the namespace (cached for a short while), `None` when it does not exist.
+    pub async fn secret(&self, name: &str) -> Result<Option<Arc<SecretData>>, String> {
+        self.secrets.get(self.namespace, name).await
+    }
+
+    /// The API resource of a scalable kind outside apps/v1, through discovery (cached).
+    pub async fn api_resource(&self, target: &ScaleTargetRef) -> Result<ApiResource, String> {
         let key = format!("{}/{}", target.api_version, target.kind);
         if let Some(ar) = self.caches.discovered.lock().unwrap().get(&key) {
             return Ok(ar.clone());

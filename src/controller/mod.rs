@@ -1,7 +1,9 @@
 //! Wiring of the LaunchPolicy controller: watches, the reconcile pipeline, errors and events.
 
-mod events;
-mod lookup;
+pub mod events;
+pub mod lookup;
+pub mod pools;
+mod reconcile;
 pub mod references;
 pub mod secrets;
 pub mod status;
@@ -10,25 +12,30 @@ pub mod triggers;
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use k8s_openapi::{
-    api::apps::v1::{Deployment, StatefulSet},
-    jiff::Timestamp,
+use k8s_openapi::api::{
+    apps::v1::{Deployment, StatefulSet},
+    autoscaling::v2::HorizontalPodAutoscaler,
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{ListParams, PartialObjectMeta},
+    api::ListParams,
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
         events::{Recorder, Reporter},
-        reflector,
+        predicates, reflector,
         reflector::{ObjectRef, Store},
         watcher,
     },
 };
-use tracing::{Instrument, info, info_span, warn};
+use serde::de::DeserializeOwned;
+use tracing::{info, warn};
 
 pub use lookup::Caches;
+use pools::Pools;
+use reconcile::reconcile;
+use secrets::Secrets;
+use triggers::Memory;
 
 use crate::{crd::LaunchPolicy, metrics::Metrics};
 
@@ -58,6 +65,9 @@ pub struct Context {
     pub recorder: Recorder,
     pub caches: Caches,
     pub settings: Settings,
+    pub secrets: Secrets,
+    pub pools: Pools,
+    pub memory: Memory,
 }
 
 /// How the controller runs.
@@ -99,22 +109,40 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
     })?;
 
     let (deployments, deployment_events) =
-        metadata_cache::<Deployment>(&client, &settings.namespace);
+        workload_cache(&client, &settings.namespace, |d: &mut Deployment| {
+            if let Some(spec) = d.spec.as_mut() {
+                spec.template = Default::default();
+            }
+        });
     let (statefulsets, statefulset_events) =
-        metadata_cache::<StatefulSet>(&client, &settings.namespace);
+        workload_cache(&client, &settings.namespace, |s: &mut StatefulSet| {
+            if let Some(spec) = s.spec.as_mut() {
+                spec.template = Default::default();
+                spec.volume_claim_templates = None;
+            }
+        });
+    let (hpas, hpa_events) = workload_cache(
+        &client,
+        &settings.namespace,
+        |_: &mut HorizontalPodAutoscaler| {},
+    );
 
     let controller = Controller::new(policies, watcher::Config::default());
     let store = controller.store();
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), Reporter::from("liftoff")),
+        secrets: Secrets::new(client.clone(), settings.resync, settings.retry),
         client,
         settings: settings.clone(),
         metrics: metrics.clone(),
         caches: Caches {
             deployments,
             statefulsets,
+            hpas,
             discovered: Default::default(),
         },
+        pools: Pools::default(),
+        memory: Memory::default(),
     });
 
     let ready_ctx = ctx.clone();
@@ -124,25 +152,34 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
         let synced = futures::join!(
             ready_store.wait_until_ready(),
             caches.deployments.wait_until_ready(),
-            caches.statefulsets.wait_until_ready()
+            caches.statefulsets.wait_until_ready(),
+            caches.hpas.wait_until_ready()
         );
-        if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() {
+        if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() && synced.3.is_ok() {
             ready_ctx.metrics.ready.set(1);
             info!("caches synced; reconciling");
         }
     });
 
+    tokio::spawn(forget_deleted(ctx.clone(), store.clone()));
+
     let store_d = store.clone();
     let store_s = store.clone();
+    let store_h = store.clone();
     controller
-        .watches_stream(
-            deployment_events,
-            move |d: PartialObjectMeta<Deployment>| referencing(&store_d, "Deployment", &d),
-        )
-        .watches_stream(
-            statefulset_events,
-            move |s: PartialObjectMeta<StatefulSet>| referencing(&store_s, "StatefulSet", &s),
-        )
+        .watches_stream(deployment_events, move |d: Deployment| {
+            referencing(&store_d, "Deployment", &d.namespace(), &d.name_any())
+        })
+        .watches_stream(statefulset_events, move |s: StatefulSet| {
+            referencing(&store_s, "StatefulSet", &s.namespace(), &s.name_any())
+        })
+        .watches_stream(hpa_events, move |h: HorizontalPodAutoscaler| {
+            let target = h.spec.map(|s| s.scale_target_ref);
+            match target {
+                Some(t) => referencing(&store_h, &t.kind, &h.metadata.namespace, &t.name),
+                None => Vec::new(),
+            }
+        })
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
@@ -151,93 +188,77 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
     Ok(())
 }
 
-/// A metadata-only cache of a workload kind, and the stream of objects it sees change.
-fn metadata_cache<K>(
+/// A cache of a kind the controller reads (stripped by `strip` to keep memory small), and the
+/// stream of objects whose spec changed (status-only updates are filtered out).
+fn workload_cache<K>(
     client: &Client,
     namespace: &Option<String>,
+    strip: impl Fn(&mut K) + Send + Sync + 'static,
 ) -> (
-    Store<PartialObjectMeta<K>>,
-    impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static,
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 )
 where
-    PartialObjectMeta<K>: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    K: Clone + std::fmt::Debug + Send + Sync + 'static,
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
 {
     let (store, writer) = reflector::store();
     let events = reflector(
         writer,
-        watcher(
-            api::<PartialObjectMeta<K>>(client, namespace),
-            watcher::Config::default(),
-        ),
+        watcher(api::<K>(client, namespace), watcher::Config::default()).modify(move |o| {
+            o.meta_mut().managed_fields = None;
+            o.meta_mut().annotations = None;
+            strip(o);
+        }),
     )
     .default_backoff()
-    .touched_objects();
+    .touched_objects()
+    .predicate_filter(predicates::generation, Default::default());
     (store, events)
 }
 
-/// Policies in the workload's namespace whose triggers scale it.
-fn referencing<K: Resource>(
+/// Policies in `namespace` whose triggers scale the workload `kind`/`name`.
+fn referencing(
     store: &Store<LaunchPolicy>,
     kind: &str,
-    workload: &K,
+    namespace: &Option<String>,
+    name: &str,
 ) -> Vec<ObjectRef<LaunchPolicy>> {
-    let (ns, name) = (workload.namespace(), workload.name_any());
     store
         .state()
         .iter()
-        .filter(|p| p.namespace() == ns)
+        .filter(|p| &p.namespace() == namespace)
         .filter(|p| {
             p.spec.scaling.iter().flat_map(|s| &s.triggers).any(|t| {
                 t.scale_target_ref
                     .as_ref()
-                    .is_some_and(|r| r.api_version == "apps/v1" && r.kind == kind && r.name == name)
+                    .is_some_and(|r| r.kind == kind && r.name == name)
             })
         })
         .map(|p| ObjectRef::from(p.as_ref()))
         .collect()
 }
 
-async fn reconcile(policy: Arc<LaunchPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let namespace = policy.namespace().ok_or(Error::NoNamespace)?;
-    let span = info_span!("reconcile", namespace = %namespace, policy = %policy.name_any());
-    reconcile_policy(&policy, &ctx, &namespace)
-        .instrument(span)
-        .await
-}
-
-/// The pipeline: look up references → decide → write status → tell what changed.
-async fn reconcile_policy(
-    policy: &LaunchPolicy,
-    ctx: &Context,
-    namespace: &str,
-) -> Result<Action, Error> {
-    let _timer = ctx.metrics.reconcile_started();
-    let api: Api<LaunchPolicy> = Api::namespaced(ctx.client.clone(), namespace);
-
-    let lookup = lookup::KubeLookup {
-        client: &ctx.client,
-        caches: &ctx.caches,
-        namespace,
-    };
-    let problems = references::check(&policy.spec, &lookup).await;
-
-    let ready = status::ready_condition(&problems, policy.spec.suspend);
-    let new_status = status::desired(policy, std::slice::from_ref(&ready), Timestamp::now());
-
-    if status::write_if_changed(&api, policy, &new_status).await? {
-        ctx.metrics.status_writes.inc();
-        info!(ready = ready.status, reason = %ready.reason, "status updated");
-    } else {
-        ctx.metrics.status_writes_skipped.inc();
+/// Drops in-memory state and metric series of deleted policies, once per resync period.
+async fn forget_deleted(ctx: Arc<Context>, store: Store<LaunchPolicy>) {
+    let mut tick = tokio::time::interval(ctx.settings.resync);
+    loop {
+        tick.tick().await;
+        let live: std::collections::HashSet<String> =
+            store.state().iter().map(|p| reconcile::key(p)).collect();
+        for (key, triggers) in ctx.memory.retain(|key| live.contains(key)) {
+            let (namespace, policy) = key.split_once('/').unwrap_or(("", &key));
+            for trigger in &triggers {
+                ctx.metrics.triggers.forget([namespace, policy, trigger]);
+            }
+        }
+        ctx.secrets.prune();
     }
-    events::on_transition(&ctx.recorder, policy, &ready).await;
-
-    Ok(Action::requeue(if problems.is_empty() {
-        ctx.settings.resync
-    } else {
-        ctx.settings.retry
-    }))
 }
 
 fn error_policy(policy: Arc<LaunchPolicy>, error: &Error, ctx: Arc<Context>) -> Action {

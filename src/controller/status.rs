@@ -3,7 +3,7 @@
 
 use k8s_openapi::jiff::Timestamp;
 use kube::{
-    Api, ResourceExt,
+    Api,
     api::{Patch, PatchParams},
 };
 use serde_json::json;
@@ -65,13 +65,14 @@ pub fn desired(
     }
 }
 
-/// Writes `status` unless it equals what the object already has. Returns whether it wrote.
+/// Writes `status` unless it equals `stored`, what the apiserver has. Returns whether it wrote.
 pub async fn write_if_changed(
     api: &Api<LaunchPolicy>,
-    policy: &LaunchPolicy,
+    name: &str,
+    stored: Option<&LaunchPolicyStatus>,
     status: &LaunchPolicyStatus,
 ) -> kube::Result<bool> {
-    if policy.status.as_ref() == Some(status) {
+    if stored == Some(status) {
         return Ok(false);
     }
     let patch = json!({
@@ -80,7 +81,7 @@ pub async fn write_if_changed(
         "status": status,
     });
     api.patch_status(
-        &policy.name_any(),
+        name,
         &PatchParams::apply(FIELD_MANAGER).force(),
         &Patch::Apply(patch),
     )

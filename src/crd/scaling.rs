@@ -252,8 +252,9 @@ pub struct RedisMemoryTrigger {
     #[serde(default = "default_redis_threshold")]
     #[schemars(range(min = 1, max = 100))]
     pub threshold: i32,
-    /// Memory limit in bytes to use when the server reports `maxmemory 0` (unset). Without it,
-    /// an unset `maxmemory` is reported as an error rather than guessed.
+    /// Memory limit in bytes to compare `used_memory` with instead of the server's `maxmemory`;
+    /// needed when the server reports `maxmemory 0` (unset), which is otherwise reported as an
+    /// error rather than guessed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_memory_bytes: Option<i64>,

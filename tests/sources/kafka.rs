@@ -4,82 +4,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::kafka::{commit, config, produce};
 use liftoff::sources::kafka::{Cluster, KafkaError, PartitionLag, PartitionsOutcome};
 use liftoff_testenv::Kafka;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
-
-fn config(kafka: &Kafka) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", kafka.bootstrap());
-    config
-}
-
-/// Produces `counts[p]` small messages to partition `p` of `topic` and waits for the acks.
-async fn produce(kafka: &Kafka, topic: &str, counts: &[usize]) {
-    let producer: BaseProducer = config(kafka)
-        .set("linger.ms", "20")
-        .create()
-        .expect("producer");
-    let (topic, counts) = (topic.to_string(), counts.to_vec());
-    tokio::task::spawn_blocking(move || {
-        for (partition, &count) in counts.iter().enumerate() {
-            for i in 0..count {
-                let payload = format!("task-{i}");
-                let record = BaseRecord::<(), _>::to(&topic)
-                    .partition(partition as i32)
-                    .payload(&payload);
-                let mut record = Some(record);
-                while let Some(r) = record.take() {
-                    if let Err((_, back)) = producer.send(r) {
-                        // Local queue full: serve delivery reports, then retry.
-                        producer.poll(Duration::from_millis(50));
-                        record = Some(back);
-                    }
-                }
-            }
-        }
-        producer
-            .flush(Duration::from_secs(60))
-            .expect("all messages acked");
-    })
-    .await
-    .unwrap();
-}
-
-/// Commits `offsets` (partition → next offset to read) for `group`, as a consumer that is not a
-/// group member would (the group stays empty).
-async fn commit(kafka: &Kafka, topic: &str, group: &str, offsets: &[(i32, i64)]) {
-    let consumer: BaseConsumer = config(kafka)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for &(partition, offset) in offsets {
-        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
-            .unwrap();
-    }
-    // The first commit on a fresh broker creates __consumer_offsets; until its coordinator is
-    // loaded the broker answers NOT_COORDINATOR, so retry for a bounded time.
-    let consumer = std::sync::Arc::new(consumer);
-    super::eventually("offsets committed", TIMEOUT, || {
-        let (consumer, tpl) = (consumer.clone(), tpl.clone());
-        async move {
-            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
-                .await
-                .unwrap()
-                .ok()
-        }
-    })
-    .await;
-}
 
 /// Deletes the records of `topic` before `offsets` (partition → new low watermark), as
 /// retention would.

@@ -9,6 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod kafka;
+
 use liftoff_testenv::ControlPlane;
 use tokio::{
     io::AsyncWriteExt,

@@ -8,14 +8,37 @@
 //! behaves the same way after it restarts. Decisions that must survive a restart (cooldowns,
 //! pending actions, the last action) are in `status.triggers`.
 
+//!
+//! It also remembers when each trigger was last sampled, so that a trigger is sampled once per
+//! `spec.scaling.interval` however often its policy is reconciled (its own status writes and
+//! workload changes reconcile it too): like the HPA's sync period, this gives an action time to
+//! show in the metric before the next decision.
+
 use std::{collections::HashMap, sync::Mutex};
+
+use k8s_openapi::jiff::Timestamp;
 
 use crate::engine::scaling::ScalingHistory;
 
-/// Histories of one policy, by trigger name.
-pub type Histories = HashMap<String, ScalingHistory>;
+/// What is remembered of one trigger.
+#[derive(Clone, Debug, Default)]
+pub struct TriggerMemory {
+    /// The CPU maths' recommendations and scale events.
+    pub history: ScalingHistory,
+    /// When the trigger was last sampled.
+    pub sampled_at: Option<Timestamp>,
+}
 
-/// Histories of every policy, keyed by `namespace/name`.
+/// What is remembered of one policy.
+#[derive(Clone, Debug, Default)]
+pub struct Histories {
+    /// The `metadata.generation` last seen: a spec change samples every trigger at once.
+    pub generation: Option<i64>,
+    /// By trigger name.
+    pub triggers: HashMap<String, TriggerMemory>,
+}
+
+/// What is remembered of every policy, keyed by `namespace/name`.
 #[derive(Default)]
 pub struct Memory {
     policies: Mutex<HashMap<String, Histories>>,
@@ -34,8 +57,10 @@ impl Memory {
 
     /// Stores a policy's histories, keeping only the triggers it still has.
     pub fn put(&self, key: &str, mut histories: Histories, triggers: &[&str]) {
-        histories.retain(|name, _| triggers.contains(&name.as_str()));
-        if !histories.is_empty() {
+        histories
+            .triggers
+            .retain(|name, _| triggers.contains(&name.as_str()));
+        if !histories.triggers.is_empty() {
             self.policies
                 .lock()
                 .unwrap()
@@ -43,9 +68,17 @@ impl Memory {
         }
     }
 
-    /// Drops the histories of policies that no longer exist.
-    pub fn retain(&self, exists: impl Fn(&str) -> bool) {
-        self.policies.lock().unwrap().retain(|key, _| exists(key));
+    /// Drops the histories of policies that no longer exist; returns their keys and trigger names.
+    pub fn retain(&self, exists: impl Fn(&str) -> bool) -> Vec<(String, Vec<String>)> {
+        let mut gone = Vec::new();
+        self.policies.lock().unwrap().retain(|key, histories| {
+            let keep = exists(key);
+            if !keep {
+                gone.push((key.clone(), histories.triggers.keys().cloned().collect()));
+            }
+            keep
+        });
+        gone
     }
 
     /// Number of policies remembered (for tests and debugging).

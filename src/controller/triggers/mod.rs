@@ -4,6 +4,7 @@
 mod conditions;
 pub mod memory;
 pub mod plan;
+pub mod platform;
 
 use std::future::Future;
 
@@ -11,14 +12,13 @@ use futures::future::join_all;
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 
 pub use conditions::{DEGRADED, SCALING_ACTIVE, scaling_conditions};
-pub use memory::Memory;
+pub use memory::{Histories, Memory};
 pub use plan::{Current, Facts, Hold, Planned, Reading, TriggerPlan};
 
 use crate::{
     crd::{Trigger, TriggerStatus},
     engine::scaling::{
-        DATABASE_CONNECTIONS_COOLDOWN, KAFKA_LAG_COOLDOWN, REDIS_MEMORY_COOLDOWN, ScalingHistory,
-        next_eligible_at,
+        DATABASE_CONNECTIONS_COOLDOWN, KAFKA_LAG_COOLDOWN, REDIS_MEMORY_COOLDOWN, next_eligible_at,
     },
 };
 
@@ -34,29 +34,70 @@ pub trait TriggerIo: Sync {
     ) -> impl Future<Output = Result<String, String>> + Send;
 }
 
-/// One trigger's plan, with the reading it came from.
+/// One trigger's plan, with the reading it came from (`None` when it was not due for a sample).
 pub struct Planning<'a> {
     pub trigger: &'a Trigger,
-    pub reading: Reading,
+    pub reading: Option<Reading>,
     pub plan: TriggerPlan,
 }
 
-/// Reads every trigger concurrently and plans each. `histories` is the policy's CPU memory.
+/// Allowance for reconciles that run a hair before a full interval since the last sample.
+const SLACK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Reads every trigger that is due (sampled at most once per `interval`, at once after a spec
+/// change or with an interrupted action) concurrently, and plans each. A trigger that is not due
+/// keeps its previous status and takes no action.
 pub async fn read_and_plan<'a>(
     triggers: &'a [Trigger],
     previous: &[TriggerStatus],
     io: &impl TriggerIo,
-    histories: &mut std::collections::HashMap<String, ScalingHistory>,
+    memory: &mut Histories,
     facts: Facts,
+    interval: std::time::Duration,
+    generation: Option<i64>,
 ) -> Vec<Planning<'a>> {
-    let readings = join_all(triggers.iter().map(|t| io.read(t))).await;
+    let spec_changed = std::mem::replace(&mut memory.generation, generation) != generation;
+    let before = |t: &Trigger| previous.iter().find(|s| s.name == t.name);
+    let due: Vec<bool> = triggers
+        .iter()
+        .map(|t| {
+            let sampled_at = memory.triggers.get(&t.name).and_then(|m| m.sampled_at);
+            spec_changed
+                || before(t).is_none_or(|s| s.pending_action.is_some())
+                || sampled_at.is_none_or(|at| {
+                    at.saturating_add(interval)
+                        .ok()
+                        .and_then(|next| next.checked_sub(SLACK).ok())
+                        .is_none_or(|next| facts.now >= next)
+                })
+        })
+        .collect();
+    let readings = join_all(
+        triggers
+            .iter()
+            .zip(&due)
+            .map(|(t, due)| async move { if *due { Some(io.read(t).await) } else { None } }),
+    )
+    .await;
     triggers
         .iter()
         .zip(readings)
         .map(|(trigger, reading)| {
-            let before = previous.iter().find(|s| s.name == trigger.name);
-            let history = histories.entry(trigger.name.clone()).or_default();
-            let plan = plan::plan(trigger, before, &reading, history, facts);
+            let previous = before(trigger);
+            let remembered = memory.triggers.entry(trigger.name.clone()).or_default();
+            let plan = match (&reading, previous) {
+                (Some(reading), _) => {
+                    remembered.sampled_at = Some(facts.now);
+                    plan::plan(trigger, previous, reading, &mut remembered.history, facts)
+                }
+                (None, Some(previous)) => TriggerPlan {
+                    status: previous.clone(),
+                    action: None,
+                    reason: String::new(),
+                    refused: None,
+                },
+                (None, None) => unreachable!("a trigger without status is always due"),
+            };
             Planning {
                 trigger,
                 reading,
@@ -99,7 +140,7 @@ pub struct Applied {
 pub async fn apply_all(
     plans: &mut [Planning<'_>],
     io: &impl TriggerIo,
-    histories: &mut std::collections::HashMap<String, ScalingHistory>,
+    memory: &mut Histories,
     now: Timestamp,
 ) -> Vec<Applied> {
     let mut applied = Vec::new();
@@ -122,9 +163,11 @@ pub async fn apply_all(
                         status.recommendation = Some(recommendation(p.trigger, to))
                     }
                     Planned::ResizeDatabase { .. } => status.recommendation = None,
-                    Planned::Scale { from, to } => histories
+                    Planned::Scale { from, to } => memory
+                        .triggers
                         .entry(p.trigger.name.clone())
                         .or_default()
+                        .history
                         .record_scale(now, *from, *to),
                     _ => {}
                 }

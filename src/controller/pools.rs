@@ -1,0 +1,106 @@
+//! Clients to metric sources, kept across reconciles: one Prometheus HTTP client per address and
+//! credentials, one Kafka cluster handle per bootstrap list and settings. A client is rebuilt when
+//! the Secret it was built from changes (its resourceVersion), so rotated credentials are used.
+
+use std::{collections::HashMap, sync::Mutex, time::Duration};
+
+use super::lookup::KubeLookup;
+use crate::{
+    crd::{KafkaLagTrigger, PrometheusSource},
+    sources::{
+        kafka::Cluster,
+        prometheus::{self, Auth},
+        redact_url,
+    },
+};
+
+/// Cached clients, keyed by what they were built from.
+#[derive(Default)]
+pub struct Pools {
+    prometheus: Mutex<HashMap<String, (String, prometheus::Client)>>,
+    kafka: Mutex<HashMap<String, (String, Cluster)>>,
+}
+
+impl Pools {
+    /// The client for `spec.prometheus`, with its credentials from `authSecretRef`.
+    pub async fn prometheus(
+        &self,
+        lookup: &KubeLookup<'_>,
+        spec: &PrometheusSource,
+    ) -> Result<prometheus::Client, String> {
+        let (auth, version) = match &spec.auth_secret_ref {
+            None => (None, String::new()),
+            Some(r) => {
+                let secret = lookup
+                    .secret(&r.name)
+                    .await?
+                    .ok_or_else(|| format!("Secret {} not found", r.name))?;
+                let auth = match (
+                    secret.text("token"),
+                    secret.text("username"),
+                    secret.text("password"),
+                ) {
+                    (Some(token), _, _) => Auth::Bearer(token),
+                    (None, Some(username), Some(password)) => Auth::Basic { username, password },
+                    _ => {
+                        return Err(format!(
+                            "Secret {} needs a token key, or username and password keys",
+                            r.name
+                        ));
+                    }
+                };
+                (Some(auth), format!("{}@{}", r.name, secret.version))
+            }
+        };
+        let timeout: Duration = spec.timeout.into();
+        let key = format!("{}|{}", lookup.namespace, spec.address);
+        let version = format!("{version}|{}", timeout.as_millis());
+        if let Some((built_from, client)) = self.prometheus.lock().unwrap().get(&key)
+            && *built_from == version
+        {
+            return Ok(client.clone());
+        }
+        let client = prometheus::Client::new(&spec.address, auth, timeout).map_err(|e| {
+            format!(
+                "cannot build a client for {}: {e}",
+                redact_url(&spec.address)
+            )
+        })?;
+        self.prometheus
+            .lock()
+            .unwrap()
+            .insert(key, (version, client.clone()));
+        Ok(client)
+    }
+
+    /// The cluster handle for a kafkaLag trigger, with settings from `authSecretRef`.
+    pub async fn kafka(
+        &self,
+        lookup: &KubeLookup<'_>,
+        spec: &KafkaLagTrigger,
+    ) -> Result<Cluster, String> {
+        let (settings, version) = match &spec.auth_secret_ref {
+            None => (Default::default(), String::new()),
+            Some(r) => {
+                let secret = lookup
+                    .secret(&r.name)
+                    .await?
+                    .ok_or_else(|| format!("Secret {} not found", r.name))?;
+                (secret.texts(), format!("{}@{}", r.name, secret.version))
+            }
+        };
+        let key = format!("{}|{}", lookup.namespace, spec.bootstrap_servers);
+        if let Some((built_from, cluster)) = self.kafka.lock().unwrap().get(&key)
+            && *built_from == version
+        {
+            return Ok(cluster.clone());
+        }
+        let cluster =
+            Cluster::connect(&spec.bootstrap_servers, &settings).map_err(|e| e.to_string())?;
+        self.kafka
+            .lock()
+            .unwrap()
+            .insert(key, (version, cluster.clone()));
+        Ok(cluster)
+    }
+}

@@ -1,0 +1,249 @@
+//! One reconcile, as a pipeline: look up references → read every trigger and plan (the
+//! decisions are pure) → record the intents in status → act → write the final status (only if
+//! it changed) → tell what changed (Events, metrics).
+
+use std::{sync::Arc, time::Duration};
+
+use k8s_openapi::jiff::Timestamp;
+use kube::{Api, ResourceExt, runtime::controller::Action, runtime::events::EventType};
+use tracing::{Instrument, info, info_span, warn};
+
+use super::{
+    Context, Error, events,
+    lookup::KubeLookup,
+    references,
+    status::{self, write_if_changed},
+    triggers::{self, Applied, Facts, Hold, Planning, platform::Platform},
+};
+use crate::{
+    conditions::Desired,
+    crd::{LaunchPolicy, LaunchPolicyStatus, TriggerStatus},
+    engine::scaling,
+};
+
+/// The key of a policy in the controller's memory: `namespace/name`.
+pub fn key(policy: &LaunchPolicy) -> String {
+    format!(
+        "{}/{}",
+        policy.namespace().unwrap_or_default(),
+        policy.name_any()
+    )
+}
+
+pub async fn reconcile(policy: Arc<LaunchPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = policy.namespace().ok_or(Error::NoNamespace)?;
+    let span = info_span!("reconcile", namespace = %namespace, policy = %policy.name_any());
+    reconcile_policy(&policy, &ctx, &namespace)
+        .instrument(span)
+        .await
+}
+
+async fn reconcile_policy(
+    policy: &LaunchPolicy,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_started();
+    let api: Api<LaunchPolicy> = Api::namespaced(ctx.client.clone(), namespace);
+    let lookup = KubeLookup {
+        client: &ctx.client,
+        caches: &ctx.caches,
+        secrets: &ctx.secrets,
+        namespace,
+    };
+    let problems = references::check(&policy.spec, &lookup).await;
+    let ready = status::ready_condition(&problems, policy.spec.suspend);
+    let now = Timestamp::now();
+
+    let scaling = policy.spec.scaling.as_ref();
+    let triggers = scaling.map(|s| s.triggers.as_slice()).unwrap_or_default();
+    let previous = policy
+        .status
+        .as_ref()
+        .map(|s| s.triggers.as_slice())
+        .unwrap_or_default();
+    let facts = Facts {
+        now,
+        status_refresh: policy.spec.status_refresh.into(),
+        hold: if policy.spec.suspend {
+            Some(Hold::Suspended)
+        } else if !problems.is_empty() {
+            Some(Hold::NotReady)
+        } else {
+            None
+        },
+    };
+    let platform = Platform {
+        client: &ctx.client,
+        lookup: &lookup,
+        pools: &ctx.pools,
+        namespace,
+        prometheus: policy.spec.prometheus.as_ref(),
+    };
+    let key = key(policy);
+    let mut histories = ctx.memory.take(&key);
+    let interval = scaling
+        .map(|s| Duration::from(s.interval))
+        .unwrap_or_default();
+    let mut plans = triggers::read_and_plan(
+        triggers,
+        previous,
+        &platform,
+        &mut histories,
+        facts,
+        interval,
+        policy.metadata.generation,
+    )
+    .await;
+    record_samples(ctx, namespace, policy, &plans);
+
+    // Record what is about to be done before doing it: a crash after this write re-applies the
+    // same targets; a crash before it decides afresh. Either way no action is doubled.
+    let mut stored = policy.status.clone();
+    if let Some(intents) = triggers::intents(&plans, now) {
+        let intent = assemble(policy, &ready, intents, now);
+        if let Err(e) = write(ctx, &api, policy, stored.as_ref(), &intent).await {
+            ctx.memory.put(&key, histories, &names(triggers));
+            return Err(e);
+        }
+        stored = Some(intent);
+    }
+    let applied = triggers::apply_all(&mut plans, &platform, &mut histories, now).await;
+    ctx.memory.put(&key, histories, &names(triggers));
+    record_actions(ctx, namespace, policy, &applied).await;
+
+    let statuses: Vec<TriggerStatus> = plans.into_iter().map(|p| p.plan.status).collect();
+    let new_status = assemble(policy, &ready, statuses, now);
+    write(ctx, &api, policy, stored.as_ref(), &new_status).await?;
+    announce_transitions(ctx, policy, &new_status).await;
+
+    let settle = if problems.is_empty() {
+        ctx.settings.resync
+    } else {
+        ctx.settings.retry
+    };
+    let sample_every = scaling
+        .filter(|s| !s.triggers.is_empty())
+        .map(|s| Duration::from(s.interval))
+        .unwrap_or(settle);
+    Ok(Action::requeue(settle.min(sample_every)))
+}
+
+fn names(triggers: &[crate::crd::Trigger]) -> Vec<&str> {
+    triggers.iter().map(|t| t.name.as_str()).collect()
+}
+
+/// The whole status: conditions from the references and the triggers, and the triggers' status.
+fn assemble(
+    policy: &LaunchPolicy,
+    ready: &Desired,
+    triggers: Vec<TriggerStatus>,
+    now: Timestamp,
+) -> LaunchPolicyStatus {
+    let mut wanted = vec![ready.clone()];
+    wanted.extend(triggers::scaling_conditions(&triggers));
+    let mut status = status::desired(policy, &wanted, now);
+    status.triggers = triggers;
+    status
+}
+
+async fn write(
+    ctx: &Context,
+    api: &Api<LaunchPolicy>,
+    policy: &LaunchPolicy,
+    stored: Option<&LaunchPolicyStatus>,
+    status: &LaunchPolicyStatus,
+) -> Result<(), Error> {
+    if write_if_changed(api, &policy.name_any(), stored, status).await? {
+        ctx.metrics.status_writes.inc();
+        info!("status updated");
+    } else {
+        ctx.metrics.status_writes_skipped.inc();
+    }
+    Ok(())
+}
+
+fn record_samples(ctx: &Context, namespace: &str, policy: &LaunchPolicy, plans: &[Planning<'_>]) {
+    let name = policy.name_any();
+    for p in plans {
+        let Some(reading) = &p.reading else { continue };
+        let labels = [namespace, name.as_str(), p.trigger.name.as_str()];
+        ctx.metrics.triggers.sampled(
+            labels,
+            reading.sample.value(),
+            scaling::threshold(p.trigger),
+        );
+        if let Some(reason) = p.plan.refused {
+            ctx.metrics
+                .triggers
+                .refused
+                .with_label_values(&[namespace, &name, &p.trigger.name, reason])
+                .inc();
+        }
+    }
+}
+
+async fn record_actions(
+    ctx: &Context,
+    namespace: &str,
+    policy: &LaunchPolicy,
+    applied: &[Applied],
+) {
+    let name = policy.name_any();
+    for a in applied {
+        let labels = [
+            namespace,
+            name.as_str(),
+            a.trigger.as_str(),
+            a.action.label(),
+        ];
+        match &a.result {
+            Ok(what) => {
+                ctx.metrics
+                    .triggers
+                    .actions
+                    .with_label_values(&labels)
+                    .inc();
+                info!(trigger = %a.trigger, action = a.action.label(), "{what}");
+                let note = format!("{}: {what}, because {}", a.trigger, a.reason);
+                events::publish(
+                    &ctx.recorder,
+                    policy,
+                    EventType::Normal,
+                    a.action.label(),
+                    &note,
+                )
+                .await;
+            }
+            Err(why) => {
+                ctx.metrics
+                    .triggers
+                    .action_failures
+                    .with_label_values(&labels)
+                    .inc();
+                warn!(trigger = %a.trigger, action = a.action.label(), error = %why, "action failed");
+                let note = format!("{}: {} failed: {why}", a.trigger, a.action.label());
+                events::publish(
+                    &ctx.recorder,
+                    policy,
+                    EventType::Warning,
+                    "ActionFailed",
+                    &note,
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// Events for conditions that changed: Ready, Degraded and ScalingActive.
+async fn announce_transitions(ctx: &Context, policy: &LaunchPolicy, status: &LaunchPolicyStatus) {
+    for condition in &status.conditions {
+        let healthy = match condition.type_.as_str() {
+            status::READY => condition.status == "True",
+            triggers::DEGRADED => condition.status == "False",
+            _ => true,
+        };
+        events::on_transition(&ctx.recorder, policy, condition, healthy).await;
+    }
+}

@@ -1,0 +1,592 @@
+//! Scaling triggers end to end: the real operator binary against a real apiserver and the real
+//! metric servers (Prometheus scraping a test-controlled exporter, Kafka, PostgreSQL, Redis).
+//! Needs `scripts/install-test-deps.sh` (run by `scripts/test.sh`).
+
+mod support;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::{
+    apps::v1::{Deployment, StatefulSet},
+    core::v1::{Event, Secret},
+};
+use kube::{
+    Api, Client,
+    api::{DynamicObject, ListParams, PostParams},
+};
+use liftoff::crd::{LaunchPolicy, TriggerStatus};
+use liftoff_testenv::{ControlPlane, Kafka, MetricsExporter, Postgres, Prometheus, Redis};
+use serde_json::{Value, json};
+use support::{Operator, control_plane, eventually, kafka as kafka_util, kubectl};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn create<K>(client: &Client, ns: &str, value: Value) -> K
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let object: K = serde_json::from_value(value).expect("valid object");
+    Api::<K>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("object created")
+}
+
+fn workload(kind: &str, name: &str, replicas: i32) -> Value {
+    let labels = json!({"app": name});
+    json!({
+        "apiVersion": "apps/v1", "kind": kind,
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": name,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels},
+                         "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}}
+        }
+    })
+}
+
+fn policy(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "liftoff.dev/v1alpha1", "kind": "LaunchPolicy",
+           "metadata": {"name": name}, "spec": spec})
+}
+
+async fn replicas<K>(client: &Client, ns: &str, name: &str) -> i32
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let scale = Api::<K>::namespaced(client.clone(), ns)
+        .get_scale(name)
+        .await
+        .expect("scale readable");
+    scale.spec.and_then(|s| s.replicas).unwrap_or(0)
+}
+
+async fn trigger_status(
+    client: &Client,
+    ns: &str,
+    policy: &str,
+    trigger: &str,
+) -> Option<TriggerStatus> {
+    let lp = Api::<LaunchPolicy>::namespaced(client.clone(), ns)
+        .get(policy)
+        .await
+        .ok()?;
+    lp.status?.triggers.into_iter().find(|t| t.name == trigger)
+}
+
+async fn condition(
+    client: &Client,
+    ns: &str,
+    policy: &str,
+    type_: &str,
+) -> Option<(String, String, String)> {
+    let lp = Api::<LaunchPolicy>::namespaced(client.clone(), ns)
+        .get(policy)
+        .await
+        .ok()?;
+    let c = lp
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == type_)?;
+    Some((c.status, c.reason, c.message))
+}
+
+async fn events(client: &Client, ns: &str, reason: &str) -> Vec<String> {
+    let list = Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .expect("events listed");
+    list.items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .map(|e| e.message.unwrap_or_default())
+        .collect()
+}
+
+struct Cpu {
+    cp: ControlPlane,
+    client: Client,
+    ns: String,
+    load: Load,
+    prometheus: Prometheus,
+    operator: Operator,
+}
+
+/// A workload's CPU as the test drives it: total demand in "percent of one pod's request"; the
+/// exporter publishes `demand ÷ replicas`, re-read every 100 ms, as a real Deployment's
+/// utilisation falls when pods are added. (A fixed utilisation would ask for more pods forever.)
+#[derive(Clone)]
+struct Load(Arc<AtomicU64>);
+
+impl Load {
+    fn start(exporter: MetricsExporter, client: Client, ns: String, demand: f64) -> Load {
+        let load = Load(Arc::new(AtomicU64::new(demand.to_bits())));
+        let shared = load.clone();
+        tokio::spawn(async move {
+            loop {
+                let replicas = replicas::<Deployment>(&client, &ns, "api").await.max(1);
+                let utilization = shared.demand() / f64::from(replicas);
+                exporter.set("cpu_utilization", &[("app", "api")], utilization);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        load
+    }
+
+    fn demand(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::SeqCst))
+    }
+
+    /// Sets the total demand: e.g. 280 makes 2 replicas run at 140 %, 4 replicas at 70 %.
+    fn set(&self, demand: f64) {
+        self.0.store(demand.to_bits(), Ordering::SeqCst);
+    }
+}
+
+/// A Deployment `api` at 2 replicas with a CPU demand of 100 (50 % each), Prometheus scraping
+/// it every second, a policy sampling every 2 s, and the operator.
+async fn cpu_setup(name: &str, extra: Value) -> Cpu {
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace(name).await.unwrap();
+    create::<Deployment>(&client, &ns, workload("Deployment", "api", 2)).await;
+    let exporter = MetricsExporter::start().await.unwrap();
+    let target = exporter.target();
+    let load = Load::start(exporter, client.clone(), ns.clone(), 100.0);
+    let prometheus = Prometheus::start(&[target], Duration::from_secs(1))
+        .await
+        .unwrap();
+    prometheus.wait_for_query("cpu_utilization").await.unwrap();
+    for (i, object) in extra
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let (ok, _, err) = kubectl(
+            &cp,
+            &["-n", &ns, "apply", "-f", "-"],
+            Some(&object.to_string()),
+        )
+        .await;
+        assert!(ok, "extra object {i}: {err}");
+    }
+    let spec = json!({
+        "prometheus": {"address": prometheus.url(), "timeout": "2s"},
+        "statusRefresh": "2s",
+        "scaling": {"interval": "2s", "triggers": [{
+            "name": "api-cpu",
+            "cpu": {"utilization": 70, "query": "max(cpu_utilization{app=\"api\"})"},
+            "scaleTargetRef": {"kind": "Deployment", "name": "api"},
+            "replicas": {"min": 2, "max": 10},
+            "behavior": {"scaleDown": {"stabilizationWindow": "8s"}}
+        }]}
+    });
+    create::<LaunchPolicy>(&client, &ns, policy("launch", spec)).await;
+    let operator = Operator::start(&cp, &["--resync=30s"]).await;
+    Cpu {
+        cp,
+        client,
+        ns,
+        load,
+        prometheus,
+        operator,
+    }
+}
+
+#[tokio::test]
+async fn cpu_above_target_scales_up_per_hpa_maths_and_down_only_after_the_window() {
+    let t = cpu_setup("cpu-scaling", json!([])).await;
+    let (client, ns) = (&t.client, t.ns.as_str());
+    // 50 % of a 70 % target with min 2: nothing to do.
+    eventually(WAIT, "trigger status with the first value", || async {
+        trigger_status(client, ns, "launch", "api-cpu")
+            .await
+            .filter(|s| s.value.is_some())
+    })
+    .await;
+    assert_eq!(replicas::<Deployment>(client, ns, "api").await, 2);
+
+    // Demand 280: 140 % on 2 pods → ceil(2 × 140 / 70) = 4, where it settles at 70 %.
+    t.load.set(280.0);
+    eventually(WAIT, "scale up to 4", || async {
+        (replicas::<Deployment>(client, ns, "api").await == 4).then_some(())
+    })
+    .await;
+    let status = eventually(WAIT, "the action in status", || async {
+        trigger_status(client, ns, "launch", "api-cpu")
+            .await
+            .filter(|s| s.last_action.is_some())
+    })
+    .await;
+    assert_eq!(
+        status.last_action.as_deref(),
+        Some("scaled Deployment api from 2 to 4 replicas")
+    );
+    assert_eq!(
+        status.pending_action, None,
+        "the intent is cleared once applied"
+    );
+    let ups = events(client, ns, "ScaleUp").await;
+    assert!(
+        ups.iter().any(|m| m.contains("from 2 to 4")),
+        "ScaleUp event: {ups:?}"
+    );
+    assert!(t.operator.metrics().await.contains(
+        &format!("liftoff_actions_total{{action=\"ScaleUp\",namespace=\"{ns}\",policy=\"launch\",trigger=\"api-cpu\"}} 1")
+    ));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        replicas::<Deployment>(client, ns, "api").await,
+        4,
+        "settled at the target"
+    );
+
+    // Demand 140: 35 % on 4 pods → 2, but only after the 8 s scale-down stabilization window.
+    t.load.set(140.0);
+    let lowered = Instant::now();
+    eventually(WAIT, "scale down to 2", || async {
+        (replicas::<Deployment>(client, ns, "api").await == 2).then_some(())
+    })
+    .await;
+    assert!(
+        lowered.elapsed() >= Duration::from_secs(7),
+        "scaled down after {:?}, before the 8 s stabilization window",
+        lowered.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn prometheus_down_means_no_scaling_and_the_status_names_the_source_until_it_returns() {
+    let mut t = cpu_setup("cpu-source-down", json!([])).await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    eventually(WAIT, "first value", || async {
+        trigger_status(&client, &ns, "launch", "api-cpu")
+            .await
+            .filter(|s| s.value.is_some())
+    })
+    .await;
+    t.prometheus.stop().await;
+    t.load.set(1000.0);
+    let (_, reason, message) = eventually(WAIT, "Degraded=True SourceUnavailable", || async {
+        condition(&client, &ns, "launch", "Degraded")
+            .await
+            .filter(|c| c.0 == "True")
+    })
+    .await;
+    assert_eq!(reason, "SourceUnavailable");
+    assert!(
+        message.contains("api-cpu") && message.contains("prometheus"),
+        "{message}"
+    );
+    let status = trigger_status(&client, &ns, "launch", "api-cpu")
+        .await
+        .unwrap();
+    assert!(
+        status
+            .error
+            .unwrap()
+            .contains("prometheus http://127.0.0.1")
+    );
+    assert!(status.error_since.is_some());
+    assert_eq!(status.value, None, "an unknown value is not shown as zero");
+    assert!(t.operator.metrics().await.contains(&format!(
+        "liftoff_trigger_source_up{{namespace=\"{ns}\",policy=\"launch\",trigger=\"api-cpu\"}} 0"
+    )));
+    tokio::time::sleep(Duration::from_secs(5)).await; // two sampling intervals
+    assert_eq!(
+        replicas::<Deployment>(&client, &ns, "api").await,
+        2,
+        "no action on unknown data"
+    );
+
+    t.prometheus.restart().await.unwrap();
+    eventually(
+        WAIT,
+        "recovery: scaled up once the source is back",
+        || async { (replicas::<Deployment>(&client, &ns, "api").await > 2).then_some(()) },
+    )
+    .await;
+    let (status, reason, _) = eventually(WAIT, "Degraded=False", || async {
+        condition(&client, &ns, "launch", "Degraded")
+            .await
+            .filter(|c| c.0 == "False")
+    })
+    .await;
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "AsExpected"));
+    drop(t.cp);
+}
+
+#[tokio::test]
+async fn an_hpa_on_the_same_deployment_is_refused_instead_of_fought() {
+    let hpa = json!([{
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "api"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
+                 "minReplicas": 2, "maxReplicas": 5}
+    }]);
+    let t = cpu_setup("cpu-hpa-conflict", hpa).await;
+    let (client, ns) = (&t.client, t.ns.as_str());
+    t.load.set(600.0);
+    let (_, reason, message) = eventually(WAIT, "Degraded=True ScalingRefused", || async {
+        condition(client, ns, "launch", "Degraded")
+            .await
+            .filter(|c| c.0 == "True")
+    })
+    .await;
+    assert_eq!(reason, "ScalingRefused");
+    assert!(
+        message.contains("HorizontalPodAutoscaler api also scales Deployment api"),
+        "{message}"
+    );
+    assert_eq!(replicas::<Deployment>(client, ns, "api").await, 2);
+}
+
+#[tokio::test]
+async fn kafka_lag_above_threshold_adds_partitions_once_per_cooldown_never_above_max() {
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("kafka-lag").await.unwrap();
+    let kafka = Kafka::start().await.unwrap();
+    kafka.create_topic("task-events", 3).await.unwrap();
+    kafka_util::produce(&kafka, "task-events", &[1_000, 1_000, 1_000]).await;
+    kafka_util::commit(
+        &kafka,
+        "task-events",
+        "task-workers",
+        &[(0, 0), (1, 0), (2, 0)],
+    )
+    .await;
+    let spec = json!({"statusRefresh": "2s", "scaling": {"interval": "1s", "triggers": [{
+        "name": "task-events-lag",
+        "kafkaLag": {"bootstrapServers": kafka.bootstrap(), "topic": "task-events",
+                     "consumerGroup": "task-workers", "threshold": 1000},
+        "partitions": {"max": 5},
+        "cooldown": "1h"
+    }]}});
+    create::<LaunchPolicy>(&client, &ns, policy("launch", spec)).await;
+    let operator = Operator::start(&cp, &["--resync=30s"]).await;
+
+    // lag 3000 > 1000 → min(max 5, ceil(3 × 3000 / 1000) = 9) = 5 partitions.
+    eventually(WAIT, "5 partitions in broker metadata", || async {
+        (kafka.partitions("task-events").await.ok()? == 5).then_some(())
+    })
+    .await;
+    let status = eventually(WAIT, "the action in status", || async {
+        trigger_status(&client, &ns, "launch", "task-events-lag")
+            .await
+            .filter(|s| s.last_action.is_some())
+    })
+    .await;
+    assert_eq!(
+        status.last_action.as_deref(),
+        Some("raised topic task-events from 3 to 5 partitions")
+    );
+    assert!(status.next_eligible_at.is_some(), "the cooldown is visible");
+    // More lag within the cooldown: nothing more happens (and never above max anyway).
+    kafka_util::produce(&kafka, "task-events", &[1_000, 1_000, 1_000]).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(kafka.partitions("task-events").await.unwrap(), 5);
+    let adds = events(&client, &ns, "AddPartitions").await;
+    assert_eq!(adds.len(), 1, "one action per cooldown: {adds:?}");
+    let value = format!(
+        "liftoff_trigger_value{{namespace=\"{ns}\",policy=\"launch\",trigger=\"task-events-lag\"}}"
+    );
+    assert!(operator.metrics().await.contains(&value), "{value}");
+}
+
+async fn secret(client: &Client, ns: &str, name: &str, key: &str, value: &str) {
+    create::<Secret>(
+        client,
+        ns,
+        json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "stringData": {key: value}
+        }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn database_connections_recommend_the_next_class_then_automatic_patches_the_ack_dbinstance() {
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("db-connections").await.unwrap();
+    let (ok, _, err) = kubectl(
+        &cp,
+        &[
+            "apply",
+            "-f",
+            support::repo_path("tests/fixtures/ack-dbinstance-crd.yaml")
+                .to_str()
+                .unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    eventually(WAIT, "DBInstance CRD served", || async {
+        kubectl(&cp, &["get", "dbinstances", "-n", "default"], None)
+            .await
+            .0
+            .then_some(())
+    })
+    .await;
+    let postgres = Postgres::start().await.unwrap();
+    let mut sessions = Vec::new();
+    for _ in 0..6 {
+        sessions.push(postgres.connect().await.unwrap());
+    }
+    secret(&client, &ns, "emr-db", "url", &postgres.url()).await;
+    let (ok, _, err) = kubectl(
+        &cp,
+        &["-n", &ns, "apply", "-f", "-"],
+        Some(
+            &json!({
+                "apiVersion": "rds.services.k8s.aws/v1alpha1", "kind": "DBInstance",
+                "metadata": {"name": "emr-prod"}, "spec": {"dbInstanceClass": "db.r6g.xlarge"}
+            })
+            .to_string(),
+        ),
+    )
+    .await;
+    assert!(ok, "{err}");
+    let trigger = |approval: &str| {
+        json!({
+            "name": "emr-db",
+            "databaseConnections": {"postgres": {"connectionSecretRef": {"name": "emr-db", "key": "url"}}, "threshold": 3},
+            "rdsResize": {"dbInstanceIdentifier": "emr-prod", "approval": approval,
+                          "classLadder": ["db.r6g.xlarge", "db.r6g.2xlarge", "db.r6g.4xlarge"],
+                          "ackDBInstanceRef": {"name": "emr-prod"}},
+            "cooldown": "1h"
+        })
+    };
+    let spec = json!({"statusRefresh": "2s", "scaling": {"interval": "1s", "triggers": [trigger("Manual")]}});
+    create::<LaunchPolicy>(&client, &ns, policy("launch", spec)).await;
+    let operator = Operator::start(&cp, &["--resync=30s"]).await;
+
+    let status = eventually(WAIT, "a recommendation", || async {
+        trigger_status(&client, &ns, "launch", "emr-db")
+            .await
+            .filter(|s| s.recommendation.is_some())
+    })
+    .await;
+    assert_eq!(
+        status.recommendation.as_deref(),
+        Some("resize emr-prod to db.r6g.2xlarge")
+    );
+    let (active, reason, _) = condition(&client, &ns, "launch", "ScalingActive")
+        .await
+        .unwrap();
+    assert_eq!(
+        (active.as_str(), reason.as_str()),
+        ("True", "ThresholdExceeded")
+    );
+    let signals = events(&client, &ns, "RecommendResize").await;
+    assert!(
+        signals
+            .iter()
+            .any(|m| m.contains("from db.r6g.xlarge to db.r6g.2xlarge")),
+        "{signals:?}"
+    );
+    let dbi = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &ns,
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("rds.services.k8s.aws", "v1alpha1", "DBInstance"),
+            "dbinstances",
+        ),
+    );
+    let class = |o: DynamicObject| {
+        o.data["spec"]["dbInstanceClass"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        class(dbi.get("emr-prod").await.unwrap()),
+        "db.r6g.xlarge",
+        "Manual never patches"
+    );
+
+    // Approval Automatic: a new policy (fresh cooldown) patches the ACK object, one rung only.
+    let spec = json!({"statusRefresh": "2s", "scaling": {"interval": "1s", "triggers": [trigger("Automatic")]}});
+    create::<LaunchPolicy>(&client, &ns, policy("launch-auto", spec)).await;
+    eventually(
+        WAIT,
+        "DBInstance class patched to the next rung",
+        || async { (class(dbi.get("emr-prod").await.ok()?) == "db.r6g.2xlarge").then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        class(dbi.get("emr-prod").await.unwrap()),
+        "db.r6g.2xlarge",
+        "cooldown: no second rung"
+    );
+    drop(sessions);
+    drop(operator);
+}
+
+#[tokio::test]
+async fn redis_memory_above_threshold_scales_the_statefulset_up_one_step() {
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("redis-memory").await.unwrap();
+    let redis = Redis::start("2mb").await.unwrap();
+    create::<StatefulSet>(&client, &ns, workload("StatefulSet", "redis", 3)).await;
+    secret(&client, &ns, "redis", "url", &redis.url()).await;
+    let spec = json!({"statusRefresh": "2s", "scaling": {"interval": "1s", "triggers": [{
+        "name": "session-cache-memory",
+        "redisMemory": {"addressSecretRef": {"name": "redis", "key": "url"}, "threshold": 80},
+        "scaleTargetRef": {"kind": "StatefulSet", "name": "redis"},
+        "replicas": {"min": 3, "max": 9},
+        "cooldown": "1h"
+    }]}});
+    create::<LaunchPolicy>(&client, &ns, policy("launch", spec)).await;
+    let operator = Operator::start(&cp, &["--resync=30s"]).await;
+    eventually(WAIT, "a first reading below the threshold", || async {
+        trigger_status(&client, &ns, "launch", "session-cache-memory")
+            .await
+            .filter(|s| s.value.is_some() && !s.active)
+    })
+    .await;
+    // Fill past 80 % of 2 MiB with ~1.8 MiB of values.
+    let blob = "x".repeat(16 * 1024);
+    // maxmemory-policy noeviction: writes fail once full, which is fine here.
+    for i in 0..128 {
+        let _ = redis.command(&["SET", &format!("k{i}"), &blob]).await;
+    }
+    eventually(WAIT, "StatefulSet scaled from 3 to 4", || async {
+        (replicas::<StatefulSet>(&client, &ns, "redis").await == 4).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        replicas::<StatefulSet>(&client, &ns, "redis").await,
+        4,
+        "one step per cooldown"
+    );
+    let logs = operator.logs();
+    assert!(
+        !logs.contains(&redis.url()),
+        "the Secret's URL must not be logged"
+    );
+}
