@@ -5,6 +5,7 @@ pub mod controller;
 pub mod crd;
 pub mod engine;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod telemetry;
 

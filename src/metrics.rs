@@ -20,6 +20,8 @@ pub struct Metrics {
     pub status_writes_skipped: IntCounter,
     /// `liftoff_ready`: 1 once the operator's caches are synced and it is reconciling.
     pub ready: IntGauge,
+    /// `liftoff_leader`: 1 while this replica holds the leader Lease (always 1 without election).
+    pub leader: IntGauge,
 }
 
 impl Default for Metrics {
@@ -63,6 +65,11 @@ impl Default for Metrics {
             "1 once caches are synced and the operator reconciles",
         )
         .unwrap();
+        let leader = IntGauge::new(
+            "liftoff_leader",
+            "1 while this replica leads (holds the Lease) and may act",
+        )
+        .unwrap();
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reconcile_errors.clone()),
@@ -70,6 +77,7 @@ impl Default for Metrics {
             Box::new(status_writes.clone()),
             Box::new(status_writes_skipped.clone()),
             Box::new(ready.clone()),
+            Box::new(leader.clone()),
         ] {
             registry.register(c).unwrap();
         }
@@ -81,6 +89,7 @@ impl Default for Metrics {
             status_writes,
             status_writes_skipped,
             ready,
+            leader,
         }
     }
 }
@@ -132,6 +141,7 @@ mod tests {
             "liftoff_status_writes_total 0",
             "liftoff_status_writes_skipped_total 0",
             "liftoff_ready 0",
+            "liftoff_leader 0",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

@@ -111,6 +111,21 @@ impl Operator {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// SIGKILL, as a node failure or the OOM killer would: nothing of the process runs after it.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("operator killed");
+    }
+
+    /// Waits (bounded) for the process to exit on its own.
+    pub async fn exits_within(mut self, timeout: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("operator still running after {timeout:?}:\n{}", self.logs())
+            })
+            .unwrap()
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub async fn terminate(mut self, timeout: Duration) -> std::process::ExitStatus {
         let pid = self.child.id().expect("running") as i32;
