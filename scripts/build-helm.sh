@@ -19,10 +19,16 @@ build_helm() {
     go mod init liftoff.dev/helm-build >/dev/null 2>&1
     note "go get helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
     go get "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-    note "go build helm"
-    CGO_ENABLED=0 go build -trimpath \
-      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-      -o "$work/helm" helm.sh/helm/v3/cmd/helm
+    # As helm's Makefile does: the default Kubernetes version (for `helm template` and lint) is
+    # the one of the client-go it is built with (client-go v0.X.Y -> Kubernetes 1.X).
+    local client_go k8s_minor pkg=helm.sh/helm/v3
+    client_go="$(go list -f '{{.Version}}' -m k8s.io/client-go)"
+    k8s_minor="$(echo "$client_go" | cut -d. -f2)"
+    note "go build helm (default Kubernetes version 1.$k8s_minor)"
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X $pkg/internal/version.version=$HELM_VERSION \
+      -X $pkg/pkg/lint/rules.k8sVersionMajor=1 -X $pkg/pkg/lint/rules.k8sVersionMinor=$k8s_minor \
+      -X $pkg/pkg/chartutil.k8sVersionMajor=1 -X $pkg/pkg/chartutil.k8sVersionMinor=$k8s_minor" \
+      -o "$work/helm" $pkg/cmd/helm
   )
   mkdir -p "$HELM_BIN_DIR"
   mv "$work/helm" "$HELM_BIN_DIR/helm"
