@@ -57,6 +57,11 @@ pub struct Operator {
 
 impl Operator {
     pub async fn start(cp: &ControlPlane, extra: &[&str]) -> Operator {
+        Self::start_with(cp.kubeconfig_path(), extra, &[]).await
+    }
+
+    /// Starts it with another kubeconfig (e.g. a ServiceAccount's token) and extra environment.
+    pub async fn start_with(kubeconfig: &Path, extra: &[&str], env: &[(&str, &str)]) -> Operator {
         let dir = tempfile::tempdir().unwrap();
         let log_path = dir.path().join("liftoff.log");
         let log = std::fs::File::create(&log_path).unwrap();
@@ -65,8 +70,9 @@ impl Operator {
             .arg("run")
             .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
             .args(extra)
-            .env("KUBECONFIG", cp.kubeconfig_path())
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,liftoff=debug")
+            .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .stdin(Stdio::null())
