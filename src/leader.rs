@@ -292,9 +292,6 @@ impl Elector {
             state.set(Role::Follower);
         } else {
             warn!(lease = %self.name, error, "lease request failed; retrying");
-            if state.role() == Role::Starting {
-                state.set(Role::Follower);
-            }
         }
         self.settings.retry_every
     }
