@@ -9,9 +9,10 @@
 # ---- build ------------------------------------------------------------------------------------
 # Pinned tag; pin it by digest too (rust:1.95.0-bookworm@sha256:…) when you publish images.
 FROM rust:1.95.0-bookworm AS build
-# cmake (and the image's make, gcc and g++) build librdkafka from source for the Kafka triggers.
+# The image has make, gcc and g++, which build librdkafka from source for the Kafka triggers;
+# rdkafka's `ssl` feature links the system OpenSSL 3 (the runtime image has the same libssl3).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends cmake=3.25.* \
+ && apt-get install -y --no-install-recommends libssl-dev=3.0.* pkg-config=1.8.* \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -25,7 +26,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && cp target/release/liftoff /liftoff
 
 # ---- run --------------------------------------------------------------------------------------
-# glibc, libgcc and CA certificates, nothing else: no shell, no package manager.
+# glibc, libgcc, libstdc++, OpenSSL 3 and CA certificates (Debian 12, as the builder), nothing
+# else: no shell, no package manager.
 FROM gcr.io/distroless/cc-debian12:nonroot
 ARG VERSION=0.1.0
 ARG REVISION=unknown
