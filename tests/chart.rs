@@ -383,3 +383,32 @@ async fn in_namespaced_mode_the_operator_reconciles_its_namespace_and_reaches_no
         assert!(!can_i(&cp, question, "other").await, "{question} in other");
     }
 }
+
+/// The PrometheusRule's alerts parse and are well formed, by Prometheus' own `promtool` (from the
+/// `prometheus` Debian package that scripts/install-test-deps.sh installs).
+#[tokio::test]
+async fn the_charts_alert_rules_pass_promtool() {
+    let helm = helm_or_skip!();
+    let rendered = render(&helm, &["--set=monitoring.prometheusRule.enabled=true"]).await;
+    let rule = serde_yaml::Deserializer::from_str(&rendered)
+        .map(|d| serde_yaml::Value::deserialize(d).unwrap())
+        .find(|d| d["kind"] == "PrometheusRule")
+        .expect("a PrometheusRule");
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, serde_yaml::to_string(&rule["spec"]).unwrap()).unwrap();
+    let Ok(out) = Command::new("promtool")
+        .arg("check")
+        .arg("rules")
+        .arg(&rules)
+        .output()
+        .await
+    else {
+        eprintln!("SKIPPED: promtool not found (apt-get install prometheus)");
+        return;
+    };
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "promtool check rules:\n{text}");
+    assert!(text.contains("SUCCESS: 7 rules found"), "{text}");
+}
