@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 step "Control plane binaries (kube-apiserver, etcd, kubectl)"
 scripts/build-control-plane.sh >/dev/null
+step "helm (tests/chart.rs renders and installs the chart)"
+eval "$(scripts/build-helm.sh)"
+export LIFTOFF_HELM
 if [[ -x scripts/install-test-deps.sh ]]; then
   step "Test servers (Prometheus, Redis, PostgreSQL, Kafka)"
   scripts/install-test-deps.sh

@@ -6,6 +6,7 @@ pub mod controller;
 pub mod crd;
 pub mod engine;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod sources;
 pub mod telemetry;

@@ -3,7 +3,12 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::{Parser, Subcommand};
-use liftoff::{controller, http, metrics::Metrics, telemetry};
+use liftoff::{
+    controller, http,
+    leader::{self, LeaseSettings, Role},
+    metrics::Metrics,
+    telemetry,
+};
 
 /// Liftoff scales a product launch on triggers and runs its staged rollout.
 #[derive(Parser)]
@@ -38,6 +43,36 @@ struct RunArgs {
     /// How often a policy with unresolved references is re-checked.
     #[arg(long, env = "LIFTOFF_RETRY", default_value = "30s", value_parser = humantime::parse_duration)]
     retry: Duration,
+    #[command(flatten)]
+    election: ElectionArgs,
+}
+
+/// Leader election: of several replicas only the one holding the Lease runs the controller.
+#[derive(clap::Args)]
+struct ElectionArgs {
+    /// Run the controller only while holding the Lease (the Helm chart turns this on).
+    #[arg(long, env = "LIFTOFF_LEADER_ELECTION", default_value_t = false)]
+    leader_election: bool,
+    /// Namespace of the Lease (default: the client's namespace, in-cluster the pod's own).
+    #[arg(long, env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(long, env = "LIFTOFF_LEASE_NAME", default_value = "liftoff")]
+    lease_name: String,
+    /// How long a Lease that is not renewed keeps the other replicas waiting.
+    #[arg(long, env = "LIFTOFF_LEASE_DURATION", default_value = "15s", value_parser = lease_duration)]
+    lease_duration: Duration,
+    /// This replica's name in the Lease (default: POD_NAME, else host name and process id).
+    #[arg(long, env = "LIFTOFF_LEASE_IDENTITY")]
+    lease_identity: Option<String>,
+}
+
+fn lease_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_secs(2) {
+        return Err("must be at least 2s".into());
+    }
+    Ok(d)
 }
 
 #[tokio::main]
@@ -64,9 +99,90 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let server = tokio::spawn(http::serve(args.metrics_addr, metrics.clone(), async {
         stopped.await.ok();
     }));
-    let result = controller::run(client, settings, metrics).await;
+    let result = if args.election.leader_election {
+        run_elected(client, settings, metrics, args.election).await
+    } else {
+        metrics.leader.set(1);
+        controller::run(client, settings, metrics).await
+    };
     let _ = stop_http.send(());
     server.await??;
-    tracing::info!("shut down");
+    match &result {
+        Ok(()) => tracing::info!("shut down"),
+        Err(e) => tracing::error!(error = %e, "exiting"),
+    }
     result
+}
+
+/// Waits for the Lease, then runs the controller while leading. Losing the Lease ends the
+/// process with an error at once (no writer may outlive its leadership; the kubelet restarts it).
+async fn run_elected(
+    client: kube::Client,
+    settings: controller::Settings,
+    metrics: Metrics,
+    args: ElectionArgs,
+) -> anyhow::Result<()> {
+    let namespace = args
+        .lease_namespace
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let identity = args.lease_identity.unwrap_or_else(leader::default_identity);
+    tracing::info!(lease = %args.lease_name, %namespace, %identity, "leader election on; waiting for the lease");
+    let lease = LeaseSettings::from_duration(args.lease_duration);
+    let elector = leader::Elector::new(
+        client.clone(),
+        &namespace,
+        &args.lease_name,
+        &identity,
+        lease,
+    );
+    let state = leader::State::default();
+    let election = tokio::spawn(elector.run(state.clone()));
+    tokio::spawn(publish_role(state.clone(), metrics.clone()));
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let leading = tokio::select! {
+        _ = state.wait_until_leader() => true,
+        _ = terminate.recv() => false,
+        _ = tokio::signal::ctrl_c() => false,
+    };
+    if !leading {
+        resign(state, election).await;
+        return Ok(());
+    }
+    tracing::info!(%identity, "leading; starting the controller");
+    let result = tokio::select! {
+        result = controller::run(client, settings, metrics) => result,
+        _ = state.wait_until_not_leader() => {
+            election.abort();
+            anyhow::bail!("lost the lease {}; exiting so that only the new leader acts", args.lease_name)
+        }
+    };
+    resign(state, election).await;
+    result
+}
+
+/// Releases the Lease (when held) and waits, boundedly, for the elector to finish.
+async fn resign(state: leader::State, election: tokio::task::JoinHandle<()>) {
+    state.resign();
+    if tokio::time::timeout(Duration::from_secs(5), election)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the lease was not released within 5s; peers wait for it to expire");
+    }
+}
+
+/// Mirrors the role into `liftoff_leader`, and counts a replica standing by as ready.
+async fn publish_role(state: leader::State, metrics: Metrics) {
+    let mut roles = state.subscribe();
+    loop {
+        let role = *roles.borrow_and_update();
+        metrics.leader.set(i64::from(role == Role::Leader));
+        if role != Role::Starting {
+            metrics.ready.set(1);
+        }
+        if roles.changed().await.is_err() {
+            return;
+        }
+    }
 }

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub ready: IntGauge,
     /// Per-trigger samples and actions.
     pub triggers: crate::trigger_metrics::TriggerMetrics,
+    /// `liftoff_leader`: 1 while this replica holds the leader Lease (always 1 without election).
+    pub leader: IntGauge,
 }
 
 impl Default for Metrics {
@@ -65,6 +67,11 @@ impl Default for Metrics {
             "1 once caches are synced and the operator reconciles",
         )
         .unwrap();
+        let leader = IntGauge::new(
+            "liftoff_leader",
+            "1 while this replica leads (holds the Lease) and may act",
+        )
+        .unwrap();
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reconcile_errors.clone()),
@@ -72,6 +79,7 @@ impl Default for Metrics {
             Box::new(status_writes.clone()),
             Box::new(status_writes_skipped.clone()),
             Box::new(ready.clone()),
+            Box::new(leader.clone()),
         ] {
             registry.register(c).unwrap();
         }
@@ -85,6 +93,7 @@ impl Default for Metrics {
             status_writes,
             status_writes_skipped,
             ready,
+            leader,
         }
     }
 }
@@ -136,6 +145,7 @@ mod tests {
             "liftoff_status_writes_total 0",
             "liftoff_status_writes_skipped_total 0",
             "liftoff_ready 0",
+            "liftoff_leader 0",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

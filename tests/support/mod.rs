@@ -59,6 +59,11 @@ pub struct Operator {
 
 impl Operator {
     pub async fn start(cp: &ControlPlane, extra: &[&str]) -> Operator {
+        Self::start_with(cp.kubeconfig_path(), extra, &[]).await
+    }
+
+    /// Starts it with another kubeconfig (e.g. a ServiceAccount's token) and extra environment.
+    pub async fn start_with(kubeconfig: &Path, extra: &[&str], env: &[(&str, &str)]) -> Operator {
         let dir = tempfile::tempdir().unwrap();
         let log_path = dir.path().join("liftoff.log");
         let log = std::fs::File::create(&log_path).unwrap();
@@ -67,8 +72,9 @@ impl Operator {
             .arg("run")
             .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
             .args(extra)
-            .env("KUBECONFIG", cp.kubeconfig_path())
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,liftoff=debug")
+            .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .stdin(Stdio::null())
@@ -111,6 +117,21 @@ impl Operator {
 
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a node failure or the OOM killer would: nothing of the process runs after it.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("operator killed");
+    }
+
+    /// Waits (bounded) for the process to exit on its own.
+    pub async fn exits_within(mut self, timeout: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("operator still running after {timeout:?}:\n{}", self.logs())
+            })
+            .unwrap()
     }
 
     /// Sends SIGTERM and waits for the exit status.

@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+# Liftoff's container image: the release binary on distroless, running as non-root.
+#
+#   docker build -t REGISTRY/liftoff:0.1.0 .
+#
+# scripts/check-image.sh builds the same binary with the same cargo command (no Docker engine
+# needed) and reports its size and the shared libraries it needs.
+
+# ---- build ------------------------------------------------------------------------------------
+# Pinned tag; pin it by digest too (rust:1.95.0-bookworm@sha256:…) when you publish images.
+FROM rust:1.95.0-bookworm AS build
+# The image has make, gcc and g++, which build librdkafka from source for the Kafka triggers;
+# rdkafka's `ssl` feature links the system OpenSSL 3 (the runtime image has the same libssl3).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libssl-dev=3.0.* pkg-config=1.8.* \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+# Reproducible: locked dependencies, no paths of this machine in the binary, a fixed build time.
+ENV CARGO_INCREMENTAL=0 \
+    SOURCE_DATE_EPOCH=0 \
+    RUSTFLAGS="--remap-path-prefix=/src=. --remap-path-prefix=/usr/local/cargo=cargo"
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin liftoff \
+ && cp target/release/liftoff /liftoff
+
+# ---- run --------------------------------------------------------------------------------------
+# glibc, libgcc, libstdc++, OpenSSL 3 and CA certificates (Debian 12, as the builder), nothing
+# else: no shell, no package manager.
+FROM gcr.io/distroless/cc-debian12:nonroot
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="liftoff" \
+      org.opencontainers.image.description="Kubernetes operator that scales a product launch on triggers and runs its staged rollout" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=build /liftoff /liftoff
+# distroless "nonroot", numeric so the kubelet can verify runAsNonRoot.
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/liftoff", "run"]
