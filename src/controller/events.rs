@@ -61,10 +61,33 @@ pub async fn publish(
         type_,
         reason: reason.to_string(),
         note: Some(conditions::truncate(note, 1000)),
-        action: "Reconcile".into(),
+        action: action(note),
         secondary: None,
     };
     if let Err(e) = recorder.publish(&event, &policy.object_ref(&())).await {
         warn!(error = %e, reason, "could not publish event");
+    }
+}
+
+/// The Event's `action`. kube's recorder folds events with the same type, reason and action into
+/// one series (count + 1, first note kept) for minutes; "entered stage gradual" must not become
+/// a repeat of "entered stage internal-beta". So the action carries a digest of the note:
+/// identical events still fold, different ones stay separate.
+fn action(note: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    note.hash(&mut hasher);
+    format!("Reconcile-{:08x}", hasher.finish() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn different_notes_get_different_actions_and_equal_notes_the_same() {
+        let a = super::action("entered stage internal-beta (100 users)");
+        let b = super::action("entered stage gradual (500 users)");
+        assert_ne!(a, b);
+        assert_eq!(a, super::action("entered stage internal-beta (100 users)"));
+        assert!(a.len() <= 128);
     }
 }

@@ -5,6 +5,7 @@ pub mod lookup;
 pub mod pools;
 mod reconcile;
 pub mod references;
+pub mod rollout;
 pub mod secrets;
 pub mod status;
 pub mod triggers;

@@ -11,13 +11,13 @@ use tracing::{Instrument, info, info_span, warn};
 use super::{
     Context, Error, events,
     lookup::KubeLookup,
-    references,
+    references, rollout,
     status::{self, write_if_changed},
     triggers::{self, Applied, Facts, Hold, Planning, platform::Platform},
 };
 use crate::{
     conditions::Desired,
-    crd::{LaunchPolicy, LaunchPolicyStatus, TriggerStatus},
+    crd::{LaunchPolicy, LaunchPolicyStatus, RolloutStatus, TriggerStatus},
     engine::scaling,
 };
 
@@ -96,12 +96,17 @@ async fn reconcile_policy(
     )
     .await;
     record_samples(ctx, namespace, policy, &plans);
+    let rollout = match &policy.spec.rollout {
+        Some(spec) => Some(rollout::evaluate(policy, spec, &ctx.pools, &lookup, now).await),
+        None => None,
+    };
+    let rollout_status = rollout.as_ref().map(|r| r.status.clone());
 
     // Record what is about to be done before doing it: a crash after this write re-applies the
     // same targets; a crash before it decides afresh. Either way no action is doubled.
     let mut stored = policy.status.clone();
     if let Some(intents) = triggers::intents(&plans, now) {
-        let intent = assemble(policy, &ready, intents, now);
+        let intent = assemble(policy, &ready, intents, rollout_status.clone(), now);
         if let Err(e) = write(ctx, &api, policy, stored.as_ref(), &intent).await {
             ctx.memory.put(&key, histories, &names(triggers));
             return Err(e);
@@ -113,9 +118,21 @@ async fn reconcile_policy(
     record_actions(ctx, namespace, policy, &applied).await;
 
     let statuses: Vec<TriggerStatus> = plans.into_iter().map(|p| p.plan.status).collect();
-    let new_status = assemble(policy, &ready, statuses, now);
+    let new_status = assemble(policy, &ready, statuses, rollout_status, now);
     write(ctx, &api, policy, stored.as_ref(), &new_status).await?;
     announce_transitions(ctx, policy, &new_status).await;
+    if let Some(evaluation) = &rollout {
+        for event in &evaluation.events {
+            let type_ = if event.kind.is_warning() {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            let reason = format!("{:?}", event.kind);
+            events::publish(&ctx.recorder, policy, type_, &reason, &event.message).await;
+        }
+        publish_cohort(ctx, policy, namespace, &key, &evaluation.status).await;
+    }
 
     let settle = if problems.is_empty() {
         ctx.settings.resync
@@ -126,25 +143,74 @@ async fn reconcile_policy(
         .filter(|s| !s.triggers.is_empty())
         .map(|s| Duration::from(s.interval))
         .unwrap_or(settle);
-    Ok(Action::requeue(settle.min(sample_every)))
+    let next_timer = rollout
+        .and_then(|r| r.requeue_after)
+        .unwrap_or(settle)
+        .max(Duration::from_millis(100));
+    Ok(Action::requeue(settle.min(sample_every).min(next_timer)))
 }
 
 fn names(triggers: &[crate::crd::Trigger]) -> Vec<&str> {
     triggers.iter().map(|t| t.name.as_str()).collect()
 }
 
-/// The whole status: conditions from the references and the triggers, and the triggers' status.
+/// The whole status: conditions from the references, the triggers and the rollout, and the
+/// triggers' and the rollout's own status.
 fn assemble(
     policy: &LaunchPolicy,
     ready: &Desired,
     triggers: Vec<TriggerStatus>,
+    rollout: Option<RolloutStatus>,
     now: Timestamp,
 ) -> LaunchPolicyStatus {
     let mut wanted = vec![ready.clone()];
     wanted.extend(triggers::scaling_conditions(&triggers));
+    wanted.extend(rollout.as_ref().map(rollout::condition));
     let mut status = status::desired(policy, &wanted, now);
     status.triggers = triggers;
+    status.rollout = rollout;
     status
+}
+
+/// Publishes the cohort that status now records, unless this process already published it.
+async fn publish_cohort(
+    ctx: &Context,
+    policy: &LaunchPolicy,
+    namespace: &str,
+    key: &str,
+    status: &RolloutStatus,
+) {
+    let Some(spec) = policy.spec.rollout.as_ref().and_then(|r| r.cohort.as_ref()) else {
+        return;
+    };
+    let signature = format!(
+        "{:?}|{}",
+        rollout::cohort::cohort_data(&status.state),
+        serde_json::to_string(spec).unwrap_or_default()
+    );
+    let mut memory = ctx.memory.take(key);
+    if memory.published_cohort.as_deref() != Some(signature.as_str()) {
+        match rollout::cohort::publish(&ctx.client, namespace, spec, &status.state).await {
+            Ok(()) => {
+                info!(users = %status.state.users, "cohort published");
+                memory.published_cohort = Some(signature);
+            }
+            Err(e) => {
+                warn!(error = %e, "cohort not published");
+                events::publish(
+                    &ctx.recorder,
+                    policy,
+                    EventType::Warning,
+                    "CohortNotPublished",
+                    &e,
+                )
+                .await;
+            }
+        }
+    }
+    let names: Vec<String> = memory.triggers.keys().cloned().collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    ctx.memory.put(key, memory, &names);
 }
 
 async fn write(

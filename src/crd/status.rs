@@ -34,29 +34,16 @@ fn conditions_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schema
 }
 
-/// The staged launch's position.
+/// The staged launch's position, its timers and gate results (which survive operator restarts),
+/// and why it is where it is.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStatus {
-    /// `Pending`, `AwaitingApproval`, `Baking`, `Paused`, `RolledBack` or `Completed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-    /// Index of the current stage in `spec.rollout.stages` (0-based).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stage: Option<i32>,
-    /// Name of the current stage.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stage_name: Option<String>,
-    /// Users currently admitted: a number, or `All`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub users: Option<String>,
-    /// When the current stage started.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stage_started_at: Option<Time>,
-    /// When the current stage's bake time ends.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bake_until: Option<Time>,
-    /// Why the rollout is where it is, in one sentence.
+    /// The state the rollout engine works from.
+    #[serde(flatten)]
+    pub state: crate::engine::rollout::RolloutState,
+    /// Why the rollout is where it is, in one sentence, e.g.
+    /// `Paused at gradual (500 users): gate p95-latency-seconds 0.62 > 0.5 (3/3 checks failed)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }

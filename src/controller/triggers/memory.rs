@@ -36,6 +36,9 @@ pub struct Histories {
     pub generation: Option<i64>,
     /// By trigger name.
     pub triggers: HashMap<String, TriggerMemory>,
+    /// What this process last published as the rollout's cohort (`None`: nothing yet, so the
+    /// first reconcile after a start publishes once).
+    pub published_cohort: Option<String>,
 }
 
 /// What is remembered of every policy, keyed by `namespace/name`.
@@ -60,12 +63,10 @@ impl Memory {
         histories
             .triggers
             .retain(|name, _| triggers.contains(&name.as_str()));
-        if !histories.triggers.is_empty() {
-            self.policies
-                .lock()
-                .unwrap()
-                .insert(key.to_owned(), histories);
-        }
+        self.policies
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), histories);
     }
 
     /// Drops the histories of policies that no longer exist; returns their keys and trigger names.

@@ -1,0 +1,127 @@
+//! The rollout half of a reconcile: read the operations (annotations) and, when due, the health
+//! gates; step the pure state machine; and, once the new state is in status, publish the cohort.
+
+pub mod cohort;
+pub mod commands;
+
+use std::{collections::BTreeMap, time::Duration};
+
+use futures::future::join_all;
+use k8s_openapi::jiff::Timestamp;
+
+use super::{lookup::KubeLookup, pools::Pools};
+use crate::{
+    conditions::Desired,
+    crd::{LaunchPolicy, PrometheusSource, RolloutSpec, RolloutStatus},
+    engine::rollout::{self, Event, GateReading, Inputs, Phase},
+    sources::redact_url,
+};
+
+/// Condition type: the launch is moving (or waiting for a person's Go).
+pub const ROLLOUT_PROGRESSING: &str = "RolloutProgressing";
+
+/// What one evaluation of the rollout decided.
+pub struct Evaluation {
+    pub status: RolloutStatus,
+    pub events: Vec<Event>,
+    pub requeue_after: Option<Duration>,
+}
+
+/// Steps the rollout of `policy` at `now`.
+pub async fn evaluate(
+    policy: &LaunchPolicy,
+    spec: &RolloutSpec,
+    pools: &Pools,
+    lookup: &KubeLookup<'_>,
+    now: Timestamp,
+) -> Evaluation {
+    let previous = policy
+        .status
+        .as_ref()
+        .and_then(|s| s.rollout.as_ref())
+        .map(|r| r.state.clone())
+        .unwrap_or_default();
+    let (commands, problems) = commands::from_annotations(
+        policy
+            .metadata
+            .annotations
+            .as_ref()
+            .unwrap_or(&BTreeMap::new()),
+        policy
+            .metadata
+            .managed_fields
+            .as_deref()
+            .unwrap_or_default(),
+        spec,
+    );
+    let mut inputs = Inputs {
+        suspended: policy.spec.suspend,
+        commands,
+        ..Default::default()
+    };
+    if rollout::gates_due(spec, &previous, now) {
+        inputs.gates = read_gates(spec, policy.spec.prometheus.as_ref(), pools, lookup).await;
+    }
+    let decision = rollout::step(spec, &previous, &inputs, now);
+    let mut message = decision.message;
+    for problem in problems {
+        message.push_str(&format!("; ignored: {problem}"));
+    }
+    Evaluation {
+        status: RolloutStatus {
+            state: decision.state,
+            message: Some(message),
+        },
+        events: decision.events,
+        requeue_after: decision.requeue_after,
+    }
+}
+
+async fn read_gates(
+    spec: &RolloutSpec,
+    prometheus: Option<&PrometheusSource>,
+    pools: &Pools,
+    lookup: &KubeLookup<'_>,
+) -> BTreeMap<String, GateReading> {
+    let Some(gates) = &spec.gates else {
+        return BTreeMap::new();
+    };
+    let client = match prometheus {
+        None => Err("spec.prometheus is not set".to_string()),
+        Some(p) => pools
+            .prometheus(lookup, p)
+            .await
+            .map_err(|e| format!("prometheus {}: {e}", redact_url(&p.address))),
+    };
+    let readings = join_all(gates.checks.iter().map(|check| {
+        let client = client.clone();
+        async move {
+            let reading = match client {
+                Err(e) => GateReading::unknown(e),
+                Ok(c) => match c.query_value(&check.query).await {
+                    Ok(v) => GateReading::Value(v),
+                    Err(e) => GateReading::unknown(format!("prometheus {}: {e}", c.address())),
+                },
+            };
+            (check.name.clone(), reading)
+        }
+    }))
+    .await;
+    readings.into_iter().collect()
+}
+
+/// `RolloutProgressing` for a rollout status.
+pub fn condition(status: &RolloutStatus) -> Desired {
+    let message = status.message.clone().unwrap_or_default();
+    let phase = status.state.phase;
+    let progressing = matches!(
+        phase,
+        Phase::Pending | Phase::Baking | Phase::AwaitingApproval
+    );
+    Desired::new(
+        ROLLOUT_PROGRESSING,
+        progressing,
+        format!("{phase:?}"),
+        message,
+    )
+}

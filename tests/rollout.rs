@@ -1,0 +1,284 @@
+//! The staged launch end to end: the real operator binary against a real apiserver, with health
+//! gates read from a real Prometheus scraping a test-controlled exporter. Bake times are seconds.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Event};
+use kube::{
+    Api, Client,
+    api::{ListParams, PostParams},
+};
+use liftoff::crd::{LaunchPolicy, RolloutStatus};
+use liftoff_testenv::{ControlPlane, MetricsExporter, Prometheus};
+use serde_json::{Value, json};
+use support::{Operator, control_plane, eventually, kubectl};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+struct Launch {
+    cp: ControlPlane,
+    client: Client,
+    ns: String,
+    exporter: MetricsExporter,
+    _prometheus: Prometheus,
+}
+
+/// A healthy service (error rate 0, p95 0.2 s) behind a Prometheus scraping every second.
+async fn launch(name: &str) -> Launch {
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace(name).await.unwrap();
+    let exporter = MetricsExporter::start().await.unwrap();
+    exporter.set("error_rate", &[], 0.0);
+    exporter.set("p95_latency_seconds", &[], 0.2);
+    let prometheus = Prometheus::start(&[exporter.target()], Duration::from_secs(1))
+        .await
+        .unwrap();
+    prometheus
+        .wait_for_query("p95_latency_seconds")
+        .await
+        .unwrap();
+    Launch {
+        cp,
+        client,
+        ns,
+        exporter,
+        _prometheus: prometheus,
+    }
+}
+
+fn spec(prometheus: &str, stages: Value, on_failure: &str) -> Value {
+    json!({
+        "prometheus": {"address": prometheus, "timeout": "2s"},
+        "rollout": {
+            "stages": stages,
+            "gates": {"interval": "1s", "failureThreshold": 2, "checks": [
+                {"name": "error-rate", "query": "max(error_rate)", "max": 0.001},
+                {"name": "p95-latency-seconds", "query": "max(p95_latency_seconds)", "max": 0.5}
+            ]},
+            "onGateFailure": on_failure,
+            "cohort": {"configMap": {"name": "launch-cohort"},
+                       "flagd": {"configMap": "launch-flags", "flagKey": "new-platform", "population": 20000}}
+        }
+    })
+}
+
+fn stages(bake: &str, second_approval: &str) -> Value {
+    json!([
+        {"name": "internal-beta", "users": 100, "bake": bake},
+        {"name": "gradual", "users": 500, "bake": bake, "approval": second_approval},
+        {"name": "expanded", "users": 1500, "bake": bake},
+        {"name": "everyone", "users": "All"}
+    ])
+}
+
+async fn create_policy(l: &Launch, prometheus: &str, spec: Value) {
+    let policy: LaunchPolicy = serde_json::from_value(json!({
+        "apiVersion": "liftoff.dev/v1alpha1", "kind": "LaunchPolicy",
+        "metadata": {"name": "launch"}, "spec": spec
+    }))
+    .unwrap();
+    Api::<LaunchPolicy>::namespaced(l.client.clone(), &l.ns)
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap();
+    let _ = prometheus;
+}
+
+async fn rollout(client: &Client, ns: &str) -> Option<RolloutStatus> {
+    Api::<LaunchPolicy>::namespaced(client.clone(), ns)
+        .get("launch")
+        .await
+        .ok()?
+        .status?
+        .rollout
+}
+
+async fn cohort(client: &Client, ns: &str) -> Option<String> {
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get_opt("launch-cohort")
+        .await
+        .ok()??;
+    cm.data?.get("maxUsers").cloned()
+}
+
+async fn events(client: &Client, ns: &str, reason: &str) -> Vec<String> {
+    Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .map(|e| e.message.unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn healthy_gates_walk_100_500_1500_everyone_and_publish_each_cohort_in_order() {
+    let l = launch("rollout-walk").await;
+    let url = l._prometheus.url();
+    create_policy(&l, &url, spec(&url, stages("2s", "Automatic"), "Pause")).await;
+    let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
+
+    let seen = std::sync::Mutex::new(Vec::<String>::new());
+    eventually(WAIT, "the cohort reaches All", || async {
+        let users = cohort(&l.client, &l.ns).await?;
+        let mut seen = seen.lock().unwrap();
+        if seen.last() != Some(&users) {
+            seen.push(users.clone());
+        }
+        (users == "All").then_some(())
+    })
+    .await;
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(
+        seen,
+        ["100", "500", "1500", "All"],
+        "every stage published, none skipped"
+    );
+    let status = eventually(WAIT, "Completed", || async {
+        rollout(&l.client, &l.ns)
+            .await
+            .filter(|r| format!("{:?}", r.state.phase) == "Completed")
+    })
+    .await;
+    assert_eq!(status.state.stage_name.as_deref(), Some("everyone"));
+    let flags = Api::<ConfigMap>::namespaced(l.client.clone(), &l.ns)
+        .get("launch-flags")
+        .await
+        .unwrap();
+    let definition: Value = serde_json::from_str(&flags.data.unwrap()["flags.flagd.json"]).unwrap();
+    assert_eq!(definition["flags"]["new-platform"]["defaultVariant"], "on");
+    let advanced = events(&l.client, &l.ns, "StageAdvanced").await;
+    assert_eq!(
+        advanced.len(),
+        4,
+        "one StageAdvanced per stage: {advanced:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_manual_stage_waits_for_an_approval_annotation_and_records_who_gave_it() {
+    let l = launch("rollout-approval").await;
+    let url = l._prometheus.url();
+    create_policy(&l, &url, spec(&url, stages("1s", "Manual"), "Pause")).await;
+    let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
+    let status = eventually(WAIT, "AwaitingApproval for gradual", || async {
+        rollout(&l.client, &l.ns)
+            .await
+            .filter(|r| format!("{:?}", r.state.phase) == "AwaitingApproval")
+    })
+    .await;
+    assert_eq!(status.state.stage_name.as_deref(), Some("internal-beta"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        cohort(&l.client, &l.ns).await.as_deref(),
+        Some("100"),
+        "no Go, no 500"
+    );
+
+    let (ok, _, err) = kubectl(
+        &l.cp,
+        &[
+            "-n",
+            &l.ns,
+            "annotate",
+            "lp/launch",
+            "liftoff.dev/approve=gradual",
+        ],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    eventually(WAIT, "500 users after the Go", || async {
+        (cohort(&l.client, &l.ns).await? == "500").then_some(())
+    })
+    .await;
+    let status = rollout(&l.client, &l.ns).await.unwrap();
+    let approval = status
+        .state
+        .last_approval
+        .expect("the approval is recorded");
+    assert_eq!(approval.stage_name, "gradual");
+    assert!(
+        approval
+            .by
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("kubectl-annotate at "),
+        "{approval:?}"
+    );
+}
+
+#[tokio::test]
+async fn breaking_latency_pauses_with_the_value_and_rollback_returns_to_the_previous_cohort() {
+    let l = launch("rollout-gate-failure").await;
+    let url = l._prometheus.url();
+    create_policy(&l, &url, spec(&url, stages("4s", "Automatic"), "Rollback")).await;
+    let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
+    eventually(WAIT, "500 users", || async {
+        (cohort(&l.client, &l.ns).await? == "500").then_some(())
+    })
+    .await;
+    l.exporter.set("p95_latency_seconds", &[], 0.9);
+    let status = eventually(WAIT, "RolledBack", || async {
+        rollout(&l.client, &l.ns)
+            .await
+            .filter(|r| format!("{:?}", r.state.phase) == "RolledBack")
+    })
+    .await;
+    let message = status.message.unwrap_or_default();
+    assert!(
+        message.contains("p95-latency-seconds") && message.contains("0.9"),
+        "{message}"
+    );
+    eventually(WAIT, "the previous stage's 100 users published", || async {
+        (cohort(&l.client, &l.ns).await? == "100").then_some(())
+    })
+    .await;
+    let failed = events(&l.client, &l.ns, "GateFailed").await;
+    assert!(!failed.is_empty(), "a GateFailed event");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        cohort(&l.client, &l.ns).await.as_deref(),
+        Some("100"),
+        "held, not advanced"
+    );
+}
+
+#[tokio::test]
+async fn an_operator_restarted_mid_bake_keeps_the_deadline_and_repeats_no_stage() {
+    let l = launch("rollout-restart").await;
+    let url = l._prometheus.url();
+    create_policy(&l, &url, spec(&url, stages("12s", "Automatic"), "Pause")).await;
+    let op = Operator::start(&l.cp, &["--resync=30s"]).await;
+    let before = eventually(WAIT, "baking internal-beta", || async {
+        rollout(&l.client, &l.ns).await.filter(|r| {
+            r.state.stage_name.as_deref() == Some("internal-beta") && r.state.bake_until.is_some()
+        })
+    })
+    .await;
+    op.kill().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rollout(&l.client, &l.ns).await.unwrap();
+    assert_eq!(after.state.stage_name, before.state.stage_name);
+    assert_eq!(
+        after.state.bake_until, before.state.bake_until,
+        "the deadline did not move"
+    );
+    eventually(WAIT, "500 users after the bake", || async {
+        (cohort(&l.client, &l.ns).await? == "500").then_some(())
+    })
+    .await;
+    let advanced = events(&l.client, &l.ns, "StageAdvanced").await;
+    let into_beta = advanced
+        .iter()
+        .filter(|m| m.contains("internal-beta"))
+        .count();
+    assert_eq!(into_beta, 1, "internal-beta entered once: {advanced:?}");
+}
