@@ -77,6 +77,14 @@ pub struct State {
     resign: watch::Sender<bool>,
 }
 
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("leader", &self.is_leader())
+            .finish()
+    }
+}
+
 impl Default for State {
     fn default() -> Self {
         Self {

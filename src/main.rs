@@ -94,6 +94,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         namespace: args.namespace,
         resync: args.resync,
         retry: args.retry,
+        leader: None,
     };
     let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(args.metrics_addr, metrics.clone(), async {
@@ -118,7 +119,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// process with an error at once (no writer may outlive its leadership; the kubelet restarts it).
 async fn run_elected(
     client: kube::Client,
-    settings: controller::Settings,
+    mut settings: controller::Settings,
     metrics: Metrics,
     args: ElectionArgs,
 ) -> anyhow::Result<()> {
@@ -136,6 +137,7 @@ async fn run_elected(
         lease,
     );
     let state = leader::State::default();
+    settings.leader = Some(state.clone());
     let election = tokio::spawn(elector.run(state.clone()));
     tokio::spawn(publish_role(state.clone(), metrics.clone()));
 

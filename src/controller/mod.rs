@@ -47,6 +47,20 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("the LaunchPolicy has no namespace")]
     NoNamespace,
+    #[error("this replica no longer holds the leader lease; another replica acts")]
+    NotLeader,
+}
+
+impl Context {
+    /// `Err(NotLeader)` once this replica has lost (or given up) the lease. Called right before
+    /// every status write and every action, so a replica that could not renew in time stops
+    /// acting before another one can take over.
+    pub fn ensure_leader(&self) -> Result<(), Error> {
+        match &self.settings.leader {
+            Some(state) if !state.is_leader() => Err(Error::NotLeader),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Error {
@@ -55,6 +69,7 @@ impl Error {
         match self {
             Error::Kube(_) => "ApiRequestFailed",
             Error::NoNamespace => "InvalidObject",
+            Error::NotLeader => "NotLeader",
         }
     }
 }
@@ -80,6 +95,8 @@ pub struct Settings {
     pub resync: Duration,
     /// Re-check a policy with problems this often.
     pub retry: Duration,
+    /// With leader election: the lease state, checked right before every write and action.
+    pub leader: Option<crate::leader::State>,
 }
 
 impl Default for Settings {
@@ -88,6 +105,7 @@ impl Default for Settings {
             namespace: None,
             resync: Duration::from_secs(300),
             retry: Duration::from_secs(30),
+            leader: None,
         }
     }
 }
@@ -268,6 +286,10 @@ fn error_policy(policy: Arc<LaunchPolicy>, error: &Error, ctx: Arc<Context>) -> 
         .with_label_values(&[error.category()])
         .inc();
     warn!(namespace = ?policy.namespace(), policy = %policy.name_any(), error = %error, "reconcile failed");
+    if matches!(error, Error::NotLeader) {
+        // Not ours to report: the replica that leads now reconciles this policy.
+        return Action::await_change();
+    }
     let note = error.to_string();
     let reason = error.category();
     tokio::spawn(async move { events::warning(&ctx.recorder, &policy, reason, &note).await });

@@ -113,6 +113,10 @@ async fn reconcile_policy(
         }
         stored = Some(intent);
     }
+    if let Err(e) = ctx.ensure_leader() {
+        ctx.memory.put(&key, histories, &names(triggers));
+        return Err(e);
+    }
     let applied = triggers::apply_all(&mut plans, &platform, &mut histories, now).await;
     ctx.memory.put(&key, histories, &names(triggers));
     record_actions(ctx, namespace, policy, &applied).await;
@@ -220,6 +224,9 @@ async fn write(
     stored: Option<&LaunchPolicyStatus>,
     status: &LaunchPolicyStatus,
 ) -> Result<(), Error> {
+    if stored != Some(status) {
+        ctx.ensure_leader()?;
+    }
     if write_if_changed(api, &policy.name_any(), stored, status).await? {
         ctx.metrics.status_writes.inc();
         info!("status updated");
