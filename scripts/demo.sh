@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The Liftoff demo: a local control plane (real etcd + kube-apiserver), the CRD installed, the
-# operator running, the example launch applied, and `kubectl get lp` on screen.
+# The Liftoff demo: a local control plane (real etcd + kube-apiserver) and a real Prometheus, the
+# CRD installed, the operator running, the example launch applied, then a launch week compressed
+# into seconds (100 → 500 → 1,500 → everyone after a Go), with `kubectl get lp` on screen.
 # Ctrl-C stops everything this script started. `--once` prints the result and exits (used by CI).
 source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
@@ -25,11 +26,12 @@ trap cleanup EXIT INT TERM
 
 step "Starting etcd + kube-apiserver and installing crds/"
 export KUBECONFIG="$WORK/kubeconfig"
-target/debug/liftoff-testenv up --kubeconfig-out "$KUBECONFIG" --crds crds >"$WORK/testenv.out" 2>"$WORK/testenv.log" &
+target/debug/liftoff-testenv up --kubeconfig-out "$KUBECONFIG" --crds crds --prometheus >"$WORK/testenv.out" 2>"$WORK/testenv.log" &
 PIDS+=($!)
 for _ in $(seq 1 120); do grep -q '^READY' "$WORK/testenv.out" 2>/dev/null && break; sleep 0.5; done
 grep -q '^READY' "$WORK/testenv.out" || { cat "$WORK/testenv.log"; die "the control plane did not start"; }
 note "$(cat "$WORK/testenv.out")  (KUBECONFIG=$KUBECONFIG)"
+PROMETHEUS_URL="$(awk '/^PROMETHEUS/ {print $2}' "$WORK/testenv.out")"
 kubectl() { "$LIFTOFF_KUBECTL" "$@"; }
 
 step "Starting the operator (logs: $WORK/liftoff.log)"
@@ -52,8 +54,33 @@ kubectl get lp -n emr -o wide
 kubectl get lp emr-platform -n emr -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -q True \
   || { tail -20 "$WORK/liftoff.log"; die "the example policy did not become Ready"; }
 
+step "A launch week in seconds: examples/launch-week.yaml (Prometheus at $PROMETHEUS_URL)"
+kubectl create namespace launch-week >/dev/null
+sed "s|PROMETHEUS_URL|$PROMETHEUS_URL|" examples/launch-week.yaml | kubectl apply -f -
+phase() { kubectl get lp launch-week -n launch-week -o jsonpath='{.status.rollout.phase}'; }
+for _ in $(seq 1 60); do [[ "$(phase)" == AwaitingApproval ]] && break; sleep 0.5; done
+kubectl get lp -n launch-week
+note "$(kubectl get lp launch-week -n launch-week -o jsonpath='{.status.rollout.message}')"
+
+step "Go/No-Go: kubectl annotate lp/launch-week liftoff.dev/approve=internal-beta"
+kubectl annotate lp/launch-week -n launch-week liftoff.dev/approve=internal-beta >/dev/null
+last=""
+for _ in $(seq 1 240); do
+  now="$(kubectl get lp launch-week -n launch-week -o jsonpath='{.status.rollout.stageName} {.status.rollout.users} {.status.rollout.phase}')"
+  if [[ "$now" != "$last" ]]; then
+    note "$(date +%T)  stage/users/phase: $now   cohort maxUsers=$(kubectl get cm launch-cohort -n launch-week -o jsonpath='{.data.maxUsers}' 2>/dev/null)"
+    last="$now"
+  fi
+  [[ "$now" == *Completed ]] && break
+  sleep 0.5
+done
+[[ "$(phase)" == Completed ]] || { tail -20 "$WORK/liftoff.log"; die "the launch week did not complete"; }
+kubectl get lp -A
+kubectl get events -n launch-week --field-selector involvedObject.name=launch-week --sort-by=.lastTimestamp \
+  -o custom-columns=REASON:.reason,MESSAGE:.message | head -20
+
 if ! $ONCE; then
   step "Watching (Ctrl-C stops the operator and the control plane)"
-  note "try: KUBECONFIG=$KUBECONFIG $LIFTOFF_KUBECTL describe lp -n emr emr-platform"
-  kubectl get lp -n emr --watch
+  note "try: KUBECONFIG=$KUBECONFIG $LIFTOFF_KUBECTL describe lp -n launch-week launch-week"
+  kubectl get lp -A --watch
 fi

@@ -261,6 +261,17 @@ async fn an_operator_restarted_mid_bake_keeps_the_deadline_and_repeats_no_stage(
         })
     })
     .await;
+    // Events are published right after the status write that records them (at most once: a
+    // crash in between loses the Event, never the state); wait for it so the count below is
+    // about repeats only.
+    eventually(WAIT, "the StageAdvanced event", || async {
+        let advanced = events(&l.client, &l.ns, "StageAdvanced").await;
+        advanced
+            .iter()
+            .any(|m| m.contains("internal-beta"))
+            .then_some(())
+    })
+    .await;
     op.kill().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
@@ -281,4 +292,49 @@ async fn an_operator_restarted_mid_bake_keeps_the_deadline_and_repeats_no_stage(
         .filter(|m| m.contains("internal-beta"))
         .count();
     assert_eq!(into_beta, 1, "internal-beta entered once: {advanced:?}");
+}
+
+#[tokio::test]
+async fn reconciles_during_a_bake_write_no_status() {
+    let l = launch("rollout-quiet").await;
+    let url = l._prometheus.url();
+    let mut quiet = spec(&url, stages("10m", "Automatic"), "Pause");
+    quiet["rollout"]["gates"]["interval"] = json!("10m");
+    create_policy(&l, &url, quiet).await;
+    let op = Operator::start(&l.cp, &["--resync=30s"]).await;
+    eventually(WAIT, "baking internal-beta", || async {
+        rollout(&l.client, &l.ns)
+            .await
+            .filter(|r| format!("{:?}", r.state.phase) == "Baking")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let writes = op.metric("liftoff_status_writes_total").await;
+    let reconciles = op.metric("liftoff_reconciles_total").await;
+    for i in 0..3 {
+        let (ok, _, err) = kubectl(
+            &l.cp,
+            &[
+                "-n",
+                &l.ns,
+                "annotate",
+                "--overwrite",
+                "lp/launch",
+                &format!("touch={i}"),
+            ],
+            None,
+        )
+        .await;
+        assert!(ok, "{err}");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    assert!(
+        op.metric("liftoff_reconciles_total").await >= reconciles + 3.0,
+        "the annotations were reconciled"
+    );
+    assert_eq!(
+        op.metric("liftoff_status_writes_total").await,
+        writes,
+        "a bake in progress is not rewritten (no countdown in status)"
+    );
 }

@@ -116,9 +116,10 @@ fn baking(plan: &Plan, state: &RolloutState, inputs: &Inputs, now: Timestamp, at
     };
     match (started, until) {
         (Some(started), Some(until)) if now < until => {
-            let left = clock::human(clock::until(now, until));
+            // No countdown: the message is written to status, and a sentence that changed every
+            // second would turn every reconcile into a status write. The deadline is absolute.
             let total = clock::human(clock::until(started, until));
-            let mut sentence = format!("{at} baking: {left} left of {total}");
+            let mut sentence = format!("{at} baking {total}, until {until}");
             if let Some(note) = gate_note {
                 sentence.push_str("; ");
                 sentence.push_str(&note);

@@ -300,7 +300,7 @@ fn a_suspended_policy_changes_nothing_and_commands_wait_until_it_is_lifted() {
     let d = run.step(MIN, &suspended);
     assert_eq!(
         d.message,
-        "suspended (spec.suspend), nothing changes: stage a (100 users) baking: 9m left of 10m"
+        "suspended (spec.suspend), nothing changes: stage a (100 users) baking 10m, until 2025-06-15T15:16:40Z"
     );
     let d = run.step(HOUR, &suspended);
     assert_eq!(

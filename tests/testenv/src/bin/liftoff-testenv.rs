@@ -1,22 +1,27 @@
-//! `liftoff-testenv up --kubeconfig-out PATH [--crds DIR]`
+//! `liftoff-testenv up --kubeconfig-out PATH [--crds DIR] [--prometheus]`
 //!
 //! Starts a real etcd + kube-apiserver (see the library docs), installs the CRDs from DIR if
 //! given, copies the admin kubeconfig to PATH, prints `READY <server-url>` on stdout, then runs
 //! until SIGINT/SIGTERM (or until a server dies) and stops everything. Used by the demo script.
+//!
+//! With `--prometheus` it also starts a real Prometheus scraping, every second, an exporter of a
+//! healthy launch's war-room metrics (`http_error_rate`, `http_p95_latency_seconds`,
+//! `login_success_ratio`, `pod_restarts`), and prints `PROMETHEUS <url>` before `READY`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use liftoff_testenv::ControlPlane;
+use liftoff_testenv::{ControlPlane, MetricsExporter, Prometheus};
 use tokio::signal::unix::{SignalKind, signal};
 
-const USAGE: &str = "usage: liftoff-testenv up --kubeconfig-out PATH [--crds DIR]";
+const USAGE: &str = "usage: liftoff-testenv up --kubeconfig-out PATH [--crds DIR] [--prometheus]";
 
 struct Args {
     kubeconfig_out: PathBuf,
     crds: Option<PathBuf>,
+    prometheus: bool,
 }
 
 /// Hand-rolled parser: `up` followed by `--flag VALUE` or `--flag=VALUE`.
@@ -29,8 +34,12 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args> {
         }
         other => bail!("expected the `up` subcommand, got {other:?}"),
     }
-    let (mut kubeconfig_out, mut crds) = (None, None);
+    let (mut kubeconfig_out, mut crds, mut prometheus) = (None, None, false);
     while let Some(arg) = argv.next() {
+        if arg == "--prometheus" {
+            prometheus = true;
+            continue;
+        }
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
             None => (arg, None),
@@ -50,7 +59,22 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args> {
     Ok(Args {
         kubeconfig_out: kubeconfig_out.context("--kubeconfig-out is required")?,
         crds,
+        prometheus,
     })
+}
+
+/// A healthy launch as the war room would see it.
+async fn healthy_launch() -> Result<(MetricsExporter, Prometheus)> {
+    let exporter = MetricsExporter::start().await?;
+    exporter.set("http_error_rate", &[], 0.0002);
+    exporter.set("http_p95_latency_seconds", &[], 0.21);
+    exporter.set("login_success_ratio", &[], 0.995);
+    exporter.set("pod_restarts", &[], 0.0);
+    let prometheus = Prometheus::start(&[exporter.target()], Duration::from_secs(1)).await?;
+    prometheus
+        .wait_for_query("http_p95_latency_seconds")
+        .await?;
+    Ok((exporter, prometheus))
 }
 
 async fn up(args: Args) -> Result<()> {
@@ -60,6 +84,13 @@ async fn up(args: Args) -> Result<()> {
         cp.apply_crds(dir)
             .await
             .with_context(|| format!("installing CRDs from {}", dir.display()))?;
+    }
+    let launch = match args.prometheus {
+        true => Some(healthy_launch().await.context("starting Prometheus")?),
+        false => None,
+    };
+    if let Some((_, prometheus)) = &launch {
+        println!("PROMETHEUS {}", prometheus.url());
     }
     std::fs::copy(cp.kubeconfig_path(), &args.kubeconfig_out)
         .with_context(|| format!("writing {}", args.kubeconfig_out.display()))?;
@@ -80,6 +111,9 @@ async fn up(args: Args) -> Result<()> {
         }
     };
     eprintln!("liftoff-testenv: stopping");
+    if let Some((_, mut prometheus)) = launch {
+        prometheus.stop().await;
+    }
     cp.stop().await;
     outcome
 }
