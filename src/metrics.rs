@@ -22,6 +22,8 @@ pub struct Metrics {
     pub ready: IntGauge,
     /// Per-trigger samples and actions.
     pub triggers: crate::trigger_metrics::TriggerMetrics,
+    /// `liftoff_notifications_failed_total`: webhook messages not delivered after every retry.
+    pub notifications_failed: IntCounter,
     /// `liftoff_leader`: 1 while this replica holds the leader Lease (always 1 without election).
     pub leader: IntGauge,
 }
@@ -84,7 +86,16 @@ impl Default for Metrics {
             registry.register(c).unwrap();
         }
         let triggers = crate::trigger_metrics::TriggerMetrics::register(&registry);
+        let notifications_failed = IntCounter::new(
+            "liftoff_notifications_failed_total",
+            "Webhook notifications not delivered after every retry",
+        )
+        .unwrap();
+        registry
+            .register(Box::new(notifications_failed.clone()))
+            .unwrap();
         Self {
+            notifications_failed,
             triggers,
             registry,
             reconciles,

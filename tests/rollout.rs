@@ -3,9 +3,12 @@
 
 mod support;
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Event};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
 use kube::{
     Api, Client,
     api::{ListParams, PostParams},
@@ -14,6 +17,10 @@ use liftoff::crd::{LaunchPolicy, RolloutStatus};
 use liftoff_testenv::{ControlPlane, MetricsExporter, Prometheus};
 use serde_json::{Value, json};
 use support::{Operator, control_plane, eventually, kubectl};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -116,11 +123,74 @@ async fn events(client: &Client, ns: &str, reason: &str) -> Vec<String> {
         .collect()
 }
 
+/// A local Slack-compatible webhook: records each POST body; answers the very first one with 500
+/// (so the notifier's retry is exercised) and the rest with 200.
+async fn webhook() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks/war-room", listener.local_addr().unwrap());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            let body = loop {
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                    continue;
+                };
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    break Some(body.to_string());
+                }
+            };
+            let status = if std::mem::take(&mut first) {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            if let Some(body) = body.filter(|_| status.starts_with("200")) {
+                seen.lock().unwrap().push(body);
+            }
+            let response =
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = socket.write_all(response.as_bytes()).await;
+        }
+    });
+    (url, bodies)
+}
+
 #[tokio::test]
 async fn healthy_gates_walk_100_500_1500_everyone_and_publish_each_cohort_in_order() {
     let l = launch("rollout-walk").await;
     let url = l._prometheus.url();
-    create_policy(&l, &url, spec(&url, stages("2s", "Automatic"), "Pause")).await;
+    let (hook, received) = webhook().await;
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "war-room"},
+        "stringData": {"url": hook}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(l.client.clone(), &l.ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let mut walk = spec(&url, stages("2s", "Automatic"), "Pause");
+    walk["notifications"] = json!([{"webhookSecretRef": {"name": "war-room", "key": "url"}}]);
+    create_policy(&l, &url, walk).await;
     let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
 
     let seen = std::sync::Mutex::new(Vec::<String>::new());
@@ -157,6 +227,31 @@ async fn healthy_gates_walk_100_500_1500_everyone_and_publish_each_cohort_in_ord
         advanced.len(),
         4,
         "one StageAdvanced per stage: {advanced:?}"
+    );
+
+    // The war room heard about every stage and the completion, despite a first 500.
+    let texts = eventually(WAIT, "webhook messages", || async {
+        let texts: Vec<String> = received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                serde_json::from_str::<Value>(b).unwrap()["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        let stages = texts.iter().filter(|t| t.contains("StageAdvanced")).count();
+        let done = texts.iter().any(|t| t.contains("RolloutCompleted"));
+        (stages == 4 && done).then_some(texts)
+    })
+    .await;
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("/launch] StageAdvanced: entered stage gradual (500 users)")),
+        "{texts:?}"
     );
 }
 

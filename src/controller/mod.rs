@@ -2,6 +2,7 @@
 
 pub mod events;
 pub mod lookup;
+pub mod notify;
 pub mod pools;
 mod reconcile;
 pub mod references;
@@ -84,6 +85,8 @@ pub struct Context {
     pub secrets: Secrets,
     pub pools: Pools,
     pub memory: Memory,
+    /// HTTP client for webhook notifications.
+    pub http: reqwest::Client,
 }
 
 /// How the controller runs.
@@ -162,6 +165,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
         },
         pools: Pools::default(),
         memory: Memory::default(),
+        http: reqwest::Client::new(),
     });
 
     let ready_ctx = ctx.clone();

@@ -11,13 +11,13 @@ use tracing::{Instrument, info, info_span, warn};
 use super::{
     Context, Error, events,
     lookup::KubeLookup,
-    references, rollout,
+    notify, references, rollout,
     status::{self, write_if_changed},
     triggers::{self, Applied, Facts, Hold, Planning, platform::Platform},
 };
 use crate::{
     conditions::Desired,
-    crd::{LaunchPolicy, LaunchPolicyStatus, RolloutStatus, TriggerStatus},
+    crd::{LaunchPolicy, LaunchPolicyStatus, NotificationEvent, RolloutStatus, TriggerStatus},
     engine::scaling,
 };
 
@@ -120,6 +120,18 @@ async fn reconcile_policy(
     let applied = triggers::apply_all(&mut plans, &platform, &mut histories, now).await;
     ctx.memory.put(&key, histories, &names(triggers));
     record_actions(ctx, namespace, policy, &applied).await;
+    for a in applied.iter().filter(|a| a.result.is_ok()) {
+        let what = a.result.as_deref().unwrap_or_default();
+        let message = format!("{}: {what}, because {}", a.trigger, a.reason);
+        notify(
+            ctx,
+            &lookup,
+            policy,
+            NotificationEvent::ScalingAction,
+            &message,
+        )
+        .await;
+    }
 
     let statuses: Vec<TriggerStatus> = plans.into_iter().map(|p| p.plan.status).collect();
     let new_status = assemble(policy, &ready, statuses, rollout_status, now);
@@ -134,6 +146,9 @@ async fn reconcile_policy(
             };
             let reason = format!("{:?}", event.kind);
             events::publish(&ctx.recorder, policy, type_, &reason, &event.message).await;
+            if let Some(subscription) = event.kind.notification() {
+                notify(ctx, &lookup, policy, subscription, &event.message).await;
+            }
         }
         publish_cohort(ctx, policy, namespace, &key, &evaluation.status).await;
     }
@@ -174,6 +189,28 @@ fn assemble(
     status.triggers = triggers;
     status.rollout = rollout;
     status
+}
+
+async fn notify(
+    ctx: &Context,
+    lookup: &KubeLookup<'_>,
+    policy: &LaunchPolicy,
+    event: NotificationEvent,
+    message: &str,
+) {
+    if policy.spec.notifications.is_empty() {
+        return;
+    }
+    notify::send(
+        &ctx.http,
+        ctx.metrics.notifications_failed.clone(),
+        lookup,
+        &policy.spec.notifications,
+        &policy.name_any(),
+        event,
+        message,
+    )
+    .await;
 }
 
 /// Publishes the cohort that status now records, unless this process already published it.

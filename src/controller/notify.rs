@@ -1,0 +1,109 @@
+//! Slack-compatible webhook notifications (`spec.notifications`): stage changes, gate failures,
+//! pauses, rollbacks, completion and scaling actions, as `{"text": "..."}` POSTs.
+//!
+//! Sending never blocks or fails a reconcile: each message is sent from a background task, retried
+//! with exponential backoff ([`ATTEMPTS`] tries, starting at [`FIRST_BACKOFF`]), and a message that
+//! still cannot be delivered is logged (without the webhook URL, which is a secret) and counted in
+//! `liftoff_notifications_failed_total`. Delivery is at most once per decision: messages are sent
+//! after the status write that records the decision.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tracing::warn;
+
+use super::lookup::KubeLookup;
+use crate::crd::{Notification, NotificationEvent};
+
+/// Tries per message.
+pub const ATTEMPTS: u32 = 4;
+/// Wait before the second try; doubled for each further try.
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Bound on one POST.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The webhook body: Slack's `text`, which Mattermost, Rocket.Chat and Teams' Slack-compatible
+/// endpoints accept too.
+pub fn payload(
+    namespace: &str,
+    policy: &str,
+    event: NotificationEvent,
+    message: &str,
+) -> serde_json::Value {
+    json!({ "text": format!("[{namespace}/{policy}] {event:?}: {message}") })
+}
+
+/// Sends `message` to every subscription of `event`, in the background.
+pub async fn send(
+    http: &reqwest::Client,
+    failures: prometheus::IntCounter,
+    lookup: &KubeLookup<'_>,
+    subscriptions: &[Notification],
+    policy: &str,
+    event: NotificationEvent,
+    message: &str,
+) {
+    for subscription in subscriptions.iter().filter(|s| s.events.contains(&event)) {
+        let r = &subscription.webhook_secret_ref;
+        let url = match lookup.secret(&r.name).await {
+            Ok(Some(secret)) => secret.text(&r.key),
+            _ => None,
+        };
+        let Some(url) = url else {
+            warn!(secret = %r.name, key = %r.key, "notification not sent: the webhook Secret or key is missing");
+            failures.inc();
+            continue;
+        };
+        let body = payload(lookup.namespace, policy, event, message);
+        let (http, failures) = (http.clone(), failures.clone());
+        tokio::spawn(async move {
+            if let Err(e) = deliver(&http, &url, &body).await {
+                warn!(error = %e, "notification not delivered after {ATTEMPTS} tries");
+                failures.inc();
+            }
+        });
+    }
+}
+
+async fn deliver(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<(), String> {
+    let mut backoff = FIRST_BACKOFF;
+    let mut last = String::new();
+    for attempt in 1..=ATTEMPTS {
+        match http.post(url).timeout(TIMEOUT).json(body).send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            // Never echo the URL: reqwest errors carry it, so keep only the kind of failure.
+            Ok(r) => last = format!("the webhook answered HTTP {}", r.status().as_u16()),
+            Err(e) if e.is_timeout() => last = "the webhook timed out".into(),
+            Err(e) if e.is_connect() => last = "could not connect to the webhook".into(),
+            Err(_) => last = "the request to the webhook failed".into(),
+        }
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+        }
+    }
+    Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_payload_is_slack_text_naming_the_policy_and_event() {
+        let body = payload(
+            "emr",
+            "emr-platform",
+            NotificationEvent::StageAdvanced,
+            "entered stage gradual (500 users)",
+        );
+        assert_eq!(
+            body,
+            json!({"text": "[emr/emr-platform] StageAdvanced: entered stage gradual (500 users)"})
+        );
+    }
+}
