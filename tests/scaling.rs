@@ -590,3 +590,76 @@ async fn redis_memory_above_threshold_scales_the_statefulset_up_one_step() {
         "the Secret's URL must not be logged"
     );
 }
+
+#[tokio::test]
+async fn kafka_lag_with_a_strimzi_topic_patches_its_partitions_instead_of_the_broker() {
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("kafka-strimzi").await.unwrap();
+    let crd = support::repo_path("tests/fixtures/strimzi-kafkatopic-crd.yaml");
+    let (ok, _, err) = kubectl(&cp, &["apply", "-f", crd.to_str().unwrap()], None).await;
+    assert!(ok, "{err}");
+    eventually(WAIT, "KafkaTopic CRD served", || async {
+        kubectl(&cp, &["get", "kafkatopics", "-n", "default"], None)
+            .await
+            .0
+            .then_some(())
+    })
+    .await;
+    let topic = json!({"apiVersion": "kafka.strimzi.io/v1beta2", "kind": "KafkaTopic",
+                       "metadata": {"name": "task-events"}, "spec": {"partitions": 3}});
+    let (ok, _, err) = kubectl(
+        &cp,
+        &["-n", &ns, "apply", "-f", "-"],
+        Some(&topic.to_string()),
+    )
+    .await;
+    assert!(ok, "{err}");
+    let kafka = Kafka::start().await.unwrap();
+    kafka.create_topic("task-events", 3).await.unwrap();
+    kafka_util::produce(&kafka, "task-events", &[1_000, 1_000, 1_000]).await;
+    kafka_util::commit(
+        &kafka,
+        "task-events",
+        "task-workers",
+        &[(0, 0), (1, 0), (2, 0)],
+    )
+    .await;
+    let spec = json!({"scaling": {"interval": "1s", "triggers": [{
+        "name": "task-events-lag",
+        "kafkaLag": {"bootstrapServers": kafka.bootstrap(), "topic": "task-events",
+                     "consumerGroup": "task-workers", "threshold": 1000},
+        "partitions": {"max": 6, "strimziKafkaTopicRef": {"name": "task-events"}},
+        "cooldown": "1h"
+    }]}});
+    create::<LaunchPolicy>(&client, &ns, policy("launch", spec)).await;
+    let _operator = Operator::start(&cp, &["--resync=30s"]).await;
+
+    // lag 3000 > 1000 → min(6, ceil(3 × 3000 / 1000) = 9) = 6, written to the KafkaTopic for
+    // Strimzi's topic operator to apply; the broker itself is left to Strimzi.
+    let topics = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &ns,
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("kafka.strimzi.io", "v1beta2", "KafkaTopic"),
+            "kafkatopics",
+        ),
+    );
+    eventually(WAIT, "KafkaTopic spec.partitions = 6", || async {
+        let t = topics.get("task-events").await.ok()?;
+        (t.data["spec"]["partitions"] == 6).then_some(())
+    })
+    .await;
+    assert_eq!(
+        kafka.partitions("task-events").await.unwrap(),
+        3,
+        "the broker is Strimzi's job"
+    );
+    let status = trigger_status(&client, &ns, "launch", "task-events-lag")
+        .await
+        .unwrap();
+    assert_eq!(
+        status.last_action.as_deref(),
+        Some("set KafkaTopic task-events partitions from 3 to 6")
+    );
+}
