@@ -21,6 +21,10 @@ use crate::{
     engine::scaling,
 };
 
+/// Floor for `spec.scaling.interval` and `spec.statusRefresh`: a `0s` in the spec must not turn
+/// into a hot loop of samples and status writes.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The key of a policy in the controller's memory: `namespace/name`.
 pub fn key(policy: &LaunchPolicy) -> String {
     format!(
@@ -64,7 +68,7 @@ async fn reconcile_policy(
         .unwrap_or_default();
     let facts = Facts {
         now,
-        status_refresh: policy.spec.status_refresh.into(),
+        status_refresh: Duration::from(policy.spec.status_refresh).max(MIN_INTERVAL),
         hold: if policy.spec.suspend {
             Some(Hold::Suspended)
         } else if !problems.is_empty() {
@@ -82,6 +86,10 @@ async fn reconcile_policy(
     };
     let key = key(policy);
     let mut histories = ctx.memory.take(&key);
+    if triggers::is_stale(previous, &histories) {
+        ctx.memory.put(&key, histories, &names(triggers));
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
     let interval = scaling
         .map(|s| Duration::from(s.interval))
         .unwrap_or_default();
@@ -160,7 +168,7 @@ async fn reconcile_policy(
     };
     let sample_every = scaling
         .filter(|s| !s.triggers.is_empty())
-        .map(|s| Duration::from(s.interval))
+        .map(|s| Duration::from(s.interval).max(MIN_INTERVAL))
         .unwrap_or(settle);
     let next_timer = rollout
         .and_then(|r| r.requeue_after)

@@ -27,6 +27,10 @@ pub struct TriggerMemory {
     pub history: ScalingHistory,
     /// When the trigger was last sampled.
     pub sampled_at: Option<Timestamp>,
+    /// `decidedAt` (whole seconds) of the last action this process recorded as pending and then
+    /// took. A cached policy still showing that `pendingAction` is older than our own final
+    /// write, not an interrupted action: it must not be re-applied.
+    pub applied_pending: Option<i64>,
 }
 
 /// What is remembered of one policy.

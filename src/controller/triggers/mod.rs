@@ -107,6 +107,18 @@ pub async fn read_and_plan<'a>(
         .collect()
 }
 
+/// Whether the policy the controller handed over is older than this process's own last write:
+/// it still shows a `pendingAction` that this process already took and recorded as done.
+/// Reconciling it would re-apply that action; wait for the cache to catch up instead.
+pub fn is_stale(previous: &[TriggerStatus], memory: &Histories) -> bool {
+    previous.iter().any(|s| {
+        s.pending_action.as_ref().is_some_and(|p| {
+            memory.triggers.get(&s.name).and_then(|m| m.applied_pending)
+                == Some(p.decided_at.0.as_second())
+        })
+    })
+}
+
 /// Whether any plan acts in a way that must be recorded before it is taken.
 pub fn intents(plans: &[Planning<'_>], now: Timestamp) -> Option<Vec<TriggerStatus>> {
     let any = plans.iter().any(|p| {
@@ -149,6 +161,13 @@ pub async fn apply_all(
             continue;
         };
         let result = io.apply(p.trigger, &action).await;
+        if action.pending(now).is_some() {
+            memory
+                .triggers
+                .entry(p.trigger.name.clone())
+                .or_default()
+                .applied_pending = Some(now.as_second());
+        }
         let status = &mut p.plan.status;
         match &result {
             Ok(what) => {

@@ -193,23 +193,9 @@ pub fn plan(
     let last_action_at = previous
         .and_then(|p| p.last_action_at.as_ref())
         .map(|t| t.0);
-    let (action, reason) = match (
-        &reading.current,
-        previous.and_then(|p| p.pending_action.as_ref()),
-    ) {
-        (_, Some(pending)) => match Planned::from_pending(pending) {
-            Some(action) => (
-                Some(action),
-                format!(
-                    "re-applying the {} decided at {} (to {}), interrupted before it was confirmed",
-                    pending.kind, pending.decided_at.0, pending.to
-                ),
-            ),
-            None => (
-                None,
-                format!("dropped an unreadable pendingAction {pending:?}"),
-            ),
-        },
+    let pending = previous.and_then(|p| p.pending_action.as_ref());
+    let (action, reason) = match (&reading.current, pending) {
+        (current, Some(pending)) => resume(pending, current),
         (Err(why), None) => (None, format!("no action: cannot read the target: {why}")),
         (Ok(current), None) => decide(trigger, reading, current, history, last_action_at, now),
     };
@@ -222,13 +208,62 @@ pub fn plan(
         ),
         (action, _, _) => (action, reason, None),
     };
-    let status = next_status(trigger, previous, reading, action.is_some(), &reason, facts);
+    let mut status = next_status(trigger, previous, reading, action.is_some(), &reason, facts);
+    if reading.current.is_err() {
+        // The interrupted action is finished once the target can be read again.
+        status.pending_action = pending.cloned();
+    }
     TriggerPlan {
         status,
         action,
         reason,
         refused,
     }
+}
+
+/// What to do with an action interrupted before it was confirmed: re-apply it while the target
+/// is where the decision left it (at `from`, or already at `to`); drop it when someone else has
+/// moved the target since (re-applying would undo their change); wait while it cannot be read.
+fn resume(pending: &PendingAction, current: &Result<Current, String>) -> (Option<Planned>, String) {
+    let Some(action) = Planned::from_pending(pending) else {
+        return (
+            None,
+            format!("dropped an unreadable pendingAction {pending:?}"),
+        );
+    };
+    let current = match current {
+        Ok(current) => current,
+        Err(why) => {
+            return (
+                None,
+                format!(
+                    "the interrupted {} waits: cannot read the target: {why}",
+                    pending.kind
+                ),
+            );
+        }
+    };
+    let untouched = match (&action, current) {
+        (Planned::Scale { from, to }, Current::Replicas(n))
+        | (Planned::Partitions { from, to }, Current::Partitions(n)) => n == from || n == to,
+        (Planned::ResizeDatabase { from, to }, Current::Class(c)) => c == from || c == to,
+        _ => false,
+    };
+    if !untouched {
+        return (
+            None,
+            format!(
+                "dropped the interrupted {} from {} to {}: the target is now {current:?}, so \
+                 someone else changed it",
+                pending.kind, pending.from, pending.to
+            ),
+        );
+    }
+    let reason = format!(
+        "re-applying the {} decided at {} (to {}), interrupted before it was confirmed",
+        pending.kind, pending.decided_at.0, pending.to
+    );
+    (Some(action), reason)
 }
 
 fn decide(

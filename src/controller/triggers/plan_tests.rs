@@ -194,21 +194,24 @@ fn a_pending_action_is_re_applied_instead_of_a_new_decision() {
     );
     let mut status = decided.status.clone();
     status.pending_action = decided.action.as_ref().unwrap().pending(at(0));
-    // The operator restarts; the broker already has 5 partitions, the lag is still high.
-    let replay = run(
-        &t,
-        Some(&status),
-        &reading(90_000.0, Current::Partitions(5)),
-        facts(20),
-    );
-    assert_eq!(
-        replay.action, decided.action,
-        "the same target, not a second step"
-    );
-    assert_eq!(
-        replay.status.pending_action, None,
-        "the caller records it again"
-    );
+    // The operator restarts, the lag is still high. Whether the crash came before the action
+    // (3 partitions) or after it (already 6), the same target is applied, never a second step.
+    for current in [3, 6] {
+        let replay = run(
+            &t,
+            Some(&status),
+            &reading(90_000.0, Current::Partitions(current)),
+            facts(20),
+        );
+        assert_eq!(
+            replay.action, decided.action,
+            "at {current}: the same target"
+        );
+        assert_eq!(
+            replay.status.pending_action, None,
+            "the caller records it again"
+        );
+    }
 }
 
 #[test]
@@ -276,4 +279,51 @@ fn pending_actions_round_trip() {
         let pending = action.pending(at(0)).unwrap();
         assert_eq!(Planned::from_pending(&pending), Some(action));
     }
+}
+
+#[test]
+fn an_interrupted_action_is_dropped_when_someone_else_moved_the_target() {
+    let t = kafka();
+    let decided = run(
+        &t,
+        None,
+        &reading(90_000.0, Current::Partitions(3)),
+        facts(0),
+    );
+    let mut status = decided.status.clone();
+    status.pending_action = decided.action.as_ref().unwrap().pending(at(0));
+    // Decided 3 -> 4; someone raised the topic to 8 by hand meanwhile.
+    let p = run(
+        &t,
+        Some(&status),
+        &reading(90_000.0, Current::Partitions(8)),
+        facts(20),
+    );
+    assert_eq!(p.action, None);
+    assert!(p.reason.contains("someone else changed it"), "{}", p.reason);
+    assert_eq!(p.status.pending_action, None);
+}
+
+#[test]
+fn an_interrupted_action_waits_while_the_target_cannot_be_read() {
+    let t = kafka();
+    let decided = run(
+        &t,
+        None,
+        &reading(90_000.0, Current::Partitions(3)),
+        facts(0),
+    );
+    let mut status = decided.status.clone();
+    status.pending_action = decided.action.as_ref().unwrap().pending(at(0));
+    let unreadable = Reading {
+        sample: Sample::Value(90_000.0),
+        current: Err("broker down".into()),
+        refusal: None,
+    };
+    let p = run(&t, Some(&status), &unreadable, facts(20));
+    assert_eq!(p.action, None);
+    assert_eq!(
+        p.status.pending_action, status.pending_action,
+        "kept for later"
+    );
 }

@@ -135,7 +135,9 @@ impl Platform<'_> {
             };
             return match postgres::connection_count(&url, SOURCE_TIMEOUT).await {
                 Ok(n) => Sample::Value(n as f64),
-                Err(e) => Sample::unknown(format!("postgres {}", redact_url(&url)), e.to_string()),
+                // The error names host:port; the connection string itself may be a libpq
+                // key=value string with a password in it, so it is never shown.
+                Err(e) => Sample::unknown("postgres", e.to_string()),
             };
         }
         if let Some(r) = &trigger.redis_memory
@@ -147,7 +149,7 @@ impl Platform<'_> {
             };
             return match redis::memory_percent(&url, r.max_memory_bytes, SOURCE_TIMEOUT).await {
                 Ok(p) => Sample::Value(p),
-                Err(e) => Sample::unknown(format!("redis {}", redact_url(&url)), e.to_string()),
+                Err(e) => Sample::unknown("redis", e.to_string()),
             };
         }
         Sample::unknown("spec", "the trigger names no metric source")
