@@ -31,6 +31,7 @@ use k8s_openapi::api::{
     apps::v1::{Deployment, StatefulSet},
     core::v1::Secret,
 };
+use k8s_openapi::jiff::Timestamp;
 use kube::{
     Api, Client,
     api::{ListParams, Patch, PatchParams, PostParams},
@@ -114,6 +115,17 @@ impl Kind {
         INTERVAL + Duration::from_secs(1) + scrape
     }
 
+    /// The name of run `i`'s policy.
+    fn policy(self, i: usize) -> String {
+        let prefix = match self {
+            Kind::Cpu => "cpu",
+            Kind::KafkaLag => "kafka",
+            Kind::DatabaseConnections => "db",
+            Kind::RedisMemory => "redis",
+        };
+        format!("{prefix}-{i}")
+    }
+
     fn parse(s: &str) -> Kind {
         Kind::ALL
             .into_iter()
@@ -124,8 +136,9 @@ impl Kind {
 
 /// The outcome of one run.
 enum Outcome {
-    /// Breach → action, in this time.
-    Acted(Duration),
+    /// Breach → action, in this time; and the wall-clock time of the breach (to line it up with
+    /// the operator's log).
+    Acted(Duration, Timestamp),
     /// No action within [`ACTION_TIMEOUT`].
     TimedOut,
     /// The run could not be measured (e.g. the trigger was active before the breach).
@@ -227,7 +240,7 @@ async fn breach_to_action_latency() {
                 Kind::RedisMemory => redis_run(&bench, i, phase).await,
             };
             let shown = match &outcome {
-                Outcome::Acted(d) => format!("{:.3} s", d.as_secs_f64()),
+                Outcome::Acted(d, _) => format!("{:.3} s", d.as_secs_f64()),
                 Outcome::TimedOut => format!("no action within {ACTION_TIMEOUT:?}"),
                 Outcome::Invalid(why) => format!("not measured: {why}"),
             };
@@ -277,7 +290,7 @@ async fn breach_to_action_latency() {
         let mut acted: Vec<Duration> = outcomes
             .iter()
             .filter_map(|(o, _)| match o {
-                Outcome::Acted(d) => Some(*d),
+                Outcome::Acted(d, _) => Some(*d),
                 _ => None,
             })
             .collect();
@@ -294,7 +307,7 @@ async fn breach_to_action_latency() {
                 .iter()
                 .map(|(o, phase)| {
                     let latency = match o {
-                        Outcome::Acted(d) => format!("{:.2}", d.as_secs_f64()),
+                        Outcome::Acted(d, _) => format!("{:.2}", d.as_secs_f64()),
                         Outcome::TimedOut => "timeout".into(),
                         Outcome::Invalid(_) => "n/a".into(),
                     };
@@ -331,6 +344,7 @@ async fn breach_to_action_latency() {
         .unwrap();
     }
     writeln!(md).unwrap();
+    md.push_str(&breakdown(&results, &bench.operator.logs()));
     writeln!(
         md,
         "Latency per run in run order, in seconds, with (in parentheses) the phase: how long \
@@ -363,7 +377,7 @@ async fn breach_to_action_latency() {
     if errors > 0.0
         || results
             .iter()
-            .any(|(_, o)| o.iter().any(|(o, _)| !matches!(o, Outcome::Acted(_))))
+            .any(|(_, o)| o.iter().any(|(o, _)| !matches!(o, Outcome::Acted(..))))
     {
         println!("operator log (last 40 lines):");
         let logs = bench.operator.logs();
@@ -372,6 +386,97 @@ async fn breach_to_action_latency() {
             println!("  {line}");
         }
     }
+}
+
+/// Where the time of each acted run went, from the operator's JSON log lined up with the
+/// breach: breach → the decision's intent written to status (waiting for the next sample, the
+/// sample itself, the decision), intent → the action's log line (the API call), action → seen by
+/// the benchmark (the final status write for databaseConnections, and the poll).
+fn breakdown(results: &[(Kind, Vec<(Outcome, Duration)>)], logs: &str) -> String {
+    let mut by_policy: BTreeMap<String, Vec<(Timestamp, String, bool)>> = BTreeMap::new();
+    for line in logs.lines() {
+        let Ok(entry) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let (Some(policy), Some(at), Some(message)) = (
+            entry["span"]["policy"].as_str(),
+            entry["timestamp"]
+                .as_str()
+                .and_then(|t| t.parse::<Timestamp>().ok()),
+            entry["message"].as_str(),
+        ) else {
+            continue;
+        };
+        by_policy.entry(policy.to_string()).or_default().push((
+            at,
+            message.to_string(),
+            entry.get("action").is_some(),
+        ));
+    }
+    let secs = |from: Timestamp, to: Timestamp| to.duration_since(from).as_secs_f64();
+    let mut md = String::new();
+    writeln!(
+        md,
+        "Where the time went, from the operator's log lined up with the breaches (p50 / max over \
+         the runs; `databaseConnections` with `approval: Manual` writes no intent before its \
+         action, so its first column ends with the action and its last one includes the status \
+         write that shows the recommendation):\n\n\
+         | Trigger | breach → decision in status (wait for the next sample, read, decide, write the intent) \
+         | decision → action done (the API call) | action done → observed |\n\
+         | --- | ---: | ---: | ---: |"
+    )
+    .unwrap();
+    for (kind, outcomes) in results {
+        let mut parts: [Vec<f64>; 3] = Default::default();
+        for (i, (outcome, _)) in outcomes.iter().enumerate() {
+            let Outcome::Acted(latency, breach) = outcome else {
+                continue;
+            };
+            let Some(lines) = by_policy.get(&kind.policy(i)) else {
+                continue;
+            };
+            let after = |pick: &dyn Fn(&(Timestamp, String, bool)) -> bool| {
+                lines
+                    .iter()
+                    .filter(|l| l.0 >= *breach && pick(l))
+                    .map(|l| l.0)
+                    .min()
+            };
+            let Some(acted) = after(&|l| l.2) else {
+                continue;
+            };
+            let observed = breach.saturating_add(*latency).expect("in range");
+            // A recommendation is safe to repeat, so it has no intent write: its decision ends
+            // at the action itself.
+            match after(&|l| l.1 == "status updated").filter(|intent| *intent <= acted) {
+                Some(intent) => {
+                    parts[0].push(secs(*breach, intent));
+                    parts[1].push(secs(intent, acted));
+                }
+                None => parts[0].push(secs(*breach, acted)),
+            }
+            parts[2].push(secs(acted, observed));
+        }
+        let cell = |v: &mut Vec<f64>| {
+            if v.is_empty() {
+                return "–".to_string();
+            }
+            v.sort_by(f64::total_cmp);
+            format!("{:.2} / {:.2} s", v[(v.len() - 1) / 2], v[v.len() - 1])
+        };
+        let [a, b, c] = &mut parts;
+        writeln!(
+            md,
+            "| `{}` | {} | {} | {} |",
+            kind.name(),
+            cell(a),
+            cell(b),
+            cell(c)
+        )
+        .unwrap();
+    }
+    writeln!(md).unwrap();
+    md
 }
 
 /// Breach phases spread evenly over the sampling period (golden-ratio sequence): run `n`
@@ -396,7 +501,7 @@ async fn cpu_run(b: &Bench, i: usize, phase: Duration) -> Outcome {
     let exporter = b.exporter.as_ref().unwrap();
     let prometheus = b.prometheus.as_ref().unwrap();
     let app = format!("api-{i}");
-    let policy_name = format!("cpu-{i}");
+    let policy_name = Kind::Cpu.policy(i);
     create::<Deployment>(&b.client, &b.ns, workload("Deployment", &app, 1)).await;
     exporter.set("cpu_utilization", &[("app", &app)], 50.0);
     prometheus
@@ -426,7 +531,8 @@ async fn cpu_run(b: &Bench, i: usize, phase: Duration) -> Outcome {
 
 async fn kafka_run(b: &Bench, i: usize, phase: Duration) -> Outcome {
     let (kafka, cluster, admin) = b.kafka.as_ref().unwrap();
-    let (topic, group, policy_name) = (format!("t-{i}"), format!("g-{i}"), format!("kafka-{i}"));
+    let (topic, group) = (format!("t-{i}"), format!("g-{i}"));
+    let policy_name = Kind::KafkaLag.policy(i);
     let created = admin
         .create_topics(
             &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
@@ -464,7 +570,7 @@ async fn kafka_run(b: &Bench, i: usize, phase: Duration) -> Outcome {
 async fn database_run(b: &Bench, i: usize, phase: Duration) -> Outcome {
     let postgres = b.postgres.as_ref().unwrap();
     let url = postgres.url();
-    let policy_name = format!("db-{i}");
+    let policy_name = Kind::DatabaseConnections.policy(i);
     // The count as the operator sees it: the sampling session included.
     let before = pg_count(&url).await;
     let trigger = |threshold: i64| {
@@ -510,11 +616,8 @@ async fn database_run(b: &Bench, i: usize, phase: Duration) -> Outcome {
 
 async fn redis_run(b: &Bench, i: usize, phase: Duration) -> Outcome {
     let redis = b.redis.as_ref().unwrap();
-    let (sts, policy_name, key) = (
-        format!("redis-{i}"),
-        format!("redis-{i}"),
-        format!("fill-{i}"),
-    );
+    let (sts, key) = (format!("redis-{i}"), format!("fill-{i}"));
+    let policy_name = Kind::RedisMemory.policy(i);
     let used = redis_used_memory(redis).await;
     // 80 % of this limit is `used` + 1 MiB: below it now, above it after a 2 MiB write.
     let limit = ((used + MIB) as f64 / 0.8).ceil() as i64;
@@ -589,9 +692,10 @@ where
     }
     breach().await;
     let t0 = Instant::now();
+    let wall = Timestamp::now();
     loop {
         if acted().await.is_some() {
-            return Outcome::Acted(t0.elapsed());
+            return Outcome::Acted(t0.elapsed(), wall);
         }
         if t0.elapsed() > ACTION_TIMEOUT {
             return Outcome::TimedOut;
