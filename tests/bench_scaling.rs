@@ -208,7 +208,8 @@ async fn breach_to_action_latency() {
     let operator_started = Instant::now();
     let operator = Operator::start(&cp, &[]).await;
     let pid = operator.pid().expect("operator running");
-    let rss_start = proc_status_kib(pid, "VmRSS");
+    let rss_start = proc_status(pid, "VmRSS");
+    let threads_start = proc_status(pid, "Threads");
     let bench = Bench {
         client,
         ns,
@@ -251,7 +252,7 @@ async fn breach_to_action_latency() {
             );
             outcomes.push((outcome, phase));
         }
-        rss_max = rss_max.max(proc_status_kib(pid, "VmRSS"));
+        rss_max = rss_max.max(proc_status(pid, "VmRSS"));
     }
     println!("runs took {:.0?}", measuring.elapsed());
 
@@ -261,9 +262,10 @@ async fn breach_to_action_latency() {
         .unwrap()
         .items
         .len();
-    let rss_end = proc_status_kib(pid, "VmRSS");
+    let rss_end = proc_status(pid, "VmRSS");
     rss_max = rss_max.max(rss_end);
-    let hwm = proc_status_kib(pid, "VmHWM");
+    let hwm = proc_status(pid, "VmHWM");
+    let threads_end = proc_status(pid, "Threads");
     let cpu_seconds = cpu_seconds(pid);
     let alive = operator_started.elapsed();
     let metrics = bench.operator.metrics().await;
@@ -354,7 +356,8 @@ async fn breach_to_action_latency() {
     writeln!(
         md,
         "Operator (release binary, `--resync` default, `RUST_LOG=info,liftoff=debug`): RSS {:.1} MiB \
-         after start, peak sampled {:.1} MiB, {:.1} MiB at the end, VmHWM {:.1} MiB; {policies} \
+         after start, peak sampled {:.1} MiB, {:.1} MiB at the end, VmHWM {:.1} MiB; {threads_start} threads after start, \
+         {threads_end} at the end; {policies} \
          LaunchPolicies alive at the end, each sampled every {}s; {:.1} s of CPU in the {:.0} s since it \
          started ({:.1} % of one core); {reconciles:.0} reconciles (mean {:.1} ms), {status_writes:.0} status writes, \
          {actions:.0} actions taken, {errors:.0} reconcile errors.",
@@ -811,8 +814,8 @@ async fn redis_used_memory(redis: &Redis) -> i64 {
         .unwrap_or_else(|| panic!("no used_memory in {info:?}"))
 }
 
-/// A `kB` field of `/proc/<pid>/status` (e.g. `VmRSS`, `VmHWM`).
-fn proc_status_kib(pid: u32, field: &str) -> u64 {
+/// A numeric field of `/proc/<pid>/status`: `VmRSS`, `VmHWM` (in kB), `Threads`.
+fn proc_status(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("operator alive");
     status
         .lines()
