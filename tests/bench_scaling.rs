@@ -34,7 +34,7 @@ use k8s_openapi::api::{
 use k8s_openapi::jiff::Timestamp;
 use kube::{
     Api, Client,
-    api::{ListParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
 };
 use liftoff::{
     crd::{LaunchPolicy, TriggerStatus},
@@ -370,6 +370,20 @@ async fn breach_to_action_latency() {
         alive.as_secs_f64(),
         100.0 * cpu_seconds / alive.as_secs_f64(),
         reconcile_mean * 1000.0,
+    )
+    .unwrap();
+
+    // What outlives the policies: delete them all, give the operator a moment, look again.
+    Api::<LaunchPolicy>::namespaced(bench.client.clone(), &bench.ns)
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await
+        .expect("policies deleted");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    writeln!(
+        md,
+        "\nAfter deleting every LaunchPolicy (+5 s): RSS {:.1} MiB, {} threads.",
+        kib_to_mib(proc_status(pid, "VmRSS")),
+        proc_status(pid, "Threads"),
     )
     .unwrap();
     println!("\n{md}");
