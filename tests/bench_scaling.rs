@@ -34,7 +34,7 @@ use k8s_openapi::api::{
 use k8s_openapi::jiff::Timestamp;
 use kube::{
     Api, Client,
-    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams},
 };
 use liftoff::{
     crd::{LaunchPolicy, TriggerStatus},
@@ -46,7 +46,10 @@ use rdkafka::{
     client::DefaultClientContext,
 };
 use serde_json::{Value, json};
-use support::{Operator, control_plane, kafka as kafka_util};
+use support::{
+    Operator, control_plane, kafka as kafka_util,
+    objects::{create, policy, workload},
+};
 
 /// `spec.scaling.interval` of every policy.
 const INTERVAL: Duration = Duration::from_secs(2);
@@ -735,21 +738,6 @@ async fn retire(b: &Bench, policy_name: &str, triggers: Value) {
         .expect("policy patched");
 }
 
-async fn create<K>(client: &Client, ns: &str, value: Value) -> K
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
-{
-    let object: K = serde_json::from_value(value).expect("valid object");
-    Api::<K>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &object)
-        .await
-        .expect("object created")
-}
-
 async fn secret(client: &Client, ns: &str, name: &str, url: &str) {
     create::<Secret>(
         client,
@@ -758,26 +746,6 @@ async fn secret(client: &Client, ns: &str, name: &str, url: &str) {
                "stringData": {"url": url}}),
     )
     .await;
-}
-
-fn workload(kind: &str, name: &str, replicas: i32) -> Value {
-    let labels = json!({"app": name});
-    json!({
-        "apiVersion": "apps/v1", "kind": kind,
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "serviceName": name,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels},
-                         "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}}
-        }
-    })
-}
-
-fn policy(name: &str, spec: Value) -> Value {
-    json!({"apiVersion": "liftoff.dev/v1alpha1", "kind": "LaunchPolicy",
-           "metadata": {"name": name}, "spec": spec})
 }
 
 fn duration(d: Duration) -> String {

@@ -18,49 +18,17 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, Client,
-    api::{DynamicObject, ListParams, PostParams},
+    api::{DynamicObject, ListParams},
 };
 use liftoff::crd::{LaunchPolicy, TriggerStatus};
 use liftoff_testenv::{ControlPlane, Kafka, MetricsExporter, Postgres, Prometheus, Redis};
 use serde_json::{Value, json};
-use support::{Operator, control_plane, eventually, kafka as kafka_util, kubectl};
+use support::{
+    Operator, control_plane, eventually, kafka as kafka_util, kubectl,
+    objects::{create, policy, workload},
+};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-async fn create<K>(client: &Client, ns: &str, value: Value) -> K
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
-{
-    let object: K = serde_json::from_value(value).expect("valid object");
-    Api::<K>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &object)
-        .await
-        .expect("object created")
-}
-
-fn workload(kind: &str, name: &str, replicas: i32) -> Value {
-    let labels = json!({"app": name});
-    json!({
-        "apiVersion": "apps/v1", "kind": kind,
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "serviceName": name,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels},
-                         "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}}
-        }
-    })
-}
-
-fn policy(name: &str, spec: Value) -> Value {
-    json!({"apiVersion": "liftoff.dev/v1alpha1", "kind": "LaunchPolicy",
-           "metadata": {"name": name}, "spec": spec})
-}
 
 async fn replicas<K>(client: &Client, ns: &str, name: &str) -> i32
 where
@@ -359,21 +327,27 @@ async fn an_hpa_on_the_same_deployment_is_refused_instead_of_fought() {
     assert_eq!(replicas::<Deployment>(client, ns, "api").await, 2);
 }
 
+/// Topic `task-events` with 3 partitions of 1,000 messages each, and group `task-workers`
+/// committed at the start of each: a lag of 3,000.
+async fn lagging_topic(kafka: &Kafka) {
+    kafka.create_topic("task-events", 3).await.unwrap();
+    kafka_util::produce(kafka, "task-events", &[1_000, 1_000, 1_000]).await;
+    kafka_util::commit(
+        kafka,
+        "task-events",
+        "task-workers",
+        &[(0, 0), (1, 0), (2, 0)],
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn kafka_lag_above_threshold_adds_partitions_once_per_cooldown_never_above_max() {
     let cp = control_plane().await;
     let client = cp.client().await.unwrap();
     let ns = cp.create_namespace("kafka-lag").await.unwrap();
     let kafka = Kafka::start().await.unwrap();
-    kafka.create_topic("task-events", 3).await.unwrap();
-    kafka_util::produce(&kafka, "task-events", &[1_000, 1_000, 1_000]).await;
-    kafka_util::commit(
-        &kafka,
-        "task-events",
-        "task-workers",
-        &[(0, 0), (1, 0), (2, 0)],
-    )
-    .await;
+    lagging_topic(&kafka).await;
     let spec = json!({"statusRefresh": "2s", "scaling": {"interval": "1s", "triggers": [{
         "name": "task-events-lag",
         "kafkaLag": {"bootstrapServers": kafka.bootstrap(), "topic": "task-events",
@@ -616,15 +590,7 @@ async fn kafka_lag_with_a_strimzi_topic_patches_its_partitions_instead_of_the_br
     .await;
     assert!(ok, "{err}");
     let kafka = Kafka::start().await.unwrap();
-    kafka.create_topic("task-events", 3).await.unwrap();
-    kafka_util::produce(&kafka, "task-events", &[1_000, 1_000, 1_000]).await;
-    kafka_util::commit(
-        &kafka,
-        "task-events",
-        "task-workers",
-        &[(0, 0), (1, 0), (2, 0)],
-    )
-    .await;
+    lagging_topic(&kafka).await;
     let spec = json!({"scaling": {"interval": "1s", "triggers": [{
         "name": "task-events-lag",
         "kafkaLag": {"bootstrapServers": kafka.bootstrap(), "topic": "task-events",

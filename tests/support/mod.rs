@@ -10,6 +10,7 @@ use std::{
 };
 
 pub mod kafka;
+pub mod objects;
 
 use liftoff_testenv::ControlPlane;
 use tokio::{
