@@ -123,6 +123,21 @@ async fn events(client: &Client, ns: &str, reason: &str) -> Vec<String> {
         .collect()
 }
 
+/// Starts [`webhook`] and stores its URL in Secret `war-room` (key `url`); returns the bodies.
+async fn war_room(l: &Launch) -> Arc<Mutex<Vec<String>>> {
+    let (hook, received) = webhook().await;
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "war-room"},
+        "stringData": {"url": hook}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(l.client.clone(), &l.ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    received
+}
+
 /// A local Slack-compatible webhook: records each POST body; answers the very first one with 500
 /// (so the notifier's retry is exercised) and the rest with 200.
 async fn webhook() -> (String, Arc<Mutex<Vec<String>>>) {
@@ -178,16 +193,7 @@ async fn webhook() -> (String, Arc<Mutex<Vec<String>>>) {
 async fn healthy_gates_walk_100_500_1500_everyone_and_publish_each_cohort_in_order() {
     let l = launch("rollout-walk").await;
     let url = l._prometheus.url();
-    let (hook, received) = webhook().await;
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "war-room"},
-        "stringData": {"url": hook}
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(l.client.clone(), &l.ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    let received = war_room(&l).await;
     let mut walk = spec(&url, stages("2s", "Automatic"), "Pause");
     walk["notifications"] = json!([{"webhookSecretRef": {"name": "war-room", "key": "url"}}]);
     create_policy(&l, &url, walk).await;
@@ -431,5 +437,87 @@ async fn reconciles_during_a_bake_write_no_status() {
         op.metric("liftoff_status_writes_total").await,
         writes,
         "a bake in progress is not rewritten (no countdown in status)"
+    );
+}
+
+/// The texts the webhook received with `label`, in order.
+fn texts(received: &Mutex<Vec<String>>, label: &str) -> Vec<String> {
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|b| {
+            let text = serde_json::from_str::<Value>(b).unwrap()["text"]
+                .as_str()?
+                .to_owned();
+            text.contains(&format!("] {label}: ")).then_some(text)
+        })
+        .collect()
+}
+
+async fn last_sent_at(client: &Client, ns: &str) -> Option<k8s_openapi::jiff::Timestamp> {
+    let status = Api::<LaunchPolicy>::namespaced(client.clone(), ns)
+        .get("launch")
+        .await
+        .ok()?
+        .status?;
+    Some(status.summaries.first()?.last_sent_at.0)
+}
+
+#[tokio::test]
+async fn a_launch_update_goes_out_every_summary_every_even_across_a_restart() {
+    let l = launch("rollout-summary").await;
+    let url = l._prometheus.url();
+    let received = war_room(&l).await;
+    let every = Duration::from_secs(4);
+    let mut long_bake = spec(&url, stages("10m", "Automatic"), "Pause");
+    long_bake["notifications"] = json!([{
+        "webhookSecretRef": {"name": "war-room", "key": "url"},
+        "events": ["RolloutCompleted"],
+        "summaryEvery": "4s"
+    }]);
+    create_policy(&l, &url, long_bake).await;
+    let op = Operator::start(&l.cp, &["--resync=30s"]).await;
+    let started = std::time::Instant::now();
+
+    eventually(WAIT, "the first launch update", || async {
+        (!texts(&received, "LaunchUpdate").is_empty()).then_some(())
+    })
+    .await;
+    let first = last_sent_at(&l.client, &l.ns).await.unwrap();
+    let second = eventually(WAIT, "the second launch update", || async {
+        let sent = last_sent_at(&l.client, &l.ns).await?;
+        (sent != first && texts(&received, "LaunchUpdate").len() >= 2).then_some(sent)
+    })
+    .await;
+    assert!(
+        second.duration_since(first) >= k8s_openapi::jiff::SignedDuration::try_from(every).unwrap(),
+        "updates {first} and {second} are less than {every:?} apart"
+    );
+
+    // A restarted operator keeps the schedule from status: no extra update on start.
+    op.kill().await;
+    let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let updates = texts(&received, "LaunchUpdate");
+    let periods = started.elapsed().as_secs_f64() / every.as_secs_f64();
+    assert!(
+        updates.len() >= 3 && updates.len() as f64 <= periods.floor() + 1.0,
+        "{} updates in {periods:.1} periods: {updates:#?}",
+        updates.len()
+    );
+    let last = updates.last().unwrap();
+    for part in [
+        "/launch] LaunchUpdate: launch update",
+        "• Status: Baking, stage 1 of 4: stage internal-beta (100 users) baking 10m, until ",
+        "• Key metrics: error-rate 0 (max 0.001, ok); p95-latency-seconds 0.2 (max 0.5, ok)",
+        "• Issues: none",
+        "• Next update: ",
+    ] {
+        assert!(last.contains(part), "{part:?} missing from {last}");
+    }
+    assert!(
+        texts(&received, "StageAdvanced").is_empty(),
+        "only the subscribed events are sent"
     );
 }

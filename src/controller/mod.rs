@@ -9,6 +9,7 @@ pub mod references;
 pub mod rollout;
 pub mod secrets;
 pub mod status;
+pub mod summary;
 pub mod triggers;
 
 use std::{sync::Arc, time::Duration};

@@ -1,5 +1,6 @@
 //! Slack-compatible webhook notifications (`spec.notifications`): stage changes, gate failures,
-//! pauses, rollbacks, completion and scaling actions, as `{"text": "..."}` POSTs.
+//! pauses, rollbacks, completion and scaling actions, and the periodic launch update
+//! (`summaryEvery`), as `{"text": "..."}` POSTs.
 //!
 //! Sending never blocks or fails a reconcile: each message is sent from a background task, retried
 //! with exponential backoff ([`ATTEMPTS`] tries, starting at [`FIRST_BACKOFF`]), and a message that
@@ -23,15 +24,13 @@ pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The webhook body: Slack's `text`, which Mattermost, Rocket.Chat and Teams' Slack-compatible
-/// endpoints accept too.
-pub fn payload(
-    namespace: &str,
-    policy: &str,
-    event: NotificationEvent,
-    message: &str,
-) -> serde_json::Value {
-    json!({ "text": format!("[{namespace}/{policy}] {event:?}: {message}") })
+/// endpoints accept too. `label` is the event's name (`StageAdvanced`, …, or `LaunchUpdate`).
+pub fn payload(namespace: &str, policy: &str, label: &str, message: &str) -> serde_json::Value {
+    json!({ "text": format!("[{namespace}/{policy}] {label}: {message}") })
 }
+
+/// Label of the periodic launch update (`summaryEvery`).
+pub const LAUNCH_UPDATE: &str = "LaunchUpdate";
 
 /// Sends `message` to every subscription of `event`, in the background.
 pub async fn send(
@@ -43,26 +42,49 @@ pub async fn send(
     event: NotificationEvent,
     message: &str,
 ) {
+    let label = format!("{event:?}");
     for subscription in subscriptions.iter().filter(|s| s.events.contains(&event)) {
-        let r = &subscription.webhook_secret_ref;
-        let url = match lookup.secret(&r.name).await {
-            Ok(Some(secret)) => secret.text(&r.key),
-            _ => None,
-        };
-        let Some(url) = url else {
-            warn!(secret = %r.name, key = %r.key, "notification not sent: the webhook Secret or key is missing");
-            failures.inc();
-            continue;
-        };
-        let body = payload(lookup.namespace, policy, event, message);
-        let (http, failures) = (http.clone(), failures.clone());
-        tokio::spawn(async move {
-            if let Err(e) = deliver(&http, &url, &body).await {
-                warn!(error = %e, "notification not delivered after {ATTEMPTS} tries");
-                failures.inc();
-            }
-        });
+        send_to(
+            http,
+            &failures,
+            lookup,
+            subscription,
+            policy,
+            &label,
+            message,
+        )
+        .await;
     }
+}
+
+/// Sends `message` labelled `label` to one subscription, in the background.
+pub async fn send_to(
+    http: &reqwest::Client,
+    failures: &prometheus::IntCounter,
+    lookup: &KubeLookup<'_>,
+    subscription: &Notification,
+    policy: &str,
+    label: &str,
+    message: &str,
+) {
+    let r = &subscription.webhook_secret_ref;
+    let url = match lookup.secret(&r.name).await {
+        Ok(Some(secret)) => secret.text(&r.key),
+        _ => None,
+    };
+    let Some(url) = url else {
+        warn!(secret = %r.name, key = %r.key, "notification not sent: the webhook Secret or key is missing");
+        failures.inc();
+        return;
+    };
+    let body = payload(lookup.namespace, policy, label, message);
+    let (http, failures) = (http.clone(), failures.clone());
+    tokio::spawn(async move {
+        if let Err(e) = deliver(&http, &url, &body).await {
+            warn!(error = %e, "notification not delivered after {ATTEMPTS} tries");
+            failures.inc();
+        }
+    });
 }
 
 async fn deliver(
@@ -98,7 +120,7 @@ mod tests {
         let body = payload(
             "emr",
             "emr-platform",
-            NotificationEvent::StageAdvanced,
+            "StageAdvanced",
             "entered stage gradual (500 users)",
         );
         assert_eq!(

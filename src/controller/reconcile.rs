@@ -13,6 +13,7 @@ use super::{
     lookup::KubeLookup,
     notify, references, rollout,
     status::{self, write_if_changed},
+    summary,
     triggers::{self, Applied, Facts, Hold, Planning, platform::Platform},
 };
 use crate::{
@@ -109,12 +110,23 @@ async fn reconcile_policy(
         None => None,
     };
     let rollout_status = rollout.as_ref().map(|r| r.status.clone());
+    let summaries = summary::schedule(
+        &policy.spec.notifications,
+        policy
+            .status
+            .as_ref()
+            .map(|s| s.summaries.as_slice())
+            .unwrap_or_default(),
+        summary::live(rollout_status.as_ref().map(|r| r.state.phase)),
+        now,
+    );
 
     // Record what is about to be done before doing it: a crash after this write re-applies the
     // same targets; a crash before it decides afresh. Either way no action is doubled.
     let mut stored = policy.status.clone();
     if let Some(intents) = triggers::intents(&plans, now) {
-        let intent = assemble(policy, &ready, intents, rollout_status.clone(), now);
+        let rollout = rollout_status.clone();
+        let intent = assemble(policy, &ready, intents, rollout, &summaries, now);
         if let Err(e) = write(ctx, &api, policy, stored.as_ref(), &intent).await {
             ctx.memory.put(&key, histories, &names(triggers));
             return Err(e);
@@ -142,8 +154,9 @@ async fn reconcile_policy(
     }
 
     let statuses: Vec<TriggerStatus> = plans.into_iter().map(|p| p.plan.status).collect();
-    let new_status = assemble(policy, &ready, statuses, rollout_status, now);
+    let new_status = assemble(policy, &ready, statuses, rollout_status, &summaries, now);
     write(ctx, &api, policy, stored.as_ref(), &new_status).await?;
+    send_summaries(ctx, &lookup, policy, &new_status, &summaries.due).await;
     announce_transitions(ctx, policy, &new_status).await;
     if let Some(evaluation) = &rollout {
         for event in &evaluation.events {
@@ -174,20 +187,55 @@ async fn reconcile_policy(
         .and_then(|r| r.requeue_after)
         .unwrap_or(settle)
         .max(Duration::from_millis(100));
-    Ok(Action::requeue(settle.min(sample_every).min(next_timer)))
+    let next_summary = summaries.next_in.unwrap_or(settle);
+    Ok(Action::requeue(
+        settle.min(sample_every).min(next_timer).min(next_summary),
+    ))
+}
+
+/// Sends the periodic launch update to each subscription that is due, now that `status`
+/// (which records the send) is written.
+async fn send_summaries(
+    ctx: &Context,
+    lookup: &KubeLookup<'_>,
+    policy: &LaunchPolicy,
+    status: &LaunchPolicyStatus,
+    due: &[usize],
+) {
+    for subscription in due.iter().filter_map(|&i| policy.spec.notifications.get(i)) {
+        let webhook = summary::webhook_key(subscription);
+        let next = status
+            .summaries
+            .iter()
+            .find(|e| e.webhook == webhook)
+            .and_then(|e| e.next_at.as_ref());
+        let text = summary::text(&policy.spec, status, next);
+        notify::send_to(
+            &ctx.http,
+            &ctx.metrics.notifications_failed,
+            lookup,
+            subscription,
+            &policy.name_any(),
+            notify::LAUNCH_UPDATE,
+            &text,
+        )
+        .await;
+        info!(%webhook, "launch update sent");
+    }
 }
 
 fn names(triggers: &[crate::crd::Trigger]) -> Vec<&str> {
     triggers.iter().map(|t| t.name.as_str()).collect()
 }
 
-/// The whole status: conditions from the references, the triggers and the rollout, and the
-/// triggers' and the rollout's own status.
+/// The whole status: conditions from the references, the triggers and the rollout, the
+/// triggers' and the rollout's own status, and the launch updates' schedule.
 fn assemble(
     policy: &LaunchPolicy,
     ready: &Desired,
     triggers: Vec<TriggerStatus>,
     rollout: Option<RolloutStatus>,
+    summaries: &summary::Schedule,
     now: Timestamp,
 ) -> LaunchPolicyStatus {
     let mut wanted = vec![ready.clone()];
@@ -196,6 +244,7 @@ fn assemble(
     let mut status = status::desired(policy, &wanted, now);
     status.triggers = triggers;
     status.rollout = rollout;
+    status.summaries = summaries.entries.clone();
     status
 }
 

@@ -15,7 +15,10 @@ pub struct Notification {
     #[serde(default = "all_events")]
     #[schemars(length(max = 16))]
     pub events: Vec<NotificationEvent>,
-    /// Also send a periodic launch update (status, key metrics, issues, next update) this often.
+    /// Also send a periodic launch update (status, key metrics, issues, next update) this often,
+    /// e.g. `1h`: the first at once, then one per period while the rollout is neither `Completed`
+    /// nor `Aborted` (a policy without a rollout: always). `status.summaries` records when the
+    /// last one went out, so restarts neither repeat nor backlog updates. Minimum 1s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary_every: Option<Duration>,
 }

@@ -22,6 +22,25 @@ pub struct LaunchPolicyStatus {
     /// One entry per scaling trigger: its last displayed value against its threshold, and its actions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggers: Vec<TriggerStatus>,
+    /// Periodic launch updates (`spec.notifications[].summaryEvery`), one entry per webhook: when
+    /// the last one was sent and when the next one is due.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["webhook"]))]
+    pub summaries: Vec<SummaryStatus>,
+}
+
+/// The schedule of one webhook's periodic launch update.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SummaryStatus {
+    /// The webhook's Secret and key, as `secretName/key` (the URL itself is never shown).
+    pub webhook: String,
+    /// When the last update was sent. Recorded just before sending, so an update goes out at
+    /// most once per period, even across operator restarts.
+    pub last_sent_at: Time,
+    /// When the next update is due; absent once the launch is `Completed` or `Aborted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_at: Option<Time>,
 }
 
 fn conditions_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
