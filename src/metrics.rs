@@ -18,6 +18,9 @@ pub struct Metrics {
     pub status_writes: IntCounter,
     /// `liftoff_status_writes_skipped_total`: reconciles that found nothing to write.
     pub status_writes_skipped: IntCounter,
+    /// `liftoff_status_conflicts_total`: status writes refused because the policy had changed
+    /// since it was read (reconciled again from the new version; not an error).
+    pub status_conflicts: IntCounter,
     /// `liftoff_ready`: 1 once the operator's caches are synced and it is reconciling.
     pub ready: IntGauge,
     /// Per-trigger samples and actions.
@@ -64,6 +67,11 @@ impl Default for Metrics {
             "Reconciles whose status was already up to date (no write sent)",
         )
         .unwrap();
+        let status_conflicts = IntCounter::new(
+            "liftoff_status_conflicts_total",
+            "Status writes refused because the policy changed since it was read (retried)",
+        )
+        .unwrap();
         let ready = IntGauge::new(
             "liftoff_ready",
             "1 once caches are synced and the operator reconciles",
@@ -80,6 +88,7 @@ impl Default for Metrics {
             Box::new(reconcile_duration.clone()),
             Box::new(status_writes.clone()),
             Box::new(status_writes_skipped.clone()),
+            Box::new(status_conflicts.clone()),
             Box::new(ready.clone()),
             Box::new(leader.clone()),
         ] {
@@ -103,6 +112,7 @@ impl Default for Metrics {
             reconcile_duration,
             status_writes,
             status_writes_skipped,
+            status_conflicts,
             ready,
             leader,
         }

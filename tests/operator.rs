@@ -319,3 +319,42 @@ async fn deleting_a_policy_leaves_nothing_behind_and_sigterm_stops_the_operator(
     let status = op.terminate(Duration::from_secs(10)).await;
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
+
+#[tokio::test]
+async fn a_status_decided_from_an_old_version_is_refused_by_the_apiserver() {
+    use liftoff::{controller::status::write_if_changed, crd::LaunchPolicyStatus};
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("stale-writes").await.unwrap();
+    let api: Api<LaunchPolicy> = Api::namespaced(client.clone(), &ns);
+    let read = api
+        .create(&PostParams::default(), &cpu_policy("launch", "api"))
+        .await
+        .unwrap();
+    let decided = LaunchPolicyStatus {
+        observed_generation: Some(1),
+        ..Default::default()
+    };
+    let old = read.metadata.resource_version.clone();
+
+    // Someone changes the policy after it was read (a person's annotation, another replica).
+    let touch = json!({"metadata": {"annotations": {"liftoff.dev/pause": "p1"}}});
+    api.patch("launch", &PatchParams::default(), &Patch::Merge(&touch))
+        .await
+        .unwrap();
+    let refused = write_if_changed(&api, "launch", old.as_deref(), None, &decided).await;
+    match refused {
+        Err(kube::Error::Api(e)) => assert_eq!(e.code, 409, "{e:?}"),
+        other => panic!("a write decided from {old:?} must be refused, got {other:?}"),
+    }
+    assert_eq!(api.get_status("launch").await.unwrap().status, None);
+
+    // Decided from the current version, the same write lands and returns the next version.
+    let current = api.get("launch").await.unwrap().metadata.resource_version;
+    let written = write_if_changed(&api, "launch", current.as_deref(), None, &decided)
+        .await
+        .unwrap();
+    let now = api.get("launch").await.unwrap();
+    assert_eq!(written, now.metadata.resource_version);
+    assert_eq!(now.status, Some(decided));
+}

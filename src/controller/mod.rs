@@ -51,6 +51,10 @@ pub enum Error {
     NoNamespace,
     #[error("this replica no longer holds the leader lease; another replica acts")]
     NotLeader,
+    #[error(
+        "the policy changed while it was being reconciled; it is reconciled again from the new version"
+    )]
+    Stale,
 }
 
 impl Context {
@@ -72,6 +76,7 @@ impl Error {
             Error::Kube(_) => "ApiRequestFailed",
             Error::NoNamespace => "InvalidObject",
             Error::NotLeader => "NotLeader",
+            Error::Stale => "Stale",
         }
     }
 }
@@ -286,15 +291,22 @@ async fn forget_deleted(ctx: Arc<Context>, store: Store<LaunchPolicy>) {
 }
 
 fn error_policy(policy: Arc<LaunchPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
+    match error {
+        // Not ours to report: the replica that leads now reconciles this policy.
+        Error::NotLeader => return Action::await_change(),
+        // Routine, not a failure: the newer version's watch event reconciles the policy again;
+        // the requeue is a safety net.
+        Error::Stale => {
+            ctx.metrics.status_conflicts.inc();
+            return Action::requeue(Duration::from_secs(1));
+        }
+        _ => {}
+    }
     ctx.metrics
         .reconcile_errors
         .with_label_values(&[error.category()])
         .inc();
     warn!(namespace = ?policy.namespace(), policy = %policy.name_any(), error = %error, "reconcile failed");
-    if matches!(error, Error::NotLeader) {
-        // Not ours to report: the replica that leads now reconciles this policy.
-        return Action::await_change();
-    }
     let note = error.to_string();
     let reason = error.category();
     tokio::spawn(async move { events::warning(&ctx.recorder, &policy, reason, &note).await });

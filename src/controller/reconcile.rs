@@ -124,10 +124,11 @@ async fn reconcile_policy(
     // Record what is about to be done before doing it: a crash after this write re-applies the
     // same targets; a crash before it decides afresh. Either way no action is doubled.
     let mut stored = policy.status.clone();
+    let mut version = policy.metadata.resource_version.clone();
     if let Some(intents) = triggers::intents(&plans, now) {
         let rollout = rollout_status.clone();
         let intent = assemble(policy, &ready, intents, rollout, &summaries, now);
-        if let Err(e) = write(ctx, &api, policy, stored.as_ref(), &intent).await {
+        if let Err(e) = write(ctx, &api, policy, &mut version, stored.as_ref(), &intent).await {
             ctx.memory.put(&key, histories, &names(triggers));
             return Err(e);
         }
@@ -155,7 +156,15 @@ async fn reconcile_policy(
 
     let statuses: Vec<TriggerStatus> = plans.into_iter().map(|p| p.plan.status).collect();
     let new_status = assemble(policy, &ready, statuses, rollout_status, &summaries, now);
-    write(ctx, &api, policy, stored.as_ref(), &new_status).await?;
+    write(
+        ctx,
+        &api,
+        policy,
+        &mut version,
+        stored.as_ref(),
+        &new_status,
+    )
+    .await?;
     send_summaries(ctx, &lookup, policy, &new_status, &summaries.due).await;
     announce_transitions(ctx, policy, &new_status).await;
     if let Some(evaluation) = &rollout {
@@ -311,21 +320,32 @@ async fn publish_cohort(
     ctx.memory.put(key, memory, &names);
 }
 
+/// Writes `status` if it differs from `stored`, on condition that the policy is still at
+/// `version` (which is then advanced to the written version).
 async fn write(
     ctx: &Context,
     api: &Api<LaunchPolicy>,
     policy: &LaunchPolicy,
+    version: &mut Option<String>,
     stored: Option<&LaunchPolicyStatus>,
     status: &LaunchPolicyStatus,
 ) -> Result<(), Error> {
     if stored != Some(status) {
         ctx.ensure_leader()?;
     }
-    if write_if_changed(api, &policy.name_any(), stored, status).await? {
-        ctx.metrics.status_writes.inc();
-        info!("status updated");
-    } else {
-        ctx.metrics.status_writes_skipped.inc();
+    let name = policy.name_any();
+    match write_if_changed(api, &name, version.as_deref(), stored, status).await {
+        Ok(Some(written)) => {
+            *version = Some(written);
+            ctx.metrics.status_writes.inc();
+            info!("status updated");
+        }
+        Ok(None) => ctx.metrics.status_writes_skipped.inc(),
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            info!("status not written: the policy changed since it was read");
+            return Err(Error::Stale);
+        }
+        Err(e) => return Err(e.into()),
     }
     Ok(())
 }

@@ -65,28 +65,45 @@ pub fn desired(
     }
 }
 
-/// Writes `status` unless it equals `stored`, what the apiserver has. Returns whether it wrote.
+/// Writes `status` unless it equals `stored`, what the apiserver has. Returns the object's new
+/// `resourceVersion` when it wrote.
+///
+/// The write is conditional on `resource_version`, the version the status was decided from: if
+/// the policy changed since (another writer, or a cache that had not caught up with this
+/// process's own last write), the apiserver answers 409 Conflict and nothing is written — a
+/// decision is never recorded on top of a state it did not see.
 pub async fn write_if_changed(
     api: &Api<LaunchPolicy>,
     name: &str,
+    resource_version: Option<&str>,
     stored: Option<&LaunchPolicyStatus>,
     status: &LaunchPolicyStatus,
-) -> kube::Result<bool> {
+) -> kube::Result<Option<String>> {
     if stored == Some(status) {
-        return Ok(false);
+        return Ok(None);
     }
-    let patch = json!({
+    let patch = apply_patch(resource_version, status);
+    let written = api
+        .patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(patch),
+        )
+        .await?;
+    Ok(Some(written.metadata.resource_version.unwrap_or_default()))
+}
+
+/// The server-side apply body of a status write, with `resourceVersion` as its precondition.
+fn apply_patch(resource_version: Option<&str>, status: &LaunchPolicyStatus) -> serde_json::Value {
+    let mut patch = json!({
         "apiVersion": "liftoff.dev/v1alpha1",
         "kind": "LaunchPolicy",
         "status": status,
     });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await?;
-    Ok(true)
+    if let Some(version) = resource_version {
+        patch["metadata"] = json!({ "resourceVersion": version });
+    }
+    patch
 }
 
 #[cfg(test)]
