@@ -8,6 +8,7 @@ pub mod engine;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod rollout_metrics;
 pub mod sources;
 pub mod telemetry;
 pub mod trigger_metrics;

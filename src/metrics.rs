@@ -25,6 +25,8 @@ pub struct Metrics {
     pub ready: IntGauge,
     /// Per-trigger samples and actions.
     pub triggers: crate::trigger_metrics::TriggerMetrics,
+    /// Per-rollout position and gate samples.
+    pub rollouts: crate::rollout_metrics::RolloutMetrics,
     /// `liftoff_notifications_failed_total`: webhook messages not delivered after every retry.
     pub notifications_failed: IntCounter,
     /// `liftoff_leader`: 1 while this replica holds the leader Lease (always 1 without election).
@@ -95,6 +97,7 @@ impl Default for Metrics {
             registry.register(c).unwrap();
         }
         let triggers = crate::trigger_metrics::TriggerMetrics::register(&registry);
+        let rollouts = crate::rollout_metrics::RolloutMetrics::register(&registry);
         let notifications_failed = IntCounter::new(
             "liftoff_notifications_failed_total",
             "Webhook notifications not delivered after every retry",
@@ -106,6 +109,7 @@ impl Default for Metrics {
         Self {
             notifications_failed,
             triggers,
+            rollouts,
             registry,
             reconciles,
             reconcile_errors,

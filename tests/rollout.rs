@@ -521,3 +521,75 @@ async fn a_launch_update_goes_out_every_summary_every_even_across_a_restart() {
         "only the subscribed events are sent"
     );
 }
+
+#[tokio::test]
+async fn gate_samples_go_to_metrics_at_once_and_to_status_only_on_a_decision_or_refresh() {
+    let l = launch("rollout-gate-samples").await;
+    let url = l._prometheus.url();
+    let mut sampled = spec(&url, stages("10m", "Automatic"), "Pause");
+    sampled["statusRefresh"] = json!("1h");
+    create_policy(&l, &url, sampled).await;
+    let op = Operator::start(&l.cp, &["--resync=30s"]).await;
+    let series = |name: &str| {
+        format!(
+            "{name}{{gate=\"p95-latency-seconds\",namespace=\"{}\",policy=\"launch\"}}",
+            l.ns
+        )
+    };
+    // failureThreshold 2: the second pass in a row is progress, written; later passes are not.
+    eventually(WAIT, "two passes in a row in status", || async {
+        let r = rollout(&l.client, &l.ns).await?;
+        let g = r
+            .state
+            .gates
+            .iter()
+            .find(|g| g.name == "p95-latency-seconds")?;
+        (g.consecutive_passes >= 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let writes = op.metric("liftoff_status_writes_total").await;
+    let shown = rollout(&l.client, &l.ns).await.unwrap();
+
+    l.exporter.set("p95_latency_seconds", &[], 0.3);
+    eventually(WAIT, "the new sample on /metrics", || async {
+        (op.metric(&series("liftoff_gate_value")).await == 0.3).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(op.metric(&series("liftoff_gate_passing")).await, 1.0);
+    assert_eq!(
+        op.metric("liftoff_status_writes_total").await,
+        writes,
+        "passing samples of a healthy gate are not written before statusRefresh"
+    );
+    assert_eq!(rollout(&l.client, &l.ns).await.unwrap(), shown);
+    let stage = format!(
+        "liftoff_rollout_stage{{namespace=\"{}\",policy=\"launch\"}}",
+        l.ns
+    );
+    assert_eq!(op.metric(&stage).await, 1.0);
+
+    // A failing sample is a step towards a decision: in status at once, with its value.
+    l.exporter.set("p95_latency_seconds", &[], 0.9);
+    let failing = eventually(WAIT, "the failure in status", || async {
+        let r = rollout(&l.client, &l.ns).await?;
+        let g = r
+            .state
+            .gates
+            .into_iter()
+            .find(|g| g.name == "p95-latency-seconds")?;
+        (g.consecutive_failures >= 1).then_some(g)
+    })
+    .await;
+    assert_eq!(failing.value, Some(0.9));
+    assert_eq!(failing.passing, Some(false));
+    let paused = format!(
+        "liftoff_rollout_phase{{namespace=\"{}\",phase=\"Paused\",policy=\"launch\"}}",
+        l.ns
+    );
+    eventually(WAIT, "Paused on /metrics", || async {
+        (op.metric(&paused).await == 1.0).then_some(())
+    })
+    .await;
+}

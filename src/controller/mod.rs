@@ -280,10 +280,14 @@ async fn forget_deleted(ctx: Arc<Context>, store: Store<LaunchPolicy>) {
         tick.tick().await;
         let live: std::collections::HashSet<String> =
             store.state().iter().map(|p| reconcile::key(p)).collect();
-        for (key, triggers) in ctx.memory.retain(|key| live.contains(key)) {
+        for (key, remembered) in ctx.memory.retain(|key| live.contains(key)) {
             let (namespace, policy) = key.split_once('/').unwrap_or(("", &key));
-            for trigger in &triggers {
+            for trigger in remembered.triggers.keys() {
                 ctx.metrics.triggers.forget([namespace, policy, trigger]);
+            }
+            if let Some(working) = remembered.rollout {
+                let gates: Vec<String> = working.latest.gates.into_iter().map(|g| g.name).collect();
+                ctx.metrics.rollouts.forget(namespace, policy, &gates);
             }
         }
         ctx.secrets.prune();

@@ -106,7 +106,11 @@ async fn reconcile_policy(
     .await;
     record_samples(ctx, namespace, policy, &plans);
     let rollout = match &policy.spec.rollout {
-        Some(spec) => Some(rollout::evaluate(policy, spec, &ctx.pools, &lookup, now).await),
+        Some(spec) => {
+            let working = histories.rollout.as_ref();
+            let io = (&ctx.pools, &lookup);
+            Some(rollout::evaluate(policy, spec, io, working, facts.status_refresh, now).await)
+        }
         None => None,
     };
     let rollout_status = rollout.as_ref().map(|r| r.status.clone());
@@ -155,16 +159,16 @@ async fn reconcile_policy(
     }
 
     let statuses: Vec<TriggerStatus> = plans.into_iter().map(|p| p.plan.status).collect();
-    let new_status = assemble(policy, &ready, statuses, rollout_status, &summaries, now);
-    write(
-        ctx,
-        &api,
-        policy,
-        &mut version,
-        stored.as_ref(),
-        &new_status,
-    )
-    .await?;
+    let mut new_status = assemble(policy, &ready, statuses, rollout_status, &summaries, now);
+    if let Some(evaluation) = &rollout
+        && stored.as_ref() != Some(&new_status)
+    {
+        // Writing anyway: show the freshest gate samples too, at no extra cost.
+        new_status.rollout = Some(evaluation.fresh.clone());
+    }
+    let stored = stored.as_ref();
+    write(ctx, &api, policy, &mut version, stored, &new_status).await?;
+    remember_rollout(ctx, policy, &key, triggers, &new_status, rollout.as_ref());
     send_summaries(ctx, &lookup, policy, &new_status, &summaries.due).await;
     announce_transitions(ctx, policy, &new_status).await;
     if let Some(evaluation) = &rollout {
@@ -200,6 +204,47 @@ async fn reconcile_policy(
     Ok(Action::requeue(
         settle.min(sample_every).min(next_timer).min(next_summary),
     ))
+}
+
+/// Keeps the rollout's working copy (see [`rollout::display`]) and exports its state; forgets
+/// both when the policy no longer has a rollout.
+fn remember_rollout(
+    ctx: &Context,
+    policy: &LaunchPolicy,
+    key: &str,
+    triggers: &[crate::crd::Trigger],
+    written: &LaunchPolicyStatus,
+    evaluation: Option<&rollout::Evaluation>,
+) {
+    let (namespace, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
+    let mut memory = ctx.memory.take(key);
+    let previous = memory.rollout.take();
+    match evaluation {
+        Some(evaluation) => {
+            let fresh = &evaluation.fresh.state;
+            let dropped: Vec<String> = previous
+                .iter()
+                .flat_map(|p| &p.latest.gates)
+                .filter(|g| !fresh.gates.iter().any(|f| f.name == g.name))
+                .map(|g| g.name.clone())
+                .collect();
+            ctx.metrics
+                .rollouts
+                .forget_gates(&namespace, &name, &dropped);
+            ctx.metrics.rollouts.record(&namespace, &name, fresh);
+            memory.rollout = Some(rollout::display::Working {
+                written: written.rollout.clone().unwrap_or_default(),
+                latest: evaluation.fresh.state.clone(),
+            });
+        }
+        None => {
+            if let Some(gone) = previous {
+                let gates: Vec<String> = gone.latest.gates.into_iter().map(|g| g.name).collect();
+                ctx.metrics.rollouts.forget(&namespace, &name, &gates);
+            }
+        }
+    }
+    ctx.memory.put(key, memory, &names(triggers));
 }
 
 /// Sends the periodic launch update to each subscription that is due, now that `status`

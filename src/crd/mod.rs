@@ -97,8 +97,10 @@ pub struct LaunchPolicySpec {
     /// When true, Liftoff observes and reports but takes no action: no scaling, no stage changes.
     #[serde(default)]
     pub suspend: bool,
-    /// Displayed trigger values in status are refreshed at most this often (decisions, errors and
-    /// actions are written at once). Live values are always on `/metrics`.
+    /// Displayed samples in status (trigger values, gate values) are refreshed at most this
+    /// often; decisions, errors, actions and gate failures are written at once. Live values are
+    /// always on `/metrics`. Default 5m: the steady-state write rate is one status write per
+    /// policy per period (10,000 policies → about 33 writes/s), so keep it coarse.
     #[serde(default = "default_status_refresh")]
     pub status_refresh: Duration,
     /// Scaling triggers.
@@ -114,7 +116,7 @@ pub struct LaunchPolicySpec {
 }
 
 fn default_status_refresh() -> Duration {
-    Duration::from_secs(60)
+    Duration::from_secs(300)
 }
 
 /// A Prometheus-compatible HTTP API (Prometheus, Thanos, Mimir, VictoriaMetrics).

@@ -3,6 +3,7 @@
 
 pub mod cohort;
 pub mod commands;
+pub mod display;
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -22,25 +23,30 @@ pub const ROLLOUT_PROGRESSING: &str = "RolloutProgressing";
 
 /// What one evaluation of the rollout decided.
 pub struct Evaluation {
+    /// What to write to status now: `fresh`, or the stored status when only gate samples
+    /// changed and they are not due for a refresh (see [`display`]).
     pub status: RolloutStatus,
+    /// The freshest state, kept in memory as the working copy.
+    pub fresh: RolloutStatus,
     pub events: Vec<Event>,
     pub requeue_after: Option<Duration>,
 }
 
-/// Steps the rollout of `policy` at `now`.
+/// Steps the rollout of `policy` at `now`, from this process's working copy when status is
+/// still what it wrote.
 pub async fn evaluate(
     policy: &LaunchPolicy,
     spec: &RolloutSpec,
-    pools: &Pools,
-    lookup: &KubeLookup<'_>,
+    (pools, lookup): (&Pools, &KubeLookup<'_>),
+    working: Option<&display::Working>,
+    status_refresh: Duration,
     now: Timestamp,
 ) -> Evaluation {
-    let previous = policy
-        .status
-        .as_ref()
-        .and_then(|s| s.rollout.as_ref())
-        .map(|r| r.state.clone())
-        .unwrap_or_default();
+    let stored = policy.status.as_ref().and_then(|s| s.rollout.as_ref());
+    let previous = match stored {
+        Some(stored) => display::base(stored, working),
+        None => Default::default(),
+    };
     let (commands, problems) = commands::from_annotations(
         policy
             .metadata
@@ -67,11 +73,22 @@ pub async fn evaluate(
     for problem in problems {
         message.push_str(&format!("; ignored: {problem}"));
     }
+    let fresh = RolloutStatus {
+        state: decision.state,
+        message: Some(message),
+    };
+    let threshold = spec.gates.as_ref().map_or(1, |g| {
+        u32::try_from(g.failure_threshold).unwrap_or(1).max(1)
+    });
+    let status = match stored {
+        Some(stored) if !display::must_write(stored, &fresh, threshold, status_refresh, now) => {
+            stored.clone()
+        }
+        _ => fresh.clone(),
+    };
     Evaluation {
-        status: RolloutStatus {
-            state: decision.state,
-            message: Some(message),
-        },
+        status,
+        fresh,
         events: decision.events,
         requeue_after: decision.requeue_after,
     }

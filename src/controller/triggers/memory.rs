@@ -43,6 +43,8 @@ pub struct Histories {
     /// What this process last published as the rollout's cohort (`None`: nothing yet, so the
     /// first reconcile after a start publishes once).
     pub published_cohort: Option<String>,
+    /// The rollout's working copy: gate samples not yet worth a status write.
+    pub rollout: Option<crate::controller::rollout::display::Working>,
 }
 
 /// What is remembered of every policy, keyed by `namespace/name`.
@@ -73,17 +75,14 @@ impl Memory {
             .insert(key.to_owned(), histories);
     }
 
-    /// Drops the histories of policies that no longer exist; returns their keys and trigger names.
-    pub fn retain(&self, exists: impl Fn(&str) -> bool) -> Vec<(String, Vec<String>)> {
-        let mut gone = Vec::new();
-        self.policies.lock().unwrap().retain(|key, histories| {
-            let keep = exists(key);
-            if !keep {
-                gone.push((key.clone(), histories.triggers.keys().cloned().collect()));
-            }
-            keep
-        });
-        gone
+    /// Drops the histories of policies that no longer exist; returns their keys and what was
+    /// remembered of them (to drop their metric series).
+    pub fn retain(&self, exists: impl Fn(&str) -> bool) -> Vec<(String, Histories)> {
+        let mut policies = self.policies.lock().unwrap();
+        let gone: Vec<String> = policies.keys().filter(|k| !exists(k)).cloned().collect();
+        gone.into_iter()
+            .filter_map(|key| policies.remove(&key).map(|h| (key, h)))
+            .collect()
     }
 
     /// Number of policies remembered (for tests and debugging).

@@ -1,0 +1,157 @@
+//! What of the rollout's state is written to status, and when: every decision at once, gate
+//! samples at most every `spec.statusRefresh`.
+//!
+//! Each gate evaluation changes the state (values, times, a pass count). Writing all of that on
+//! every evaluation would cost one status write per policy per `gates.interval` — with thousands
+//! of policies, the apiserver's whole write budget. So the controller keeps the freshest state in
+//! memory (a *working* copy) and writes it only when something that matters for a decision
+//! changed (phase, stage, users, timers, holds, commands, a check's pass/fail, its failure count,
+//! its pass count up to `failureThreshold`, an error), when the message changed, or when the
+//! displayed samples are `statusRefresh` old.
+//!
+//! Losing the working copy (a restart, another leader) is safe: the next evaluation starts from
+//! status, whose decision-relevant parts are always current; at worst a gate is evaluated once
+//! early and passes beyond the threshold are counted again from the written count.
+
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::{crd::RolloutStatus, engine::rollout::RolloutState};
+
+/// What this process last wrote for a policy's rollout, and the freshest state it computed since.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Working {
+    /// The rollout status last written (or found) in status.
+    pub written: RolloutStatus,
+    /// The state after the latest evaluation (may be ahead of `written` by gate samples only).
+    pub latest: RolloutState,
+}
+
+/// The state to evaluate from: the working copy if status is still what this process wrote,
+/// else (restart, or someone else wrote) status itself.
+pub fn base(stored: &RolloutStatus, working: Option<&Working>) -> RolloutState {
+    match working {
+        Some(w) if &w.written == stored => w.latest.clone(),
+        _ => stored.state.clone(),
+    }
+}
+
+/// Whether `fresh` must be written now over `stored`, or can wait for the next refresh.
+pub fn must_write(
+    stored: &RolloutStatus,
+    fresh: &RolloutStatus,
+    failure_threshold: u32,
+    status_refresh: Duration,
+    now: Timestamp,
+) -> bool {
+    if stored.message != fresh.message
+        || decisive(&stored.state, failure_threshold) != decisive(&fresh.state, failure_threshold)
+    {
+        return true;
+    }
+    let shown_at = stored.state.gates_checked_at.as_ref().map(|t| t.0);
+    let changed = stored.state != fresh.state;
+    changed && shown_at.is_none_or(|at| at.checked_add(status_refresh).is_ok_and(|due| now >= due))
+}
+
+/// The state without its samples: what decisions depend on.
+fn decisive(state: &RolloutState, failure_threshold: u32) -> RolloutState {
+    let mut s = state.clone();
+    s.gates_checked_at = None;
+    for g in &mut s.gates {
+        g.value = None;
+        g.checked_at = None;
+        g.consecutive_passes = g.consecutive_passes.min(failure_threshold);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+    use crate::engine::rollout::{GateState, Phase};
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    /// A Baking rollout whose one gate passed `passes` times, last checked at `checked`.
+    fn baking(passes: u32, value: f64, checked: i64) -> RolloutStatus {
+        RolloutStatus {
+            state: RolloutState {
+                phase: Phase::Baking,
+                stage: Some(0),
+                gates_checked_at: Some(Time(at(checked))),
+                gates: vec![GateState {
+                    name: "p95".into(),
+                    max: Some(0.5),
+                    value: Some(value),
+                    passing: Some(true),
+                    checked_at: Some(Time(at(checked))),
+                    consecutive_passes: passes,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            message: Some("stage beta (100 users) baking 2h, until …".into()),
+        }
+    }
+
+    const REFRESH: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn samples_past_the_threshold_wait_for_the_refresh() {
+        let stored = baking(3, 0.2, 0);
+        let fresh = baking(4, 0.25, 60);
+        assert!(!must_write(&stored, &fresh, 3, REFRESH, at(60)));
+        assert!(!must_write(&stored, &fresh, 3, REFRESH, at(299)));
+        assert!(must_write(&stored, &fresh, 3, REFRESH, at(300)));
+    }
+
+    #[test]
+    fn progress_towards_the_threshold_and_any_failure_are_written_at_once() {
+        let stored = baking(1, 0.2, 0);
+        assert!(must_write(&stored, &baking(2, 0.2, 60), 3, REFRESH, at(60)));
+        let mut failing = baking(0, 0.7, 60);
+        failing.state.gates[0].passing = Some(false);
+        failing.state.gates[0].consecutive_failures = 1;
+        assert!(must_write(&baking(5, 0.2, 0), &failing, 3, REFRESH, at(60)));
+        let mut unknown = baking(5, 0.2, 60);
+        unknown.state.gates[0].error = Some("prometheus: timeout".into());
+        assert!(must_write(&baking(5, 0.2, 0), &unknown, 3, REFRESH, at(60)));
+    }
+
+    #[test]
+    fn a_new_message_or_phase_is_written_at_once_and_nothing_unchanged_ever() {
+        let stored = baking(5, 0.2, 0);
+        let mut baked = baking(6, 0.2, 60);
+        baked.message = Some("stage beta (100 users) has baked with healthy gates".into());
+        assert!(must_write(&stored, &baked, 3, REFRESH, at(60)));
+        let mut advanced = baking(6, 0.2, 60);
+        advanced.state.stage = Some(1);
+        assert!(must_write(&stored, &advanced, 3, REFRESH, at(60)));
+        assert!(!must_write(
+            &stored,
+            &stored.clone(),
+            3,
+            REFRESH,
+            at(10_000)
+        ));
+    }
+
+    #[test]
+    fn the_working_copy_is_used_only_while_status_is_what_was_written() {
+        let written = baking(3, 0.2, 0);
+        let working = Working {
+            written: written.clone(),
+            latest: baking(9, 0.3, 480).state,
+        };
+        assert_eq!(base(&written, Some(&working)), working.latest);
+        let someone_else = baking(4, 0.2, 30);
+        assert_eq!(base(&someone_else, Some(&working)), someone_else.state);
+        assert_eq!(base(&written, None), written.state);
+    }
+}

@@ -1,0 +1,201 @@
+//! Per-rollout metrics: where each launch is, and its gates' live samples (status shows them
+//! at a coarse cadence; these follow every evaluation). Names and labels are part of the public
+//! interface (README, the chart's alerts and dashboard).
+
+use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
+
+use crate::engine::rollout::{Phase, RolloutState, Users};
+
+const POLICY: &[&str] = &["namespace", "policy"];
+const PHASES: [Phase; 7] = [
+    Phase::Pending,
+    Phase::AwaitingApproval,
+    Phase::Baking,
+    Phase::Paused,
+    Phase::RolledBack,
+    Phase::Completed,
+    Phase::Aborted,
+];
+
+/// Position, users and gates of every rollout.
+#[derive(Clone)]
+pub struct RolloutMetrics {
+    /// `liftoff_rollout_phase{phase}`: 1 for the rollout's current phase, 0 for the others.
+    pub phase: IntGaugeVec,
+    /// `liftoff_rollout_stage`: the current stage's position, 1 = first; 0 before the first.
+    pub stage: IntGaugeVec,
+    /// `liftoff_rollout_users`: users admitted now; -1 = everyone.
+    pub users: IntGaugeVec,
+    /// `liftoff_gate_value{gate}`: a gate check's last value (absent while unreadable).
+    pub gate_value: GaugeVec,
+    /// `liftoff_gate_passing{gate}`: 1 when the last value was within bounds, 0 when not
+    /// (absent while unreadable).
+    pub gate_passing: IntGaugeVec,
+}
+
+impl RolloutMetrics {
+    pub fn register(registry: &Registry) -> Self {
+        let int = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).unwrap();
+            registry.register(Box::new(g.clone())).unwrap();
+            g
+        };
+        let gate_value = GaugeVec::new(
+            Opts::new("liftoff_gate_value", "Last value of a health gate check"),
+            &[POLICY, &["gate"]].concat(),
+        )
+        .unwrap();
+        registry.register(Box::new(gate_value.clone())).unwrap();
+        Self {
+            phase: int(
+                "liftoff_rollout_phase",
+                "1 for the rollout's current phase, 0 for the others",
+                &[POLICY, &["phase"]].concat(),
+            ),
+            stage: int(
+                "liftoff_rollout_stage",
+                "Position of the rollout's current stage (1 = first; 0 = none yet)",
+                POLICY,
+            ),
+            users: int(
+                "liftoff_rollout_users",
+                "Users admitted by the rollout now (-1 = everyone)",
+                POLICY,
+            ),
+            gate_value,
+            gate_passing: int(
+                "liftoff_gate_passing",
+                "1 when a gate check's last value was within bounds, 0 when not",
+                &[POLICY, &["gate"]].concat(),
+            ),
+        }
+    }
+
+    /// Records a rollout's state after an evaluation.
+    pub fn record(&self, namespace: &str, policy: &str, state: &RolloutState) {
+        for phase in PHASES {
+            let name = format!("{phase:?}");
+            let on = i64::from(phase == state.phase);
+            self.phase
+                .with_label_values(&[namespace, policy, &name])
+                .set(on);
+        }
+        let stage = state.stage.map_or(0, |i| i64::from(i) + 1);
+        self.stage
+            .with_label_values(&[namespace, policy])
+            .set(stage);
+        let users = match state.users {
+            Users::Count(n) => i64::try_from(n).unwrap_or(i64::MAX),
+            Users::All => -1,
+        };
+        self.users
+            .with_label_values(&[namespace, policy])
+            .set(users);
+        for g in &state.gates {
+            let labels = [namespace, policy, g.name.as_str()];
+            match (g.value, g.passing) {
+                (Some(v), Some(pass)) => {
+                    self.gate_value.with_label_values(&labels).set(v);
+                    self.gate_passing
+                        .with_label_values(&labels)
+                        .set(i64::from(pass));
+                }
+                _ => {
+                    let _ = self.gate_value.remove_label_values(&labels);
+                    let _ = self.gate_passing.remove_label_values(&labels);
+                }
+            }
+        }
+    }
+
+    /// Drops every series of a policy's rollout (the policy or its rollout is gone).
+    pub fn forget(&self, namespace: &str, policy: &str, gates: &[String]) {
+        for phase in PHASES {
+            let name = format!("{phase:?}");
+            let _ = self.phase.remove_label_values(&[namespace, policy, &name]);
+        }
+        let _ = self.stage.remove_label_values(&[namespace, policy]);
+        let _ = self.users.remove_label_values(&[namespace, policy]);
+        self.forget_gates(namespace, policy, gates);
+    }
+
+    /// Drops the series of gate checks (removed from the spec, or their policy is gone).
+    pub fn forget_gates(&self, namespace: &str, policy: &str, gates: &[String]) {
+        for gate in gates {
+            let labels = [namespace, policy, gate.as_str()];
+            let _ = self.gate_value.remove_label_values(&labels);
+            let _ = self.gate_passing.remove_label_values(&labels);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus::Encoder;
+
+    use super::*;
+    use crate::engine::rollout::GateState;
+
+    fn exposition(registry: &Registry) -> String {
+        let mut out = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&registry.gather(), &mut out)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_paused_rollout_shows_its_phase_stage_users_and_gates_and_is_forgotten_whole() {
+        let registry = Registry::new();
+        let m = RolloutMetrics::register(&registry);
+        let state = RolloutState {
+            phase: Phase::Paused,
+            stage: Some(1),
+            users: Users::Count(500),
+            gates: vec![
+                GateState {
+                    name: "p95".into(),
+                    value: Some(0.62),
+                    passing: Some(false),
+                    ..Default::default()
+                },
+                GateState {
+                    name: "errors".into(),
+                    error: Some("timeout".into()),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        m.record("emr", "launch", &state);
+        let text = exposition(&registry);
+        for line in [
+            r#"liftoff_rollout_phase{namespace="emr",phase="Paused",policy="launch"} 1"#,
+            r#"liftoff_rollout_phase{namespace="emr",phase="Baking",policy="launch"} 0"#,
+            r#"liftoff_rollout_stage{namespace="emr",policy="launch"} 2"#,
+            r#"liftoff_rollout_users{namespace="emr",policy="launch"} 500"#,
+            r#"liftoff_gate_value{gate="p95",namespace="emr",policy="launch"} 0.62"#,
+            r#"liftoff_gate_passing{gate="p95",namespace="emr",policy="launch"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        assert!(
+            !text.contains(r#"gate="errors""#),
+            "unknown is absent, not 0"
+        );
+
+        let everyone = RolloutState {
+            phase: Phase::Completed,
+            users: Users::All,
+            ..state
+        };
+        m.record("emr", "launch", &everyone);
+        assert!(
+            exposition(&registry)
+                .contains(r#"liftoff_rollout_users{namespace="emr",policy="launch"} -1"#)
+        );
+
+        m.forget("emr", "launch", &["p95".into(), "errors".into()]);
+        assert!(!exposition(&registry).contains("launch"));
+    }
+}
