@@ -291,6 +291,8 @@ async fn forget_deleted(ctx: Arc<Context>, store: Store<LaunchPolicy>) {
             }
         }
         ctx.secrets.prune();
+        let (clusters, groups) = ctx.pools.prune(pools::IDLE);
+        tracing::debug!(clusters, groups, "Kafka handles kept open");
     }
 }
 

@@ -1,8 +1,14 @@
 //! Clients to metric sources, kept across reconciles: one Prometheus HTTP client per address and
 //! credentials, one Kafka cluster handle per bootstrap list and settings. A client is rebuilt when
 //! the Secret it was built from changes (its resourceVersion), so rotated credentials are used.
+//! Kafka handles hold broker connections and threads, so those left unused for [`IDLE`] (their
+//! triggers deleted or changed) are closed by [`Pools::prune`].
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use super::lookup::KubeLookup;
 use crate::{
@@ -14,11 +20,15 @@ use crate::{
     },
 };
 
+/// How long a Kafka cluster or consumer-group handle may go unused before it is closed: many
+/// sampling intervals, so a live trigger never loses its handle.
+pub const IDLE: Duration = Duration::from_secs(15 * 60);
+
 /// Cached clients, keyed by what they were built from.
 #[derive(Default)]
 pub struct Pools {
     prometheus: Mutex<HashMap<String, (String, prometheus::Client)>>,
-    kafka: Mutex<HashMap<String, (String, Cluster)>>,
+    kafka: Mutex<HashMap<String, (String, Cluster, Instant)>>,
 }
 
 impl Pools {
@@ -90,9 +100,10 @@ impl Pools {
             }
         };
         let key = format!("{}|{}", lookup.namespace, spec.bootstrap_servers);
-        if let Some((built_from, cluster)) = self.kafka.lock().unwrap().get(&key)
+        if let Some((built_from, cluster, used)) = self.kafka.lock().unwrap().get_mut(&key)
             && *built_from == version
         {
+            *used = Instant::now();
             return Ok(cluster.clone());
         }
         let cluster =
@@ -100,7 +111,19 @@ impl Pools {
         self.kafka
             .lock()
             .unwrap()
-            .insert(key, (version, cluster.clone()));
+            .insert(key, (version, cluster.clone(), Instant::now()));
         Ok(cluster)
+    }
+
+    /// Closes Kafka handles unused for `idle`: whole clusters, and the consumer-group handles
+    /// of the clusters still in use. Returns the clusters and group handles left open.
+    pub fn prune(&self, idle: Duration) -> (usize, usize) {
+        let mut kafka = self.kafka.lock().unwrap();
+        kafka.retain(|_, (_, _, used)| used.elapsed() < idle);
+        let groups = kafka
+            .values()
+            .map(|(_, cluster, _)| cluster.forget_idle_groups(idle))
+            .sum();
+        (kafka.len(), groups)
     }
 }

@@ -32,8 +32,8 @@ struct Inner {
     /// Metadata and watermarks (no group).
     plain: BaseConsumer,
     admin: AdminClient<DefaultClientContext>,
-    /// One handle per consumer group, created on first use, for OffsetFetch.
-    groups: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+    /// One handle per consumer group, created on first use, for OffsetFetch; with its last use.
+    groups: Mutex<HashMap<String, (Arc<BaseConsumer>, Instant)>>,
 }
 
 impl fmt::Debug for Cluster {
@@ -103,6 +103,12 @@ impl Cluster {
     /// The bootstrap servers this cluster was built with, for messages.
     pub fn bootstrap_servers(&self) -> &str {
         &self.inner.bootstrap
+    }
+
+    /// Closes the handles of consumer groups whose lag was not read for `idle` (a deleted
+    /// trigger's group, a renamed one); returns how many group handles remain open.
+    pub fn forget_idle_groups(&self, idle: Duration) -> usize {
+        self.inner.prune_groups(idle)
     }
 
     /// Lag of consumer group `group` on `topic`, summed over all the topic's partitions.
@@ -316,7 +322,8 @@ impl Inner {
 
     fn group_consumer(&self, group: &str, topic: &str) -> Result<Arc<BaseConsumer>, KafkaError> {
         let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(consumer) = groups.get(group) {
+        if let Some((consumer, used)) = groups.get_mut(group) {
+            *used = Instant::now();
             return Ok(consumer.clone());
         }
         let mut config = self.consumer_config.clone();
@@ -327,8 +334,16 @@ impl Inner {
             reason: settings_error(&e, &self.secrets),
         })?;
         let consumer = Arc::new(consumer);
-        groups.insert(group.to_string(), consumer.clone());
+        groups.insert(group.to_string(), (consumer.clone(), Instant::now()));
         Ok(consumer)
+    }
+
+    /// Closes the handles of consumer groups not asked about for `idle` (each holds broker
+    /// connections and a few threads); returns how many remain.
+    fn prune_groups(&self, idle: Duration) -> usize {
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        groups.retain(|_, (_, used)| used.elapsed() < idle);
+        groups.len()
     }
 
     /// A timeout error if librdkafka timed out, else `other` with the error's text.

@@ -54,3 +54,29 @@ fn cluster_is_shareable() {
     fn assert_shareable<T: Clone + Send + Sync + 'static>() {}
     assert_shareable::<Cluster>();
 }
+
+#[test]
+fn idle_group_handles_are_closed_and_used_ones_kept() {
+    let cluster = Cluster::connect("127.0.0.1:9", &settings(&[])).unwrap();
+    cluster
+        .inner
+        .group_consumer("old-workers", "orders")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    cluster
+        .inner
+        .group_consumer("task-workers", "orders")
+        .unwrap();
+    assert_eq!(cluster.forget_idle_groups(Duration::from_secs(60)), 2);
+    assert_eq!(cluster.forget_idle_groups(Duration::from_millis(40)), 1);
+    let left: Vec<String> = cluster
+        .inner
+        .groups
+        .lock()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(left, ["task-workers"]);
+    assert_eq!(cluster.forget_idle_groups(Duration::ZERO), 0);
+}
