@@ -87,7 +87,7 @@ async fn reconcile_policy(
     };
     let key = key(policy);
     let mut histories = ctx.memory.take(&key);
-    if triggers::is_stale(previous, &histories) {
+    if triggers::is_stale(previous, &histories, now) {
         ctx.memory.put(&key, histories, &names(triggers));
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
@@ -274,7 +274,7 @@ async fn send_summaries(
             &text,
         )
         .await;
-        info!(%webhook, "launch update sent");
+        info!(%webhook, "launch update queued for the webhook");
     }
 }
 

@@ -6,7 +6,7 @@ pub mod memory;
 pub mod plan;
 pub mod platform;
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
 
 use futures::future::join_all;
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
@@ -107,14 +107,27 @@ pub async fn read_and_plan<'a>(
         .collect()
 }
 
+/// How long a policy still showing a `pendingAction` this process already took is taken for a
+/// cache that has not caught up with the final write. Past this, the final write is taken to
+/// have failed (an apiserver error, a 409) and the action is treated as interrupted: re-applied
+/// to the same target, which the target already has.
+pub const CATCH_UP: Duration = Duration::from_secs(5);
+
 /// Whether the policy the controller handed over is older than this process's own last write:
-/// it still shows a `pendingAction` that this process already took and recorded as done.
-/// Reconciling it would re-apply that action; wait for the cache to catch up instead.
-pub fn is_stale(previous: &[TriggerStatus], memory: &Histories) -> bool {
+/// it still shows a `pendingAction` that this process already took and recorded as done, decided
+/// less than [`CATCH_UP`] ago. Reconciling it would re-apply that action; wait for the cache to
+/// catch up instead.
+pub fn is_stale(previous: &[TriggerStatus], memory: &Histories, now: Timestamp) -> bool {
     previous.iter().any(|s| {
         s.pending_action.as_ref().is_some_and(|p| {
-            memory.triggers.get(&s.name).and_then(|m| m.applied_pending)
-                == Some(p.decided_at.0.as_second())
+            let recent = p
+                .decided_at
+                .0
+                .checked_add(CATCH_UP)
+                .is_ok_and(|until| now < until);
+            recent
+                && memory.triggers.get(&s.name).and_then(|m| m.applied_pending)
+                    == Some(p.decided_at.0.as_second())
         })
     })
 }
@@ -227,4 +240,49 @@ fn recommendation(trigger: &Trigger, to: &str) -> String {
         .map(|r| r.db_instance_identifier.as_str())
         .unwrap_or("the database");
     format!("resize {instance} to {to}")
+}
+
+#[cfg(test)]
+mod stale_tests {
+    use super::*;
+    use crate::crd::PendingAction;
+
+    fn showing_pending(decided: i64) -> Vec<TriggerStatus> {
+        vec![TriggerStatus {
+            name: "api-cpu".into(),
+            pending_action: Some(PendingAction {
+                kind: "ScaleReplicas".into(),
+                from: "2".into(),
+                to: "4".into(),
+                decided_at: Time(Timestamp::from_second(decided).unwrap()),
+            }),
+            ..Default::default()
+        }]
+    }
+
+    fn took(decided: i64) -> Histories {
+        let mut memory = Histories::default();
+        memory
+            .triggers
+            .entry("api-cpu".into())
+            .or_default()
+            .applied_pending = Some(decided);
+        memory
+    }
+
+    #[test]
+    fn a_pending_action_this_process_took_waits_for_the_cache_only_briefly() {
+        let t = 1_800_000_000;
+        let at = |s: i64| Timestamp::from_second(s).unwrap();
+        assert!(is_stale(&showing_pending(t), &took(t), at(t + 1)));
+        // The final write never landed (an error, a 409): no waiting forever for it.
+        assert!(!is_stale(&showing_pending(t), &took(t), at(t + 5)));
+        // Not taken by this process (a restart, another leader): an interrupted action.
+        assert!(!is_stale(
+            &showing_pending(t),
+            &Histories::default(),
+            at(t + 1)
+        ));
+        assert!(!is_stale(&showing_pending(t), &took(t - 30), at(t + 1)));
+    }
 }
