@@ -105,7 +105,10 @@ async fn reconcile_policy(
     .await;
     record_samples(ctx, namespace, policy, &plans);
     let rollout = match &policy.spec.rollout {
-        Some(spec) => Some(rollout::evaluate(policy, spec, &ctx.pools, &lookup, now).await),
+        Some(spec) => {
+            let unpublished = never_published(ctx, policy, namespace, &histories).await;
+            Some(rollout::evaluate(policy, spec, &ctx.pools, &lookup, now, unpublished).await)
+        }
         None => None,
     };
     let rollout_status = rollout.as_ref().map(|r| r.status.clone());
@@ -219,6 +222,40 @@ async fn notify(
         message,
     )
     .await;
+}
+
+/// Whether the stage that status records was never published: checked only until this process
+/// has published the policy's cohort itself (i.e. after a start or a takeover), by reading the
+/// cohort's ConfigMaps. The operator that recorded the stage may have died before publishing
+/// it; within one process the cohort is published right after the status write. A read that
+/// fails counts as published (the stage carries on as recorded).
+async fn never_published(
+    ctx: &Context,
+    policy: &LaunchPolicy,
+    namespace: &str,
+    memory: &triggers::Histories,
+) -> bool {
+    let Some(state) = policy.status.as_ref().and_then(|s| s.rollout.as_ref()) else {
+        return false;
+    };
+    let Some(spec) = policy.spec.rollout.as_ref().and_then(|r| r.cohort.as_ref()) else {
+        return false;
+    };
+    if memory.published_cohort.is_some() || state.state.stage.is_none() {
+        return false;
+    }
+    match rollout::cohort::is_published(&ctx.client, namespace, spec, &state.state).await {
+        Ok(published) => {
+            if !published {
+                warn!(stage = ?state.state.stage_name, "the stage in status was never published; it is published now and bakes from now");
+            }
+            !published
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot read the published cohort; assuming it is current");
+            false
+        }
+    }
 }
 
 /// Publishes the cohort that status now records, unless this process already published it.

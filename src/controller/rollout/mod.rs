@@ -27,13 +27,15 @@ pub struct Evaluation {
     pub requeue_after: Option<Duration>,
 }
 
-/// Steps the rollout of `policy` at `now`.
+/// Steps the rollout of `policy` at `now`. `unpublished`: the cohort of the stage in status was
+/// never published (see [`Inputs::unpublished`]).
 pub async fn evaluate(
     policy: &LaunchPolicy,
     spec: &RolloutSpec,
     pools: &Pools,
     lookup: &KubeLookup<'_>,
     now: Timestamp,
+    unpublished: bool,
 ) -> Evaluation {
     let previous = policy
         .status
@@ -57,6 +59,7 @@ pub async fn evaluate(
     let mut inputs = Inputs {
         suspended: policy.spec.suspend,
         commands,
+        unpublished,
         ..Default::default()
     };
     if rollout::gates_due(spec, &previous, now) {
