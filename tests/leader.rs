@@ -145,17 +145,7 @@ async fn a_leader_that_resigns_hands_over_within_one_retry_not_one_lease() {
 // ---- two real operator processes ----
 
 async fn start_operator(cp: &ControlPlane, ns: &str, identity: &str, duration: &str) -> Operator {
-    let (lease_ns, id, d) = (
-        format!("--lease-namespace={ns}"),
-        format!("--lease-identity={identity}"),
-        format!("--lease-duration={duration}"),
-    );
-    let args = ["--log-format=text", "--leader-election", &lease_ns, &id, &d];
-    Operator::start(cp, &args).await
-}
-
-async fn leads(op: &Operator) -> bool {
-    op.metric("liftoff_leader").await == 1.0
+    Operator::start_elected(cp, ns, identity, duration, &[]).await
 }
 
 async fn apply_policy(cp: &ControlPlane, ns: &str, name: &str) {
@@ -207,14 +197,14 @@ async fn of_two_operators_one_acts_and_the_other_takes_over_after_kill_9() {
     let ns = cp.create_namespace("ha").await.unwrap();
     let a = start_operator(&cp, &ns, "op-a", "4s").await;
     eventually(SLACK, "op-a leads", || async {
-        leads(&a).await.then_some(())
+        a.leads().await.then_some(())
     })
     .await;
     let b = start_operator(&cp, &ns, "op-b", "4s").await;
 
     apply_policy(&cp, &ns, "first").await;
     reconciled(&client, &ns, "first", Duration::from_secs(20)).await;
-    assert!(leads(&a).await && !leads(&b).await);
+    assert!(a.leads().await && !b.leads().await);
     assert!(
         !b.logs().contains("starting the controller"),
         "the standby must not run the controller:\n{}",
@@ -231,7 +221,7 @@ async fn of_two_operators_one_acts_and_the_other_takes_over_after_kill_9() {
     let killed = Instant::now();
     let lease = Duration::from_secs(4);
     eventually(lease + SLACK + SLACK, "op-b leads", || async {
-        leads(&b).await.then_some(())
+        b.leads().await.then_some(())
     })
     .await;
     let took = killed.elapsed();
@@ -250,18 +240,18 @@ async fn sigterm_on_the_leading_operator_hands_over_without_waiting_for_the_leas
     let ns = cp.create_namespace("ha").await.unwrap();
     let a = start_operator(&cp, &ns, "op-a", "30s").await;
     eventually(SLACK, "op-a leads", || async {
-        leads(&a).await.then_some(())
+        a.leads().await.then_some(())
     })
     .await;
     let b = start_operator(&cp, &ns, "op-b", "30s").await;
-    assert!(!leads(&b).await);
+    assert!(!b.leads().await);
 
     let status = a.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "a terminated leader exits 0: {status}");
     let terminated = Instant::now();
     // retry_every is 4 s for a 30 s lease; the lease itself is never waited for.
     eventually(Duration::from_secs(4) + SLACK, "op-b leads", || async {
-        leads(&b).await.then_some(())
+        b.leads().await.then_some(())
     })
     .await;
     assert!(terminated.elapsed() < Duration::from_secs(15));
@@ -276,7 +266,7 @@ async fn an_operator_whose_lease_is_taken_exits_non_zero_at_once() {
     let ns = cp.create_namespace("ha").await.unwrap();
     let op = start_operator(&cp, &ns, "op-a", "6s").await;
     eventually(SLACK, "op-a leads", || async {
-        leads(&op).await.then_some(())
+        op.leads().await.then_some(())
     })
     .await;
 

@@ -16,7 +16,10 @@ use kube::{
 use liftoff::crd::{LaunchPolicy, RolloutStatus};
 use liftoff_testenv::{ControlPlane, MetricsExporter, Prometheus};
 use serde_json::{Value, json};
-use support::{Operator, control_plane, eventually, kubectl};
+use support::{
+    Operator, control_plane, eventually, kubectl,
+    objects::{rollout_spec, stages},
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
@@ -54,31 +57,6 @@ async fn launch(name: &str) -> Launch {
         exporter,
         _prometheus: prometheus,
     }
-}
-
-fn spec(prometheus: &str, stages: Value, on_failure: &str) -> Value {
-    json!({
-        "prometheus": {"address": prometheus, "timeout": "2s"},
-        "rollout": {
-            "stages": stages,
-            "gates": {"interval": "1s", "failureThreshold": 2, "checks": [
-                {"name": "error-rate", "query": "max(error_rate)", "max": 0.001},
-                {"name": "p95-latency-seconds", "query": "max(p95_latency_seconds)", "max": 0.5}
-            ]},
-            "onGateFailure": on_failure,
-            "cohort": {"configMap": {"name": "launch-cohort"},
-                       "flagd": {"configMap": "launch-flags", "flagKey": "new-platform", "population": 20000}}
-        }
-    })
-}
-
-fn stages(bake: &str, second_approval: &str) -> Value {
-    json!([
-        {"name": "internal-beta", "users": 100, "bake": bake},
-        {"name": "gradual", "users": 500, "bake": bake, "approval": second_approval},
-        {"name": "expanded", "users": 1500, "bake": bake},
-        {"name": "everyone", "users": "All"}
-    ])
 }
 
 async fn create_policy(l: &Launch, prometheus: &str, spec: Value) {
@@ -194,7 +172,7 @@ async fn healthy_gates_walk_100_500_1500_everyone_and_publish_each_cohort_in_ord
     let l = launch("rollout-walk").await;
     let url = l._prometheus.url();
     let received = war_room(&l).await;
-    let mut walk = spec(&url, stages("2s", "Automatic"), "Pause");
+    let mut walk = rollout_spec(&url, stages("2s", "Automatic"), "Pause");
     walk["notifications"] = json!([{"webhookSecretRef": {"name": "war-room", "key": "url"}}]);
     create_policy(&l, &url, walk).await;
     let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
@@ -265,7 +243,12 @@ async fn healthy_gates_walk_100_500_1500_everyone_and_publish_each_cohort_in_ord
 async fn a_manual_stage_waits_for_an_approval_annotation_and_records_who_gave_it() {
     let l = launch("rollout-approval").await;
     let url = l._prometheus.url();
-    create_policy(&l, &url, spec(&url, stages("1s", "Manual"), "Pause")).await;
+    create_policy(
+        &l,
+        &url,
+        rollout_spec(&url, stages("1s", "Manual"), "Pause"),
+    )
+    .await;
     let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
     let status = eventually(WAIT, "AwaitingApproval for gradual", || async {
         rollout(&l.client, &l.ns)
@@ -318,7 +301,12 @@ async fn a_manual_stage_waits_for_an_approval_annotation_and_records_who_gave_it
 async fn breaking_latency_pauses_with_the_value_and_rollback_returns_to_the_previous_cohort() {
     let l = launch("rollout-gate-failure").await;
     let url = l._prometheus.url();
-    create_policy(&l, &url, spec(&url, stages("4s", "Automatic"), "Rollback")).await;
+    create_policy(
+        &l,
+        &url,
+        rollout_spec(&url, stages("4s", "Automatic"), "Rollback"),
+    )
+    .await;
     let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
     eventually(WAIT, "500 users", || async {
         (cohort(&l.client, &l.ns).await? == "500").then_some(())
@@ -354,7 +342,12 @@ async fn breaking_latency_pauses_with_the_value_and_rollback_returns_to_the_prev
 async fn an_operator_restarted_mid_bake_keeps_the_deadline_and_repeats_no_stage() {
     let l = launch("rollout-restart").await;
     let url = l._prometheus.url();
-    create_policy(&l, &url, spec(&url, stages("12s", "Automatic"), "Pause")).await;
+    create_policy(
+        &l,
+        &url,
+        rollout_spec(&url, stages("12s", "Automatic"), "Pause"),
+    )
+    .await;
     let op = Operator::start(&l.cp, &["--resync=30s"]).await;
     let before = eventually(WAIT, "baking internal-beta", || async {
         rollout(&l.client, &l.ns).await.filter(|r| {
@@ -399,7 +392,7 @@ async fn an_operator_restarted_mid_bake_keeps_the_deadline_and_repeats_no_stage(
 async fn reconciles_during_a_bake_write_no_status() {
     let l = launch("rollout-quiet").await;
     let url = l._prometheus.url();
-    let mut quiet = spec(&url, stages("10m", "Automatic"), "Pause");
+    let mut quiet = rollout_spec(&url, stages("10m", "Automatic"), "Pause");
     quiet["rollout"]["gates"]["interval"] = json!("10m");
     create_policy(&l, &url, quiet).await;
     let op = Operator::start(&l.cp, &["--resync=30s"]).await;
@@ -470,7 +463,7 @@ async fn a_launch_update_goes_out_every_summary_every_even_across_a_restart() {
     let url = l._prometheus.url();
     let received = war_room(&l).await;
     let every = Duration::from_secs(4);
-    let mut long_bake = spec(&url, stages("10m", "Automatic"), "Pause");
+    let mut long_bake = rollout_spec(&url, stages("10m", "Automatic"), "Pause");
     long_bake["notifications"] = json!([{
         "webhookSecretRef": {"name": "war-room", "key": "url"},
         "events": ["RolloutCompleted"],
@@ -526,7 +519,7 @@ async fn a_launch_update_goes_out_every_summary_every_even_across_a_restart() {
 async fn gate_samples_go_to_metrics_at_once_and_to_status_only_on_a_decision_or_refresh() {
     let l = launch("rollout-gate-samples").await;
     let url = l._prometheus.url();
-    let mut sampled = spec(&url, stages("10m", "Automatic"), "Pause");
+    let mut sampled = rollout_spec(&url, stages("10m", "Automatic"), "Pause");
     sampled["statusRefresh"] = json!("1h");
     create_policy(&l, &url, sampled).await;
     let op = Operator::start(&l.cp, &["--resync=30s"]).await;

@@ -5,10 +5,7 @@
 mod support;
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -25,24 +22,11 @@ use liftoff_testenv::{ControlPlane, Kafka, MetricsExporter, Postgres, Prometheus
 use serde_json::{Value, json};
 use support::{
     Operator, control_plane, eventually, kafka as kafka_util, kubectl,
-    objects::{create, policy, workload},
+    load::Load,
+    objects::{create, policy, replicas, workload},
 };
 
 const WAIT: Duration = Duration::from_secs(60);
-
-async fn replicas<K>(client: &Client, ns: &str, name: &str) -> i32
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    let scale = Api::<K>::namespaced(client.clone(), ns)
-        .get_scale(name)
-        .await
-        .expect("scale readable");
-    scale.spec.and_then(|s| s.replicas).unwrap_or(0)
-}
 
 async fn trigger_status(
     client: &Client,
@@ -96,37 +80,6 @@ struct Cpu {
     operator: Operator,
 }
 
-/// A workload's CPU as the test drives it: total demand in "percent of one pod's request"; the
-/// exporter publishes `demand ÷ replicas`, re-read every 100 ms, as a real Deployment's
-/// utilisation falls when pods are added. (A fixed utilisation would ask for more pods forever.)
-#[derive(Clone)]
-struct Load(Arc<AtomicU64>);
-
-impl Load {
-    fn start(exporter: MetricsExporter, client: Client, ns: String, demand: f64) -> Load {
-        let load = Load(Arc::new(AtomicU64::new(demand.to_bits())));
-        let shared = load.clone();
-        tokio::spawn(async move {
-            loop {
-                let replicas = replicas::<Deployment>(&client, &ns, "api").await.max(1);
-                let utilization = shared.demand() / f64::from(replicas);
-                exporter.set("cpu_utilization", &[("app", "api")], utilization);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        load
-    }
-
-    fn demand(&self) -> f64 {
-        f64::from_bits(self.0.load(Ordering::SeqCst))
-    }
-
-    /// Sets the total demand: e.g. 280 makes 2 replicas run at 140 %, 4 replicas at 70 %.
-    fn set(&self, demand: f64) {
-        self.0.store(demand.to_bits(), Ordering::SeqCst);
-    }
-}
-
 /// A Deployment `api` at 2 replicas with a CPU demand of 100 (50 % each), Prometheus scraping
 /// it every second, a policy sampling every 2 s, and the operator.
 async fn cpu_setup(name: &str, extra: Value) -> Cpu {
@@ -136,7 +89,7 @@ async fn cpu_setup(name: &str, extra: Value) -> Cpu {
     create::<Deployment>(&client, &ns, workload("Deployment", "api", 2)).await;
     let exporter = MetricsExporter::start().await.unwrap();
     let target = exporter.target();
-    let load = Load::start(exporter, client.clone(), ns.clone(), 100.0);
+    let load = Load::start(Arc::new(exporter), client.clone(), &ns, "api", 100.0);
     let prometheus = Prometheus::start(&[target], Duration::from_secs(1))
         .await
         .unwrap();

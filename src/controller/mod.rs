@@ -55,6 +55,8 @@ pub enum Error {
         "the policy changed while it was being reconciled; it is reconciled again from the new version"
     )]
     Stale,
+    #[error("cannot read the published cohort to check it matches status: {0}")]
+    CohortUnreadable(String),
 }
 
 impl Context {
@@ -77,6 +79,7 @@ impl Error {
             Error::NoNamespace => "InvalidObject",
             Error::NotLeader => "NotLeader",
             Error::Stale => "Stale",
+            Error::CohortUnreadable(_) => "CohortUnreadable",
         }
     }
 }

@@ -108,8 +108,16 @@ async fn reconcile_policy(
     let rollout = match &policy.spec.rollout {
         Some(spec) => {
             let working = histories.rollout.as_ref();
+            let unpublished = match never_published(ctx, policy, namespace, &histories).await {
+                Ok(unpublished) => unpublished,
+                Err(e) => {
+                    ctx.memory.put(&key, histories, &names(triggers));
+                    return Err(e);
+                }
+            };
             let io = (&ctx.pools, &lookup);
-            Some(rollout::evaluate(policy, spec, io, working, facts.status_refresh, now).await)
+            let refresh = facts.status_refresh;
+            Some(rollout::evaluate(policy, spec, io, working, refresh, now, unpublished).await)
         }
         None => None,
     };
@@ -322,6 +330,42 @@ async fn notify(
         message,
     )
     .await;
+}
+
+/// Whether the stage that status records was never published: checked only until this process
+/// has published the policy's cohort itself (i.e. after a start or a takeover), by reading the
+/// cohort's ConfigMaps. The operator that recorded the stage may have died before publishing
+/// it; within one process the cohort is published right after the status write. A read that
+/// fails counts as published (the stage carries on as recorded).
+async fn never_published(
+    ctx: &Context,
+    policy: &LaunchPolicy,
+    namespace: &str,
+    memory: &triggers::Histories,
+) -> Result<bool, Error> {
+    let Some(state) = policy.status.as_ref().and_then(|s| s.rollout.as_ref()) else {
+        return Ok(false);
+    };
+    let Some(spec) = policy.spec.rollout.as_ref().and_then(|r| r.cohort.as_ref()) else {
+        return Ok(false);
+    };
+    if memory.published_cohort.is_some() || state.state.stage.is_none() {
+        return Ok(false);
+    }
+    match rollout::cohort::is_published(&ctx.client, namespace, spec, &state.state).await {
+        Ok(published) => {
+            if !published {
+                warn!(stage = ?state.state.stage_name, "the stage in status was never published; it is published now and bakes from now");
+            }
+            Ok(!published)
+        }
+        // Neither guess is safe (advancing could skip a cohort, re-entering restarts a bake):
+        // retry the reconcile instead.
+        Err(e) => {
+            warn!(error = %e, "cannot read the published cohort; the reconcile is retried");
+            Err(Error::CohortUnreadable(e.to_string()))
+        }
+    }
 }
 
 /// Publishes the cohort that status now records, unless this process already published it.

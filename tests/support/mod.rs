@@ -10,6 +10,7 @@ use std::{
 };
 
 pub mod kafka;
+pub mod load;
 pub mod objects;
 
 use liftoff_testenv::ControlPlane;
@@ -96,6 +97,29 @@ impl Operator {
         })
         .await;
         op
+    }
+
+    /// Starts it with leader election on the Lease `liftoff` in `lease_ns`, as `identity`.
+    pub async fn start_elected(
+        cp: &ControlPlane,
+        lease_ns: &str,
+        identity: &str,
+        lease_duration: &str,
+        extra: &[&str],
+    ) -> Operator {
+        let (lease_ns, id, d) = (
+            format!("--lease-namespace={lease_ns}"),
+            format!("--lease-identity={identity}"),
+            format!("--lease-duration={lease_duration}"),
+        );
+        let mut args = vec!["--log-format=text", "--leader-election", &lease_ns, &id, &d];
+        args.extend_from_slice(extra);
+        Self::start(cp, &args).await
+    }
+
+    /// Whether it holds the leader Lease now (`liftoff_leader`).
+    pub async fn leads(&self) -> bool {
+        self.metric("liftoff_leader").await == 1.0
     }
 
     pub async fn metrics(&self) -> String {

@@ -1,4 +1,5 @@
-//! Objects the scaling tests and the benchmark create: workloads to scale and LaunchPolicies.
+//! Objects the tests and the benchmark create: workloads to scale, LaunchPolicies and their
+//! rollout specs; and a workload's replicas as its `/scale` subresource reports them.
 
 use kube::{Api, Client, api::PostParams};
 use serde_json::{Value, json};
@@ -39,4 +40,48 @@ pub fn workload(kind: &str, name: &str, replicas: i32) -> Value {
 pub fn policy(name: &str, spec: Value) -> Value {
     json!({"apiVersion": "liftoff.dev/v1alpha1", "kind": "LaunchPolicy",
            "metadata": {"name": name}, "spec": spec})
+}
+
+/// `spec.replicas` of `name`'s `/scale` subresource.
+pub async fn replicas<K>(client: &Client, ns: &str, name: &str) -> i32
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let scale = Api::<K>::namespaced(client.clone(), ns)
+        .get_scale(name)
+        .await
+        .expect("scale readable");
+    scale.spec.and_then(|s| s.replicas).unwrap_or(0)
+}
+
+/// A policy spec with a staged rollout: `stages`, gates on a healthy service's `error_rate` and
+/// `p95_latency_seconds` read from `prometheus` every second (two checks in a row must pass),
+/// and the cohort published to the ConfigMaps `launch-cohort` and `launch-flags`.
+pub fn rollout_spec(prometheus: &str, stages: Value, on_failure: &str) -> Value {
+    json!({
+        "prometheus": {"address": prometheus, "timeout": "2s"},
+        "rollout": {
+            "stages": stages,
+            "gates": {"interval": "1s", "failureThreshold": 2, "checks": [
+                {"name": "error-rate", "query": "max(error_rate)", "max": 0.001},
+                {"name": "p95-latency-seconds", "query": "max(p95_latency_seconds)", "max": 0.5}
+            ]},
+            "onGateFailure": on_failure,
+            "cohort": {"configMap": {"name": "launch-cohort"},
+                       "flagd": {"configMap": "launch-flags", "flagKey": "new-platform", "population": 20000}}
+        }
+    })
+}
+
+/// The four stages 100 → 500 → 1500 → All, each baking `bake`; the second needs `second_approval`.
+pub fn stages(bake: &str, second_approval: &str) -> Value {
+    json!([
+        {"name": "internal-beta", "users": 100, "bake": bake},
+        {"name": "gradual", "users": 500, "bake": bake, "approval": second_approval},
+        {"name": "expanded", "users": 1500, "bake": bake},
+        {"name": "everyone", "users": "All"}
+    ])
 }

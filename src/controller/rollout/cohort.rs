@@ -102,6 +102,34 @@ pub async fn publish(
     Ok(())
 }
 
+/// Whether every ConfigMap of `spec` in `namespace` already holds what [`publish`] would write
+/// for `state`, i.e. the application sees the stage that status records.
+pub async fn is_published(
+    client: &Client,
+    namespace: &str,
+    spec: &CohortSpec,
+    state: &RolloutState,
+) -> Result<bool, kube::Error> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    if let Some(cm) = &spec.config_map {
+        let data = api.get_opt(&cm.name).await?.and_then(|c| c.data);
+        if data != Some(cohort_data(state)) {
+            return Ok(false);
+        }
+    }
+    if let Some(flag) = &spec.flagd {
+        let data = api.get_opt(&flag.config_map).await?.and_then(|c| c.data);
+        let published = data
+            .as_ref()
+            .and_then(|d| d.get(FLAGD_KEY))
+            .and_then(|text| serde_json::from_str::<Value>(text).ok());
+        if published != Some(flagd_definition(flag, state.users)) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 async fn apply(
     api: &Api<ConfigMap>,
     name: &str,

@@ -33,7 +33,8 @@ pub struct Evaluation {
 }
 
 /// Steps the rollout of `policy` at `now`, from this process's working copy when status is
-/// still what it wrote.
+/// still what it wrote. `unpublished`: the cohort of the stage in status was never published
+/// (see [`Inputs::unpublished`]).
 pub async fn evaluate(
     policy: &LaunchPolicy,
     spec: &RolloutSpec,
@@ -41,6 +42,7 @@ pub async fn evaluate(
     working: Option<&display::Working>,
     status_refresh: Duration,
     now: Timestamp,
+    unpublished: bool,
 ) -> Evaluation {
     let stored = policy.status.as_ref().and_then(|s| s.rollout.as_ref());
     let previous = match stored {
@@ -63,6 +65,7 @@ pub async fn evaluate(
     let mut inputs = Inputs {
         suspended: policy.spec.suspend,
         commands,
+        unpublished,
         ..Default::default()
     };
     if rollout::gates_due(spec, &previous, now) {

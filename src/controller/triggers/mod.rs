@@ -95,6 +95,7 @@ pub async fn read_and_plan<'a>(
                     action: None,
                     reason: String::new(),
                     refused: None,
+                    decided_at: None,
                 },
                 (None, None) => unreachable!("a trigger without status is always due"),
             };
@@ -146,7 +147,8 @@ pub fn intents(plans: &[Planning<'_>], now: Timestamp) -> Option<Vec<TriggerStat
             .iter()
             .map(|p| {
                 let mut status = p.plan.status.clone();
-                status.pending_action = p.plan.action.as_ref().and_then(|a| a.pending(now));
+                let decided_at = p.plan.decided_at.unwrap_or(now);
+                status.pending_action = p.plan.action.as_ref().and_then(|a| a.pending(decided_at));
                 status
             })
             .collect()
@@ -175,11 +177,12 @@ pub async fn apply_all(
         };
         let result = io.apply(p.trigger, &action).await;
         if action.pending(now).is_some() {
+            let decided_at = p.plan.decided_at.unwrap_or(now);
             memory
                 .triggers
                 .entry(p.trigger.name.clone())
                 .or_default()
-                .applied_pending = Some(now.as_second());
+                .applied_pending = Some(decided_at.as_second());
         }
         let status = &mut p.plan.status;
         match &result {

@@ -156,6 +156,9 @@ pub struct TriggerPlan {
     pub reason: String,
     /// Why a decision to act was not carried out: `Conflict`, `Suspended` or `NotReady`.
     pub refused: Option<&'static str>,
+    /// When `action` was decided, if not now: an interrupted action being re-applied keeps the
+    /// `decidedAt` of its `pendingAction` (it is the same decision, not a new one).
+    pub decided_at: Option<Timestamp>,
 }
 
 /// Kind name used in status and metrics.
@@ -194,6 +197,7 @@ pub fn plan(
         .and_then(|p| p.last_action_at.as_ref())
         .map(|t| t.0);
     let pending = previous.and_then(|p| p.pending_action.as_ref());
+    let resumed = pending.map(|p| p.decided_at.0);
     let (action, reason) = match (&reading.current, pending) {
         (current, Some(pending)) => resume(pending, current),
         (Err(why), None) => (None, format!("no action: cannot read the target: {why}")),
@@ -209,11 +213,13 @@ pub fn plan(
         (action, _, _) => (action, reason, None),
     };
     let mut status = next_status(trigger, previous, reading, action.is_some(), &reason, facts);
-    if reading.current.is_err() {
-        // The interrupted action is finished once the target can be read again.
+    if reading.current.is_err() || refused.is_some() {
+        // The interrupted action is finished once the target can be read again, or once the
+        // hold is lifted: dropping it here would have it decided again, as a new action.
         status.pending_action = pending.cloned();
     }
     TriggerPlan {
+        decided_at: resumed.filter(|_| action.is_some()),
         status,
         action,
         reason,

@@ -211,7 +211,39 @@ fn a_pending_action_is_re_applied_instead_of_a_new_decision() {
             replay.status.pending_action, None,
             "the caller records it again"
         );
+        assert_eq!(
+            replay.decided_at,
+            Some(at(0)),
+            "as the same decision, not a new one"
+        );
     }
+}
+
+#[test]
+fn a_pending_action_met_by_a_hold_waits_and_is_re_applied_as_the_same_decision() {
+    let t = cpu();
+    let decided = run(&t, None, &reading(140.0, Current::Replicas(3)), facts(0));
+    let mut status = decided.status.clone();
+    status.pending_action = decided.action.as_ref().unwrap().pending(at(0));
+    // A new leader whose caches are not filled yet finds the policy not Ready.
+    let mut held = facts(5);
+    held.hold = Some(Hold::NotReady);
+    let waiting = run(
+        &t,
+        Some(&status),
+        &reading(140.0, Current::Replicas(3)),
+        held,
+    );
+    assert_eq!(waiting.action, None);
+    assert_eq!(waiting.status.pending_action, status.pending_action, "kept");
+    let resumed = run(
+        &t,
+        Some(&waiting.status),
+        &reading(140.0, Current::Replicas(3)),
+        facts(6),
+    );
+    assert_eq!(resumed.action, decided.action);
+    assert_eq!(resumed.decided_at, Some(at(0)));
 }
 
 #[test]

@@ -16,6 +16,10 @@ pub struct Inputs {
     /// Commands from people, oldest first. Present the latest command of each kind on every
     /// evaluation; each `id` is applied at most once.
     pub commands: Vec<Command>,
+    /// The current stage is recorded in status but its cohort was never published (the
+    /// operator that recorded it stopped before publishing): nobody has been admitted yet, so
+    /// its bake and gate window start at this evaluation, not when it was recorded.
+    pub unpublished: bool,
 }
 
 impl Inputs {

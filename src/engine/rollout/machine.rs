@@ -156,6 +156,15 @@ impl Machine<'_, '_> {
         }
     }
 
+    /// A stage recorded but never published has admitted nobody: its bake and gate window
+    /// restart now (the deadline moves only in this case), so no stage ends unobserved.
+    pub fn rebake_unpublished(&mut self, inputs: &Inputs) {
+        let baking = matches!(self.state.phase, Phase::Baking | Phase::AwaitingApproval);
+        if inputs.unpublished && baking && self.state.stage.is_some() {
+            self.enter(self.state.stage);
+        }
+    }
+
     /// Ends the current stage when its bake has elapsed, its gates are healthy and the next
     /// stage's approval (if `Manual`) is given; at most one stage per evaluation.
     pub fn progress(&mut self, inputs: &Inputs) {

@@ -12,7 +12,10 @@
 //! 1. **Bake**: `now ≥ bakeUntil`. The deadline is fixed when the stage is entered
 //!    (`stageStartedAt + bake`, rounded up to whole seconds, at least one second) and never moves
 //!    on re-evaluation, pause, restart or spec edit; only `retry` starts a stage afresh. An edit to
-//!    `bake` applies to stages entered afterwards.
+//!    `bake` applies to stages entered afterwards. One exception: a stage recorded in status whose
+//!    cohort was never published (`Inputs::unpublished`: the operator stopped in between) has
+//!    admitted nobody, so it is entered afresh — new bake, new gate window — when a restarted or
+//!    new leader finds it; otherwise it could end without its users ever having been admitted.
 //! 2. **Healthy gates**: the healthy window is the last `failureThreshold` evaluations — every
 //!    check passed its last `failureThreshold` evaluations in this stage, its latest value is
 //!    known, and no reading in this evaluation is `Unknown`. The window restarts when a stage is
@@ -127,6 +130,7 @@ pub fn step(spec: &RolloutSpec, state: &RolloutState, inputs: &Inputs, now: Time
     if !inputs.suspended {
         m.apply_commands(&inputs.commands);
         m.act_on_tripped_gates();
+        m.rebake_unpublished(inputs);
         m.progress(inputs);
         m.settle_users();
     }

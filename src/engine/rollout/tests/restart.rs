@@ -109,6 +109,42 @@ fn a_restart_mid_bake_keeps_the_deadline() {
 }
 
 #[test]
+fn a_stage_recorded_but_never_published_bakes_afresh_once_the_new_leader_publishes_it() {
+    let mut run = Run::new(gated(automatic(), 2, Pause));
+    run.step(0, &Inputs::default());
+    // The operator that entered stage a died before publishing it; a new leader finds it 12
+    // minutes later, past the 10m bake, with the gates' healthy window already full.
+    let unpublished = Inputs {
+        unpublished: true,
+        ..healthy(&run.spec)
+    };
+    let mut found = through_status(&run.state);
+    found
+        .gates
+        .iter_mut()
+        .for_each(|g| g.consecutive_passes = 2);
+    let d = step(&run.spec, &found, &unpublished, at(12 * MIN));
+    assert_eq!(
+        d.state.stage,
+        Some(0),
+        "not left before anyone was admitted"
+    );
+    assert_eq!(d.state.users, Users::Count(100));
+    assert_eq!(d.state.bake_until.as_ref().map(|t| t.0), Some(at(22 * MIN)));
+    assert!(
+        d.events.is_empty(),
+        "no second StageAdvanced: {:?}",
+        kinds(&d)
+    );
+    run.state = d.state;
+    // Published from then on: it advances after its own bake with healthy gates, not before.
+    let d = run.healthy_until(12 * MIN, 22 * MIN - 1);
+    assert_eq!(d.state.stage, Some(0));
+    let d = run.healthy_until(22 * MIN, 22 * MIN);
+    assert_eq!(d.state.stage, Some(1), "{}", d.message);
+}
+
+#[test]
 fn evaluating_again_at_the_same_instant_changes_nothing() {
     for policy in [Pause, Rollback] {
         let mut spec = gated(automatic(), 2, policy);
