@@ -68,6 +68,9 @@ macro_rules! helm_or_skip {
     };
 }
 
+#[path = "chart/release.rs"]
+mod release;
+
 /// Runs helm on the chart; `(success, stdout, stderr)`.
 async fn run_helm(helm: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(helm)
