@@ -34,7 +34,15 @@ struct Inner {
     admin: AdminClient<DefaultClientContext>,
     /// One handle per consumer group, created on first use, for OffsetFetch; with its last use.
     groups: Mutex<HashMap<String, (Arc<BaseConsumer>, Instant)>>,
+    /// Bounds the blocking calls in flight to this cluster (see [`MAX_CALLS_IN_FLIGHT`]).
+    calls: tokio::sync::Semaphore,
 }
+
+/// Blocking librdkafka calls in flight per cluster. Each holds a thread of tokio's blocking pool
+/// until it answers or times out; without a bound, an unreachable cluster sampled by hundreds of
+/// policies held hundreds of threads (docs/benchmarks.md). Further calls wait their turn, within
+/// their own timeout.
+pub const MAX_CALLS_IN_FLIGHT: usize = 4;
 
 impl fmt::Debug for Cluster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -96,6 +104,7 @@ impl Cluster {
                 plain,
                 admin,
                 groups: Mutex::new(HashMap::new()),
+                calls: tokio::sync::Semaphore::new(MAX_CALLS_IN_FLIGHT),
             }),
         })
     }
@@ -120,14 +129,16 @@ impl Cluster {
     ) -> Result<Lag, KafkaError> {
         let (inner, topic_owned, group) =
             (self.inner.clone(), topic.to_string(), group.to_string());
-        self.blocking(topic, move || inner.lag(&topic_owned, &group, timeout))
-            .await
+        self.blocking(topic, timeout, "reading consumer lag", move || {
+            inner.lag(&topic_owned, &group, timeout)
+        })
+        .await
     }
 
     /// The number of partitions `topic` has now, from broker metadata.
     pub async fn partition_count(&self, topic: &str, timeout: Duration) -> Result<i32, KafkaError> {
         let (inner, topic_owned) = (self.inner.clone(), topic.to_string());
-        self.blocking(topic, move || {
+        self.blocking(topic, timeout, "reading topic metadata", move || {
             let deadline = Deadline::new(timeout);
             Ok(inner.partitions(&topic_owned, &deadline)?.len() as i32)
         })
@@ -201,12 +212,25 @@ impl Cluster {
         }
     }
 
-    /// Runs `work` on the blocking pool (librdkafka calls block their thread).
+    /// Runs `work` on the blocking pool (librdkafka calls block their thread), once one of the
+    /// cluster's [`MAX_CALLS_IN_FLIGHT`] slots is free; waiting longer than `timeout` for a slot
+    /// is a timeout like any other.
     async fn blocking<T: Send + 'static>(
         &self,
         topic: &str,
+        timeout: Duration,
+        doing: &str,
         work: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
     ) -> Result<T, KafkaError> {
+        let busy = || KafkaError::Timeout {
+            bootstrap: self.inner.bootstrap.clone(),
+            timeout,
+            doing: format!("{doing} (waiting behind {MAX_CALLS_IN_FLIGHT} calls to this cluster)"),
+        };
+        let _slot = tokio::time::timeout(timeout, self.inner.calls.acquire())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| KafkaError::Internal {

@@ -80,3 +80,26 @@ fn idle_group_handles_are_closed_and_used_ones_kept() {
     assert_eq!(left, ["task-workers"]);
     assert_eq!(cluster.forget_idle_groups(Duration::ZERO), 0);
 }
+
+#[tokio::test]
+async fn an_unreachable_cluster_holds_at_most_a_few_blocking_threads() {
+    let cluster = Cluster::connect("127.0.0.1:9", &settings(&[])).unwrap();
+    let timeout = Duration::from_millis(300);
+    let calls = (0..3 * MAX_CALLS_IN_FLIGHT).map(|i| {
+        let cluster = cluster.clone();
+        async move { cluster.lag("orders", &format!("group-{i}"), timeout).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    let queued = results
+        .iter()
+        .filter(|r| matches!(r, Err(e) if e.to_string().contains("waiting behind 4 calls")))
+        .count();
+    assert!(
+        results.iter().all(|r| r.is_err()),
+        "nothing answers on port 9"
+    );
+    assert!(
+        queued >= MAX_CALLS_IN_FLIGHT,
+        "calls beyond the bound wait for a slot and time out waiting: {results:?}"
+    );
+}
