@@ -31,6 +31,9 @@ pub struct TriggerMemory {
     /// took. A cached policy still showing that `pendingAction` is older than our own final
     /// write, not an interrupted action: it must not be re-applied.
     pub applied_pending: Option<i64>,
+    /// When this process applied it (an interrupted action re-applied keeps its old
+    /// `decidedAt`, so that says nothing about how long the cache may lag).
+    pub applied_at: Option<Timestamp>,
 }
 
 /// What is remembered of one policy.

@@ -115,20 +115,20 @@ pub async fn read_and_plan<'a>(
 pub const CATCH_UP: Duration = Duration::from_secs(5);
 
 /// Whether the policy the controller handed over is older than this process's own last write:
-/// it still shows a `pendingAction` that this process already took and recorded as done, decided
-/// less than [`CATCH_UP`] ago. Reconciling it would re-apply that action; wait for the cache to
-/// catch up instead.
+/// it still shows a `pendingAction` that this process took less than [`CATCH_UP`] ago and
+/// recorded as done. Reconciling it would re-apply that action; wait for the cache to catch up
+/// instead.
 pub fn is_stale(previous: &[TriggerStatus], memory: &Histories, now: Timestamp) -> bool {
     previous.iter().any(|s| {
         s.pending_action.as_ref().is_some_and(|p| {
-            let recent = p
-                .decided_at
-                .0
-                .checked_add(CATCH_UP)
-                .is_ok_and(|until| now < until);
-            recent
-                && memory.triggers.get(&s.name).and_then(|m| m.applied_pending)
-                    == Some(p.decided_at.0.as_second())
+            let Some(m) = memory.triggers.get(&s.name) else {
+                return false;
+            };
+            let recent = m
+                .applied_at
+                .and_then(|at| at.checked_add(CATCH_UP).ok())
+                .is_some_and(|until| now < until);
+            recent && m.applied_pending == Some(p.decided_at.0.as_second())
         })
     })
 }
@@ -178,11 +178,9 @@ pub async fn apply_all(
         let result = io.apply(p.trigger, &action).await;
         if action.pending(now).is_some() {
             let decided_at = p.plan.decided_at.unwrap_or(now);
-            memory
-                .triggers
-                .entry(p.trigger.name.clone())
-                .or_default()
-                .applied_pending = Some(decided_at.as_second());
+            let remembered = memory.triggers.entry(p.trigger.name.clone()).or_default();
+            remembered.applied_pending = Some(decided_at.as_second());
+            remembered.applied_at = Some(now);
         }
         let status = &mut p.plan.status;
         match &result {
@@ -263,13 +261,12 @@ mod stale_tests {
         }]
     }
 
-    fn took(decided: i64) -> Histories {
+    /// This process applied the action decided at `decided`, at `applied`.
+    fn took(decided: i64, applied: i64) -> Histories {
         let mut memory = Histories::default();
-        memory
-            .triggers
-            .entry("api-cpu".into())
-            .or_default()
-            .applied_pending = Some(decided);
+        let m = memory.triggers.entry("api-cpu".into()).or_default();
+        m.applied_pending = Some(decided);
+        m.applied_at = Some(Timestamp::from_second(applied).unwrap());
         memory
     }
 
@@ -277,15 +274,18 @@ mod stale_tests {
     fn a_pending_action_this_process_took_waits_for_the_cache_only_briefly() {
         let t = 1_800_000_000;
         let at = |s: i64| Timestamp::from_second(s).unwrap();
-        assert!(is_stale(&showing_pending(t), &took(t), at(t + 1)));
+        assert!(is_stale(&showing_pending(t), &took(t, t), at(t + 1)));
         // The final write never landed (an error, a 409): no waiting forever for it.
-        assert!(!is_stale(&showing_pending(t), &took(t), at(t + 5)));
+        assert!(!is_stale(&showing_pending(t), &took(t, t), at(t + 5)));
+        // An interrupted action re-applied now keeps its old decidedAt: the wait runs from now.
+        assert!(is_stale(&showing_pending(t), &took(t, t + 60), at(t + 61)));
         // Not taken by this process (a restart, another leader): an interrupted action.
+        let nobody = Histories::default();
+        assert!(!is_stale(&showing_pending(t), &nobody, at(t + 1)));
         assert!(!is_stale(
             &showing_pending(t),
-            &Histories::default(),
+            &took(t - 30, t - 30),
             at(t + 1)
         ));
-        assert!(!is_stale(&showing_pending(t), &took(t - 30), at(t + 1)));
     }
 }
