@@ -130,7 +130,9 @@ async fn snapshot(cp: &ControlPlane, op: &Operator, prom: &Prometheus, pids: &Pi
         api_policy_status_writes: metric_sum_where(&api, "apiserver_request_total", |l| {
             l.contains("resource=\"launchpolicies\"")
                 && l.contains("subresource=\"status\"")
-                && (l.contains("verb=\"PATCH\"") || l.contains("verb=\"PUT\""))
+                && ["APPLY", "PATCH", "PUT"]
+                    .iter()
+                    .any(|v| l.contains(&format!("verb=\"{v}\"")))
         }),
     }
 }
