@@ -47,7 +47,9 @@ use rdkafka::{
 };
 use serde_json::{Value, json};
 use support::{
-    Operator, control_plane, kafka as kafka_util,
+    Operator,
+    bench::{cpu_seconds, kib_to_mib, metric_sum, proc_status},
+    control_plane, kafka as kafka_util,
     objects::{create, policy, workload},
 };
 
@@ -794,41 +796,4 @@ async fn redis_used_memory(redis: &Redis) -> i64 {
         .find_map(|l| l.strip_prefix("used_memory:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no used_memory in {info:?}"))
-}
-
-/// A numeric field of `/proc/<pid>/status`: `VmRSS`, `VmHWM` (in kB), `Threads`.
-fn proc_status(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("operator alive");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
-fn kib_to_mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-/// User + system CPU time of `pid` so far, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("operator alive");
-    // Fields after the command name (which may contain spaces) start at field 3 (state).
-    let after = &stat[stat.rfind(')').expect("comm") + 1..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    ticks / hz
-}
-
-/// Sum of every series of `name` in a Prometheus exposition.
-fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .fold(0.0, |sum, v| sum + v)
 }

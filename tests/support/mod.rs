@@ -9,6 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod bench;
 pub mod kafka;
 pub mod load;
 pub mod objects;

@@ -1,0 +1,455 @@
+//! Benchmark, not a test: how fast the operator brings N LaunchPolicies to Ready, and what N
+//! policies cost in steady state (status writes, reconciles, CPU, memory, Prometheus queries,
+//! apiserver requests). `#[ignore]`d, so `cargo test` only compiles it; run it with
+//! `scripts/bench-scale.sh` (release build, results as Markdown for `docs/benchmarks.md`).
+//!
+//! Setup: a control plane, an exporter serving `cpu_utilization{app="api"} 20` scraped by
+//! Prometheus every 5 s, a Deployment `api` at 2 replicas, and the release operator. Then N
+//! policies, each with one `cpu` trigger on `api` (PromQL, target 70 %, replicas 2–10, default
+//! `interval` 15 s and `statusRefresh` 5 m) are created with [`IN_FLIGHT`] creates in flight.
+//! 20 % on 2 replicas recommends 2: no policy ever acts, so what is measured is the cost of
+//! watching, sampling and keeping status.
+//!
+//! Environment: `LIFTOFF_BENCH_POLICIES` (default 1000); `LIFTOFF_BENCH_READY_CAP` (seconds,
+//! default 900) — the longest wait for every policy to be Ready; `LIFTOFF_BENCH_STEADY`
+//! (seconds, default 120) — the steady-state window; `LIFTOFF_BENCH_LOG` (the operator's
+//! `RUST_LOG`, default `info`); `LIFTOFF_BENCH_OUT`, a file to write the Markdown results to.
+
+mod support;
+
+use std::{
+    collections::HashMap,
+    fmt::Write as _,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{
+    Api, ResourceExt,
+    api::PostParams,
+    runtime::{WatchStreamExt, watcher},
+};
+use liftoff::crd::LaunchPolicy;
+use liftoff_testenv::{ControlPlane, MetricsExporter, Prometheus};
+use serde_json::json;
+use support::{
+    Operator,
+    bench::{cpu_seconds, kib_to_mib, metric_sum, metric_sum_where, proc_status},
+    control_plane, http_get, kubectl,
+    objects::{create, policy, workload},
+};
+
+/// Creates in flight at once.
+const IN_FLIGHT: usize = 32;
+/// Prometheus' scrape interval.
+const SCRAPE: Duration = Duration::from_secs(5);
+/// How often progress and resource samples are taken.
+const TICK: Duration = Duration::from_secs(1);
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{name} is a number"))
+        })
+        .unwrap_or(default)
+}
+
+/// Counters read at the start and end of a window.
+#[derive(Clone, Copy, Debug, Default)]
+struct Snapshot {
+    at: Option<Instant>,
+    operator_cpu: f64,
+    apiserver_cpu: f64,
+    etcd_cpu: f64,
+    prometheus_cpu: f64,
+    reconciles: f64,
+    reconcile_seconds: f64,
+    reconcile_errors: f64,
+    status_writes: f64,
+    status_skipped: f64,
+    status_conflicts: f64,
+    actions: f64,
+    prometheus_queries: f64,
+    api_requests: f64,
+    api_errors: f64,
+    api_throttled: f64,
+    api_policy_status_writes: f64,
+}
+
+struct Pids {
+    operator: u32,
+    apiserver: Option<u32>,
+    etcd: Option<u32>,
+    prometheus: Option<u32>,
+}
+
+async fn snapshot(cp: &ControlPlane, op: &Operator, prom: &Prometheus, pids: &Pids) -> Snapshot {
+    let m = op.metrics().await;
+    let prom_metrics = http_get(prom.port(), "/metrics")
+        .await
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    let (ok, api, err) = kubectl(cp, &["get", "--raw", "/metrics"], None).await;
+    assert!(ok, "apiserver /metrics: {err}");
+    let code = |labels: &str| -> u16 {
+        labels
+            .split("code=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    };
+    let cpu = |pid: Option<u32>| pid.map_or(0.0, cpu_seconds);
+    Snapshot {
+        at: Some(Instant::now()),
+        operator_cpu: cpu_seconds(pids.operator),
+        apiserver_cpu: cpu(pids.apiserver),
+        etcd_cpu: cpu(pids.etcd),
+        prometheus_cpu: cpu(pids.prometheus),
+        reconciles: metric_sum(&m, "liftoff_reconciles_total"),
+        reconcile_seconds: metric_sum(&m, "liftoff_reconcile_duration_seconds_sum"),
+        reconcile_errors: metric_sum(&m, "liftoff_reconcile_errors_total"),
+        status_writes: metric_sum(&m, "liftoff_status_writes_total"),
+        status_skipped: metric_sum(&m, "liftoff_status_writes_skipped_total"),
+        status_conflicts: metric_sum(&m, "liftoff_status_conflicts_total"),
+        actions: metric_sum(&m, "liftoff_actions_total"),
+        prometheus_queries: metric_sum_where(
+            &prom_metrics,
+            "prometheus_http_requests_total",
+            |l| l.contains("handler=\"/api/v1/query\""),
+        ),
+        api_requests: metric_sum(&api, "apiserver_request_total"),
+        api_errors: metric_sum_where(&api, "apiserver_request_total", |l| code(l) >= 400),
+        api_throttled: metric_sum_where(&api, "apiserver_request_total", |l| code(l) == 429),
+        api_policy_status_writes: metric_sum_where(&api, "apiserver_request_total", |l| {
+            l.contains("resource=\"launchpolicies\"")
+                && l.contains("subresource=\"status\"")
+                && ["APPLY", "PATCH", "PUT"]
+                    .iter()
+                    .any(|v| l.contains(&format!("verb=\"{v}\"")))
+        }),
+    }
+}
+
+/// What happened between two snapshots.
+struct Window {
+    secs: f64,
+    d: Snapshot,
+}
+
+fn window(a: &Snapshot, b: &Snapshot) -> Window {
+    let secs = b.at.unwrap().duration_since(a.at.unwrap()).as_secs_f64();
+    let d = Snapshot {
+        at: None,
+        operator_cpu: b.operator_cpu - a.operator_cpu,
+        apiserver_cpu: b.apiserver_cpu - a.apiserver_cpu,
+        etcd_cpu: b.etcd_cpu - a.etcd_cpu,
+        prometheus_cpu: b.prometheus_cpu - a.prometheus_cpu,
+        reconciles: b.reconciles - a.reconciles,
+        reconcile_seconds: b.reconcile_seconds - a.reconcile_seconds,
+        reconcile_errors: b.reconcile_errors - a.reconcile_errors,
+        status_writes: b.status_writes - a.status_writes,
+        status_skipped: b.status_skipped - a.status_skipped,
+        status_conflicts: b.status_conflicts - a.status_conflicts,
+        actions: b.actions - a.actions,
+        prometheus_queries: b.prometheus_queries - a.prometheus_queries,
+        api_requests: b.api_requests - a.api_requests,
+        api_errors: b.api_errors - a.api_errors,
+        api_throttled: b.api_throttled - a.api_throttled,
+        api_policy_status_writes: b.api_policy_status_writes - a.api_policy_status_writes,
+    };
+    Window { secs, d }
+}
+
+impl Window {
+    fn rate(&self, v: f64) -> String {
+        format!("{:.1}/s", v / self.secs)
+    }
+
+    fn cpu(&self, seconds: f64) -> String {
+        format!("{:.0} %", 100.0 * seconds / self.secs)
+    }
+
+    /// One Markdown table row: `label` then the window's figures.
+    fn row(&self, label: &str) -> String {
+        let d = &self.d;
+        format!(
+            "| {label} | {:.0} s | {} ({:.0}) | {} ({:.0}) | {:.0} | {:.0} | {:.1} ms | {:.0} | {} | {} / {} / {} / {} | {} ({:.0} ≥ 400, {:.0} × 429) | {} |",
+            self.secs,
+            self.rate(d.reconciles),
+            d.reconciles,
+            self.rate(d.status_writes),
+            d.status_writes,
+            d.status_skipped,
+            d.status_conflicts,
+            1000.0 * d.reconcile_seconds / d.reconciles.max(1.0),
+            d.reconcile_errors,
+            self.rate(d.prometheus_queries),
+            self.cpu(d.operator_cpu),
+            self.cpu(d.apiserver_cpu),
+            self.cpu(d.etcd_cpu),
+            self.cpu(d.prometheus_cpu),
+            self.rate(d.api_requests),
+            d.api_errors,
+            d.api_throttled,
+            self.rate(d.api_policy_status_writes),
+        )
+    }
+}
+
+const WINDOW_HEADER: &str = "| Window | Length | Reconciles | Status writes | Writes skipped | Conflicts | Mean reconcile | Reconcile errors | Prometheus queries | CPU of one core: operator / apiserver / etcd / Prometheus | apiserver requests | LaunchPolicy status writes (apiserver) |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
+
+#[tokio::test]
+#[ignore = "benchmark: run it with scripts/bench-scale.sh"]
+async fn policies_to_ready_and_steady_state() {
+    let n = env_num("LIFTOFF_BENCH_POLICIES", 1000) as usize;
+    let cap = Duration::from_secs(env_num("LIFTOFF_BENCH_READY_CAP", 900));
+    let steady = Duration::from_secs(env_num("LIFTOFF_BENCH_STEADY", 120));
+    let log = std::env::var("LIFTOFF_BENCH_LOG").unwrap_or_else(|_| "info".into());
+
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("scale").await.unwrap();
+    create::<Deployment>(&client, &ns, workload("Deployment", "api", 2)).await;
+    let exporter = MetricsExporter::start().await.unwrap();
+    exporter.set("cpu_utilization", &[("app", "api")], 20.0);
+    let prometheus = Prometheus::start(&[exporter.target()], SCRAPE)
+        .await
+        .unwrap();
+    prometheus.wait_for_query("cpu_utilization").await.unwrap();
+    let operator = Operator::start_with(cp.kubeconfig_path(), &[], &[("RUST_LOG", &log)]).await;
+    let cp_pids = cp.pids();
+    let pids = Pids {
+        operator: operator.pid().expect("operator running"),
+        // `ControlPlane::pids` lists the apiserver, then etcd.
+        apiserver: cp_pids.first().copied(),
+        etcd: cp_pids.get(1).copied(),
+        prometheus: prometheus.pid(),
+    };
+    let rss_idle = proc_status(pids.operator, "VmRSS");
+    println!(
+        "bench: {n} policies, operator pid {}, RUST_LOG={log}",
+        pids.operator
+    );
+
+    // Every policy's first Ready=True, seen through a watch of the namespace.
+    let policies: Api<LaunchPolicy> = Api::namespaced(client.clone(), &ns);
+    let ready_at: Arc<Mutex<HashMap<String, Instant>>> = Default::default();
+    let seen = ready_at.clone();
+    let watch = tokio::spawn(
+        watcher(policies.clone(), watcher::Config::default())
+            .default_backoff()
+            .applied_objects()
+            .try_for_each(move |lp: LaunchPolicy| {
+                let ready = lp.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                });
+                if ready {
+                    seen.lock()
+                        .unwrap()
+                        .entry(lp.name_any())
+                        .or_insert_with(Instant::now);
+                }
+                futures::future::ready(Ok(()))
+            }),
+    );
+
+    let spec = json!({
+        "prometheus": {"address": prometheus.url()},
+        "scaling": {"triggers": [{
+            "name": "api-cpu",
+            "cpu": {"utilization": 70, "query": "max(cpu_utilization{app=\"api\"})"},
+            "scaleTargetRef": {"kind": "Deployment", "name": "api"},
+            "replicas": {"min": 2, "max": 10}
+        }]}
+    });
+    let before = snapshot(&cp, &operator, &prometheus, &pids).await;
+    let t0 = Instant::now();
+    let create_errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut creating = Some({
+        let policies = policies.clone();
+        let errors = create_errors.clone();
+        tokio::spawn(async move {
+            futures::stream::iter(0..n)
+                .map(|i| {
+                    let policies = policies.clone();
+                    let object: LaunchPolicy =
+                        serde_json::from_value(policy(&format!("p-{i:05}"), spec.clone())).unwrap();
+                    async move { policies.create(&PostParams::default(), &object).await }
+                })
+                .buffer_unordered(IN_FLIGHT)
+                .for_each(|r| {
+                    if let Err(e) = r {
+                        errors.lock().unwrap().push(e.to_string());
+                    }
+                    futures::future::ready(())
+                })
+                .await;
+            t0.elapsed()
+        })
+    });
+
+    let mut rss_max = rss_idle;
+    let mut created_in = None;
+    let mut last_print = Instant::now();
+    let all_ready = loop {
+        tokio::time::sleep(TICK).await;
+        rss_max = rss_max.max(proc_status(pids.operator, "VmRSS"));
+        if let Some(done) = creating.take_if(|c| c.is_finished()) {
+            created_in = Some(done.await.unwrap());
+            println!(
+                "created {n} in {:.1?} ({} errors)",
+                created_in.unwrap(),
+                create_errors.lock().unwrap().len()
+            );
+        }
+        let ready = ready_at.lock().unwrap().len();
+        if last_print.elapsed() >= Duration::from_secs(10) {
+            last_print = Instant::now();
+            println!(
+                "{:>5.0} s: {ready}/{n} Ready, operator RSS {:.1} MiB",
+                t0.elapsed().as_secs_f64(),
+                kib_to_mib(proc_status(pids.operator, "VmRSS"))
+            );
+        }
+        if created_in.is_some() && ready >= n {
+            break true;
+        }
+        if t0.elapsed() >= cap {
+            break false;
+        }
+    };
+    let ramp_end = snapshot(&cp, &operator, &prometheus, &pids).await;
+    let ramp = window(&before, &ramp_end);
+    let mut times: Vec<Duration> = ready_at
+        .lock()
+        .unwrap()
+        .values()
+        .map(|at| at.duration_since(t0))
+        .collect();
+    times.sort();
+    let ready_at_cap = times.len();
+    let rss_ramp = proc_status(pids.operator, "VmRSS");
+    println!(
+        "ramp over after {:.1?}: {ready_at_cap}/{n} Ready",
+        t0.elapsed()
+    );
+
+    // Steady state: nothing changes, every policy is sampled every 15 s.
+    let steady_start = snapshot(&cp, &operator, &prometheus, &pids).await;
+    let steady_from = Instant::now();
+    while steady_from.elapsed() < steady {
+        tokio::time::sleep(TICK).await;
+        rss_max = rss_max.max(proc_status(pids.operator, "VmRSS"));
+    }
+    let steady_end = snapshot(&cp, &operator, &prometheus, &pids).await;
+    let steady_window = window(&steady_start, &steady_end);
+    let rss_end = proc_status(pids.operator, "VmRSS");
+    rss_max = rss_max.max(rss_end);
+    let hwm = proc_status(pids.operator, "VmHWM");
+    let threads = proc_status(pids.operator, "Threads");
+    let ready_end = ready_at.lock().unwrap().len();
+    watch.abort();
+
+    // Report.
+    let at = |pct: usize| -> String {
+        let k = (n * pct).div_ceil(100).max(1);
+        times.get(k - 1).map_or_else(
+            || {
+                format!(
+                    "not reached ({ready_at_cap}/{n} at {:.0} s)",
+                    cap.as_secs_f64()
+                )
+            },
+            |d| format!("{:.1} s", d.as_secs_f64()),
+        )
+    };
+    let mut md = String::new();
+    let errors = create_errors.lock().unwrap();
+    writeln!(
+        md,
+        "N = {n} LaunchPolicies (one `cpu` trigger each, PromQL on Prometheus scraping every {} s, \
+         default `interval` 15 s and `statusRefresh` 5 m; no policy acts), created {IN_FLIGHT} in \
+         flight in {} ({} create errors{}); operator `RUST_LOG={log}`.\n",
+        SCRAPE.as_secs(),
+        created_in.map_or("– (still creating at the cap)".to_string(), |d| format!(
+            "{:.1} s ({:.0}/s)",
+            d.as_secs_f64(),
+            n as f64 / d.as_secs_f64()
+        )),
+        errors.len(),
+        errors
+            .first()
+            .map_or(String::new(), |e| format!(", first: {e}")),
+    )
+    .unwrap();
+    writeln!(
+        md,
+        "| Ready=True, from the first create | 50 % | 90 % | 100 % | Ready at the end of the ramp |\n\
+         | --- | ---: | ---: | ---: | ---: |\n\
+         | time | {} | {} | {} | {ready_at_cap}/{n}{} |\n",
+        at(50),
+        at(90),
+        at(100),
+        if all_ready {
+            String::new()
+        } else {
+            format!(" (cap {:.0} s)", cap.as_secs_f64())
+        },
+    )
+    .unwrap();
+    writeln!(md, "{WINDOW_HEADER}").unwrap();
+    writeln!(
+        md,
+        "{}",
+        ramp.row("ramp: first create → all Ready (or the cap)")
+    )
+    .unwrap();
+    writeln!(md, "{}", steady_window.row("steady state after the ramp")).unwrap();
+    writeln!(
+        md,
+        "\nIn steady state, per policy: {:.3} reconciles/s (one sample per 15 s interval would be \
+         {:.3}), {:.4} status writes/s (at most one `statusRefresh` rewrite per 5 m would be \
+         {:.4}), {:.3} Prometheus queries/s. Actions taken over the whole run: {:.0}.\n",
+        steady_window.d.reconciles / steady_window.secs / n as f64,
+        1.0 / 15.0,
+        steady_window.d.status_writes / steady_window.secs / n as f64,
+        1.0 / 300.0,
+        steady_window.d.prometheus_queries / steady_window.secs / n as f64,
+        steady_end.actions,
+    )
+    .unwrap();
+    writeln!(
+        md,
+        "Operator: RSS {:.1} MiB idle (no policy), {:.1} MiB at the end of the ramp, {:.1} MiB \
+         at the end, peak sampled {:.1} MiB (VmHWM {:.1} MiB), {threads} threads at the end; \
+         {ready_end}/{n} Ready at the end.",
+        kib_to_mib(rss_idle),
+        kib_to_mib(rss_ramp),
+        kib_to_mib(rss_end),
+        kib_to_mib(rss_max),
+        kib_to_mib(hwm),
+    )
+    .unwrap();
+    println!("\n{md}");
+    if let Ok(path) = std::env::var("LIFTOFF_BENCH_OUT") {
+        std::fs::write(&path, &md).expect("results written");
+        println!("results written to {path}");
+    }
+    if ready_end < n || steady_end.reconcile_errors > 0.0 {
+        println!("operator log (last 40 lines):");
+        let logs = operator.logs();
+        let lines: Vec<&str> = logs.lines().collect();
+        for line in &lines[lines.len().saturating_sub(40)..] {
+            println!("  {line}");
+        }
+    }
+}
