@@ -50,9 +50,7 @@ async fn reconcile_policy(
 ) -> Result<Action, Error> {
     if !ctx.caches.synced() {
         info!("workload caches not synced yet; reconciled once they are");
-        // Short: on a takeover this delays the first real reconcile, which the lease bound
-        // counts; each of these costs a flag check.
-        return Ok(Action::requeue(Duration::from_millis(100)));
+        return Ok(Action::requeue(Duration::from_millis(500)));
     }
     let _timer = ctx.metrics.reconcile_started();
     let api: Api<LaunchPolicy> = Api::namespaced(ctx.client.clone(), namespace);
