@@ -35,19 +35,22 @@ pub struct Caches {
     pub hpas: Store<HorizontalPodAutoscaler>,
     /// Discovery results for other scalable kinds, by `apiVersion/kind`.
     pub discovered: Arc<Mutex<HashMap<String, ApiResource>>>,
-    /// Set once every store above has its first full list.
-    pub synced: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Caches {
-    /// Whether every cache has its first full list (set once by the controller's readiness
-    /// task). Until then an empty cache means "not loaded yet", not "no such workload" or "no
-    /// HPA": a policy reconciled before would report its target missing, or act beside an HPA it
-    /// cannot see. A flag rather than the stores' `wait_until_ready`: a reconcile must not wait
-    /// (the caches are filled by the controller's own polling) and a dropped pending wait must
-    /// not be risked.
-    pub fn synced(&self) -> bool {
-        self.synced.load(std::sync::atomic::Ordering::Acquire)
+    /// Whether every cache has its first full list, waiting up to `within` for it. Until then
+    /// an empty cache means "not loaded yet", not "no such workload" or "no HPA": a policy
+    /// reconciled before would report its target missing, or act beside an HPA it cannot see.
+    pub async fn synced(&self, within: std::time::Duration) -> bool {
+        let all = async {
+            let (d, s, h) = futures::join!(
+                self.deployments.wait_until_ready(),
+                self.statefulsets.wait_until_ready(),
+                self.hpas.wait_until_ready()
+            );
+            d.is_ok() && s.is_ok() && h.is_ok()
+        };
+        tokio::time::timeout(within, all).await.unwrap_or(false)
     }
 }
 

@@ -171,7 +171,6 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
             statefulsets,
             hpas,
             discovered: Default::default(),
-            synced: Default::default(),
         },
         pools: Pools::default(),
         memory: Memory::default(),
@@ -189,9 +188,6 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
             caches.hpas.wait_until_ready()
         );
         if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() && synced.3.is_ok() {
-            caches
-                .synced
-                .store(true, std::sync::atomic::Ordering::Release);
             ready_ctx.metrics.ready.set(1);
             info!("caches synced; reconciling");
         }
