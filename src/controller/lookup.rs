@@ -37,23 +37,6 @@ pub struct Caches {
     pub discovered: Arc<Mutex<HashMap<String, ApiResource>>>,
 }
 
-impl Caches {
-    /// Whether every cache has its first full list, waiting up to `within` for it. Until then
-    /// an empty cache means "not loaded yet", not "no such workload" or "no HPA": a policy
-    /// reconciled before would report its target missing, or act beside an HPA it cannot see.
-    pub async fn synced(&self, within: std::time::Duration) -> bool {
-        let all = async {
-            let (d, s, h) = futures::join!(
-                self.deployments.wait_until_ready(),
-                self.statefulsets.wait_until_ready(),
-                self.hpas.wait_until_ready()
-            );
-            d.is_ok() && s.is_ok() && h.is_ok()
-        };
-        tokio::time::timeout(within, all).await.unwrap_or(false)
-    }
-}
-
 /// Looks references up in one namespace.
 pub struct KubeLookup<'a> {
     pub client: &'a Client,

@@ -48,10 +48,6 @@ async fn reconcile_policy(
     ctx: &Context,
     namespace: &str,
 ) -> Result<Action, Error> {
-    if !ctx.caches.synced(Duration::from_secs(5)).await {
-        info!("workload caches not synced yet; reconciled once they are");
-        return Ok(Action::requeue(Duration::from_secs(1)));
-    }
     let _timer = ctx.metrics.reconcile_started();
     let api: Api<LaunchPolicy> = Api::namespaced(ctx.client.clone(), namespace);
     let lookup = KubeLookup {
