@@ -66,7 +66,40 @@ impl Operator {
     }
 
     /// Starts it with another kubeconfig (e.g. a ServiceAccount's token) and extra environment.
+    /// The metrics port is picked free just before the start, so another process (an outgoing
+    /// connection's source port, a server of a parallel test) can take it first: an operator that
+    /// exits before it is ready is started again on another port, and one that never gets ready
+    /// fails the test with its log.
     pub async fn start_with(kubeconfig: &Path, extra: &[&str], env: &[(&str, &str)]) -> Operator {
+        for attempt in 1..=3 {
+            let mut op = Self::spawn(kubeconfig, extra, env);
+            let port = op.metrics_port;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Some((200, _)) = http_get(port, "/readyz").await {
+                    return op;
+                }
+                if let Ok(Some(status)) = op.child.try_wait() {
+                    let logs = op.logs();
+                    assert!(
+                        attempt < 3,
+                        "operator exited ({status}) before it was ready, 3 times:\n{logs}"
+                    );
+                    eprintln!("operator exited ({status}) before it was ready; again:\n{logs}");
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out after 30s waiting for operator /readyz:\n{}",
+                    op.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    fn spawn(kubeconfig: &Path, extra: &[&str], env: &[(&str, &str)]) -> Operator {
         let dir = tempfile::tempdir().unwrap();
         let log_path = dir.path().join("liftoff.log");
         let log = std::fs::File::create(&log_path).unwrap();
@@ -84,20 +117,12 @@ impl Operator {
             .kill_on_drop(true)
             .spawn()
             .expect("liftoff binary starts");
-        let op = Operator {
+        Operator {
             child,
             metrics_port,
             log_path,
             _dir: dir,
-        };
-        let port = op.metrics_port;
-        eventually(Duration::from_secs(30), "operator /readyz", || async move {
-            http_get(port, "/readyz")
-                .await
-                .filter(|(code, _)| *code == 200)
-        })
-        .await;
-        op
+        }
     }
 
     /// Starts it with leader election on the Lease `liftoff` in `lease_ns`, as `identity`.
