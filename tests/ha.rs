@@ -24,7 +24,7 @@ use liftoff_testenv::{ControlPlane, MetricsExporter, Prometheus};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use support::{
-    Operator, control_plane, eventually,
+    Operator, control_plane, eventually, healthy_service,
     load::Load,
     objects::{create, policy, rollout_spec, stages, workload},
 };
@@ -152,21 +152,6 @@ async fn kill_and_take_over(leader: Operator, standby: &Operator) -> (Duration, 
          lease ({LEASE:?}) + two retries + {SLACK:?}"
     );
     (leads, reconciled)
-}
-
-/// A healthy service (error rate 0, p95 0.2 s) behind a Prometheus scraping every second.
-async fn healthy_service() -> (MetricsExporter, Prometheus) {
-    let exporter = MetricsExporter::start().await.unwrap();
-    exporter.set("error_rate", &[], 0.0);
-    exporter.set("p95_latency_seconds", &[], 0.2);
-    let prometheus = Prometheus::start(&[exporter.target()], Duration::from_secs(1))
-        .await
-        .unwrap();
-    prometheus
-        .wait_for_query("p95_latency_seconds")
-        .await
-        .unwrap();
-    (exporter, prometheus)
 }
 
 /// `(stageIndex, maxUsers)` of the cohort ConfigMap.

@@ -17,7 +17,7 @@ use liftoff::crd::{LaunchPolicy, RolloutStatus};
 use liftoff_testenv::{ControlPlane, MetricsExporter, Prometheus};
 use serde_json::{Value, json};
 use support::{
-    Operator, control_plane, eventually, kubectl,
+    Operator, control_plane, eventually, healthy_service, kubectl,
     objects::{rollout_spec, stages},
 };
 use tokio::{
@@ -40,16 +40,7 @@ async fn launch(name: &str) -> Launch {
     let cp = control_plane().await;
     let client = cp.client().await.unwrap();
     let ns = cp.create_namespace(name).await.unwrap();
-    let exporter = MetricsExporter::start().await.unwrap();
-    exporter.set("error_rate", &[], 0.0);
-    exporter.set("p95_latency_seconds", &[], 0.2);
-    let prometheus = Prometheus::start(&[exporter.target()], Duration::from_secs(1))
-        .await
-        .unwrap();
-    prometheus
-        .wait_for_query("p95_latency_seconds")
-        .await
-        .unwrap();
+    let (exporter, prometheus) = healthy_service().await;
     Launch {
         cp,
         client,

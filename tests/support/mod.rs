@@ -14,7 +14,7 @@ pub mod kafka;
 pub mod load;
 pub mod objects;
 
-use liftoff_testenv::ControlPlane;
+use liftoff_testenv::{ControlPlane, MetricsExporter, Prometheus};
 use tokio::{
     io::AsyncWriteExt,
     process::{Child, Command},
@@ -235,4 +235,20 @@ pub async fn kubectl(
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A healthy service (error rate 0, p95 0.2 s) behind a Prometheus scraping every second, ready
+/// to answer queries.
+pub async fn healthy_service() -> (MetricsExporter, Prometheus) {
+    let exporter = MetricsExporter::start().await.unwrap();
+    exporter.set("error_rate", &[], 0.0);
+    exporter.set("p95_latency_seconds", &[], 0.2);
+    let prometheus = Prometheus::start(&[exporter.target()], Duration::from_secs(1))
+        .await
+        .unwrap();
+    prometheus
+        .wait_for_query("p95_latency_seconds")
+        .await
+        .unwrap();
+    (exporter, prometheus)
 }
