@@ -294,8 +294,11 @@ async fn forget_deleted(ctx: Arc<Context>, store: Store<LaunchPolicy>) {
             }
         }
         ctx.secrets.prune();
-        let (clusters, groups) = ctx.pools.prune(pools::IDLE);
-        tracing::debug!(clusters, groups, "Kafka handles kept open");
+        let pruning = ctx.clone();
+        match tokio::task::spawn_blocking(move || pruning.pools.prune(pools::IDLE)).await {
+            Ok((clusters, groups)) => tracing::debug!(clusters, groups, "Kafka handles kept open"),
+            Err(e) => warn!(error = %e, "closing idle Kafka handles failed"),
+        }
     }
 }
 

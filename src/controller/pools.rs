@@ -117,13 +117,23 @@ impl Pools {
 
     /// Closes Kafka handles unused for `idle`: whole clusters, and the consumer-group handles
     /// of the clusters still in use. Returns the clusters and group handles left open.
+    ///
+    /// Closing a librdkafka client blocks until its threads stop, so handles are closed after
+    /// the locks are released; call it from a blocking context.
     pub fn prune(&self, idle: Duration) -> (usize, usize) {
-        let mut kafka = self.kafka.lock().unwrap();
-        kafka.retain(|_, (_, _, used)| used.elapsed() < idle);
-        let groups = kafka
-            .values()
-            .map(|(_, cluster, _)| cluster.forget_idle_groups(idle))
-            .sum();
-        (kafka.len(), groups)
+        let (closing, kept): (Vec<_>, Vec<_>) = {
+            let mut kafka = self.kafka.lock().unwrap();
+            let idle_keys: Vec<String> = kafka
+                .iter()
+                .filter(|(_, (_, _, used))| used.elapsed() >= idle)
+                .map(|(k, _)| k.clone())
+                .collect();
+            let closing = idle_keys.iter().filter_map(|k| kafka.remove(k)).collect();
+            let kept = kafka.values().map(|(_, c, _)| c.clone()).collect();
+            (closing, kept)
+        };
+        drop(closing);
+        let groups = kept.iter().map(|c| c.forget_idle_groups(idle)).sum();
+        (kept.len(), groups)
     }
 }

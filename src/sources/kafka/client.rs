@@ -365,9 +365,22 @@ impl Inner {
     /// Closes the handles of consumer groups not asked about for `idle` (each holds broker
     /// connections and a few threads); returns how many remain.
     fn prune_groups(&self, idle: Duration) -> usize {
-        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
-        groups.retain(|_, (_, used)| used.elapsed() < idle);
-        groups.len()
+        let (closing, left): (Vec<_>, usize) = {
+            let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+            let idle_groups: Vec<String> = groups
+                .iter()
+                .filter(|(_, (_, used))| used.elapsed() >= idle)
+                .map(|(g, _)| g.clone())
+                .collect();
+            let closing = idle_groups
+                .iter()
+                .filter_map(|g| groups.remove(g))
+                .collect();
+            (closing, groups.len())
+        };
+        // Closing blocks until librdkafka's threads stop: not while holding the lock.
+        drop(closing);
+        left
     }
 
     /// A timeout error if librdkafka timed out, else `other` with the error's text.
