@@ -269,6 +269,13 @@ async fn killing_the_leader_mid_rollout_neither_repeats_nor_skips_a_stage() {
     }
 }
 
+/// The Ready condition's status and reason, as the apiserver shows it.
+fn ready(lp: &LaunchPolicy) -> Option<String> {
+    let conditions = &lp.status.as_ref()?.conditions;
+    let ready = conditions.iter().find(|c| c.type_ == "Ready")?;
+    Some(format!("{} {}", ready.status, ready.reason))
+}
+
 /// `spec.replicas` of a Deployment.
 fn deployment_replicas(d: &Deployment) -> Option<i32> {
     d.spec.as_ref()?.replicas
@@ -319,6 +326,12 @@ async fn killing_the_leader_mid_scale_up_takes_each_step_exactly_once() {
             pending,
         )
         .await;
+        let readiness = Recording::start(
+            Api::<LaunchPolicy>::namespaced(client.clone(), &ns),
+            "launch",
+            ready,
+        )
+        .await;
         let (a, b) = pair(&cp, &ns).await;
         // At most 2 more pods per 3 s: each step is its own decision, whatever the metric says.
         let spec = json!({
@@ -364,6 +377,11 @@ async fn killing_the_leader_mid_scale_up_takes_each_step_exactly_once() {
             replicas.values(),
             [2, 4, 6, 8],
             "run {run} (killed at {kill_at}): each step once, in order"
+        );
+        assert_eq!(
+            readiness.values(),
+            ["True Ready"],
+            "run {run}: a new leader does not report its target missing before its caches sync"
         );
         let decided: BTreeSet<(String, String, String)> =
             intents.values().into_iter().flatten().collect();

@@ -24,6 +24,7 @@ use kube::{
 use super::{
     references::Lookup,
     secrets::{SecretData, Secrets},
+    synced::Synced,
 };
 use crate::crd::ScaleTargetRef;
 
@@ -35,6 +36,18 @@ pub struct Caches {
     pub hpas: Store<HorizontalPodAutoscaler>,
     /// Discovery results for other scalable kinds, by `apiVersion/kind`.
     pub discovered: Arc<Mutex<HashMap<String, ApiResource>>>,
+    /// Whether each of the three workload caches has finished its first list.
+    pub synced: [Synced; 3],
+}
+
+impl Caches {
+    /// Waits until every workload cache has finished its first list: before that, a missing
+    /// Deployment or HPA may only not be listed yet. `false` if a cache's task has stopped.
+    pub async fn wait_synced(&self) -> bool {
+        let [d, s, h] = &self.synced;
+        let (d, s, h) = futures::join!(d.wait(), s.wait(), h.wait());
+        d && s && h
+    }
 }
 
 /// Looks references up in one namespace.

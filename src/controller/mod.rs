@@ -10,7 +10,9 @@ pub mod rollout;
 pub mod secrets;
 pub mod status;
 pub mod summary;
+mod synced;
 pub mod triggers;
+mod workloads;
 
 use std::{sync::Arc, time::Duration};
 
@@ -26,18 +28,18 @@ use kube::{
         Controller, WatchStreamExt,
         controller::Action,
         events::{Recorder, Reporter},
-        predicates, reflector,
+        reflector,
         reflector::{ObjectRef, Store},
         watcher,
     },
 };
-use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
 pub use lookup::Caches;
 use pools::Pools;
 use reconcile::reconcile;
 use secrets::Secrets;
+use synced::Synced;
 use triggers::Memory;
 
 use crate::{crd::LaunchPolicy, metrics::Metrics};
@@ -57,6 +59,11 @@ pub enum Error {
     Stale,
     #[error("cannot read the published cohort to check it matches status: {0}")]
     CohortUnreadable(String),
+    #[error(
+        "the caches of Deployments, StatefulSets and HorizontalPodAutoscalers have not finished \
+         their first list; check the operator can list them (RBAC) and the apiserver's health"
+    )]
+    CachesNotSynced,
 }
 
 impl Context {
@@ -80,6 +87,7 @@ impl Error {
             Error::NotLeader => "NotLeader",
             Error::Stale => "Stale",
             Error::CohortUnreadable(_) => "CohortUnreadable",
+            Error::CachesNotSynced => "CachesNotSynced",
         }
     }
 }
@@ -139,27 +147,46 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
         anyhow::anyhow!("cannot list LaunchPolicies ({e}); is the CRD installed? `liftoff crd | kubectl apply -f -`")
     })?;
 
-    let (deployments, deployment_events) =
-        workload_cache(&client, &settings.namespace, |d: &mut Deployment| {
+    // Policies to reconcile because a workload they reference changed (see `workloads`).
+    let (workload_changes, changed_policies) = futures::channel::mpsc::unbounded();
+    let (store, writer) = reflector::store();
+    let (policy_events, policies_synced) = Synced::track(reflector(
+        writer,
+        watcher(policies, watcher::Config::default()),
+    ));
+    let controller = Controller::for_stream(policy_events.applied_objects(), store.clone());
+    let (store_d, store_s, store_h) = (store.clone(), store.clone(), store.clone());
+    let (deployments, deployments_synced) = workloads::spawn(
+        api(&client, &settings.namespace),
+        |d: &mut Deployment| {
             if let Some(spec) = d.spec.as_mut() {
                 spec.template = Default::default();
             }
-        });
-    let (statefulsets, statefulset_events) =
-        workload_cache(&client, &settings.namespace, |s: &mut StatefulSet| {
+        },
+        move |d: &Deployment| referencing(&store_d, "Deployment", &d.namespace(), &d.name_any()),
+        workload_changes.clone(),
+    );
+    let (statefulsets, statefulsets_synced) = workloads::spawn(
+        api(&client, &settings.namespace),
+        |s: &mut StatefulSet| {
             if let Some(spec) = s.spec.as_mut() {
                 spec.template = Default::default();
                 spec.volume_claim_templates = None;
             }
-        });
-    let (hpas, hpa_events) = workload_cache(
-        &client,
-        &settings.namespace,
+        },
+        move |s: &StatefulSet| referencing(&store_s, "StatefulSet", &s.namespace(), &s.name_any()),
+        workload_changes.clone(),
+    );
+    let (hpas, hpas_synced) = workloads::spawn(
+        api(&client, &settings.namespace),
         |_: &mut HorizontalPodAutoscaler| {},
+        move |h: &HorizontalPodAutoscaler| match h.spec.as_ref().map(|s| &s.scale_target_ref) {
+            Some(t) => referencing(&store_h, &t.kind, &h.metadata.namespace, &t.name),
+            None => Vec::new(),
+        },
+        workload_changes,
     );
 
-    let controller = Controller::new(policies, watcher::Config::default());
-    let store = controller.store();
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), Reporter::from("liftoff")),
         secrets: Secrets::new(client.clone(), settings.resync, settings.retry),
@@ -171,6 +198,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
             statefulsets,
             hpas,
             discovered: Default::default(),
+            synced: [deployments_synced, statefulsets_synced, hpas_synced],
         },
         pools: Pools::default(),
         memory: Memory::default(),
@@ -178,16 +206,10 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
     });
 
     let ready_ctx = ctx.clone();
-    let ready_store = store.clone();
     tokio::spawn(async move {
-        let caches = &ready_ctx.caches;
-        let synced = futures::join!(
-            ready_store.wait_until_ready(),
-            caches.deployments.wait_until_ready(),
-            caches.statefulsets.wait_until_ready(),
-            caches.hpas.wait_until_ready()
-        );
-        if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() && synced.3.is_ok() {
+        let (policies, workloads) =
+            futures::join!(policies_synced.wait(), ready_ctx.caches.wait_synced());
+        if policies && workloads {
             ready_ctx.metrics.ready.set(1);
             info!("caches synced; reconciling");
         }
@@ -195,63 +217,14 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
 
     tokio::spawn(forget_deleted(ctx.clone(), store.clone()));
 
-    let store_d = store.clone();
-    let store_s = store.clone();
-    let store_h = store.clone();
     controller
-        .watches_stream(deployment_events, move |d: Deployment| {
-            referencing(&store_d, "Deployment", &d.namespace(), &d.name_any())
-        })
-        .watches_stream(statefulset_events, move |s: StatefulSet| {
-            referencing(&store_s, "StatefulSet", &s.namespace(), &s.name_any())
-        })
-        .watches_stream(hpa_events, move |h: HorizontalPodAutoscaler| {
-            let target = h.spec.map(|s| s.scale_target_ref);
-            match target {
-                Some(t) => referencing(&store_h, &t.kind, &h.metadata.namespace, &t.name),
-                None => Vec::new(),
-            }
-        })
+        .reconcile_on(changed_policies)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
     info!("controller stopped");
     Ok(())
-}
-
-/// A cache of a kind the controller reads (stripped by `strip` to keep memory small), and the
-/// stream of objects whose spec changed (status-only updates are filtered out).
-fn workload_cache<K>(
-    client: &Client,
-    namespace: &Option<String>,
-    strip: impl Fn(&mut K) + Send + Sync + 'static,
-) -> (
-    Store<K>,
-    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store();
-    let events = reflector(
-        writer,
-        watcher(api::<K>(client, namespace), watcher::Config::default()).modify(move |o| {
-            o.meta_mut().managed_fields = None;
-            o.meta_mut().annotations = None;
-            strip(o);
-        }),
-    )
-    .default_backoff()
-    .touched_objects()
-    .predicate_filter(predicates::generation, Default::default());
-    (store, events)
 }
 
 /// Policies in `namespace` whose triggers scale the workload `kind`/`name`.

@@ -35,6 +35,9 @@ pub fn key(policy: &LaunchPolicy) -> String {
     )
 }
 
+/// How long a reconcile waits for the workload caches' first list before it fails (and retries).
+const CACHE_SYNC_WAIT: Duration = Duration::from_secs(10);
+
 pub async fn reconcile(policy: Arc<LaunchPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = policy.namespace().ok_or(Error::NoNamespace)?;
     let span = info_span!("reconcile", namespace = %namespace, policy = %policy.name_any());
@@ -49,6 +52,13 @@ async fn reconcile_policy(
     namespace: &str,
 ) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started();
+    // A new leader must not judge references (or act beside an HPA) from caches that have not
+    // listed yet. The caches sync on their own tasks, so this wait is short after startup and
+    // free afterwards.
+    match tokio::time::timeout(CACHE_SYNC_WAIT, ctx.caches.wait_synced()).await {
+        Ok(true) => {}
+        _ => return Err(Error::CachesNotSynced),
+    }
     let api: Api<LaunchPolicy> = Api::namespaced(ctx.client.clone(), namespace);
     let lookup = KubeLookup {
         client: &ctx.client,
