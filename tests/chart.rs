@@ -20,9 +20,10 @@ use tokio::process::Command;
 
 const RELEASE_NS: &str = "liftoff-system";
 const SA: &str = "system:serviceaccount:liftoff-system:liftoff";
-const MONITORING: [&str; 6] = [
+const MONITORING: [&str; 7] = [
     "--set=monitoring.serviceMonitor.enabled=true",
     "--set=monitoring.prometheusRule.enabled=true",
+    "--set=monitoring.prometheusRule.labels.release=kube-prometheus-stack",
     "--set=monitoring.dashboard.enabled=true",
     "--set=replicaCount=3",
     "--set=leaderElection.leaseDuration=20s",
@@ -118,6 +119,11 @@ async fn the_chart_lints_and_its_schema_rejects_bad_values() {
         ("--set=replicaCount=two", "/replicaCount"),
         (
             "--set=leaderElection.leaseDuration=fast",
+            "/leaderElection/leaseDuration",
+        ),
+        // The operator refuses a lease under 2 s: the pods would crash-loop.
+        (
+            "--set=leaderElection.leaseDuration=1500ms",
             "/leaderElection/leaseDuration",
         ),
         ("--set=logFormat=xml", "/logFormat"),
@@ -392,11 +398,23 @@ async fn in_namespaced_mode_the_operator_reconciles_its_namespace_and_reaches_no
 #[tokio::test]
 async fn the_charts_alert_rules_pass_promtool() {
     let helm = helm_or_skip!();
-    let rendered = render(&helm, &["--set=monitoring.prometheusRule.enabled=true"]).await;
+    // With the label a Prometheus Operator selects rules by (it once broke the YAML).
+    let rendered = render(
+        &helm,
+        &[
+            "--set=monitoring.prometheusRule.enabled=true",
+            "--set=monitoring.prometheusRule.labels.release=kube-prometheus-stack",
+        ],
+    )
+    .await;
     let rule = serde_yaml::Deserializer::from_str(&rendered)
         .map(|d| serde_yaml::Value::deserialize(d).unwrap())
         .find(|d| d["kind"] == "PrometheusRule")
         .expect("a PrometheusRule");
+    assert_eq!(
+        rule["metadata"]["labels"]["release"], "kube-prometheus-stack",
+        "prometheusRule.labels are the rule's labels"
+    );
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules.yaml");
     std::fs::write(&rules, serde_yaml::to_string(&rule["spec"]).unwrap()).unwrap();

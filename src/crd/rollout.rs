@@ -163,8 +163,8 @@ pub enum GateFailurePolicy {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CohortSpec {
-    /// A ConfigMap Liftoff owns and keeps up to date, with keys `maxUsers`, `stage`, `stageIndex`
-    /// and `updatedAt`.
+    /// A ConfigMap Liftoff owns and keeps up to date, with keys `maxUsers` (a number or `All`),
+    /// `stage`, `stageIndex` (0-based), `phase` and `updatedAt` (when the current stage started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map: Option<LocalObjectRef>,
     /// An OpenFeature flagd flag definition, kept in a ConfigMap, whose targeting admits the cohort.
