@@ -252,6 +252,39 @@ async fn prometheus_down_means_no_scaling_and_the_status_names_the_source_until_
     })
     .await;
     assert_eq!((status.as_str(), reason.as_str()), ("False", "AsExpected"));
+
+    // Renaming the trigger takes the old name's gauges off /metrics: no dashboard or alert keeps
+    // showing a trigger that is gone (counters such as liftoff_actions_total keep their history).
+    let series = |trigger: &str| {
+        format!(
+            "liftoff_trigger_source_up{{namespace=\"{ns}\",policy=\"launch\",trigger=\"{trigger}\"}} 1"
+        )
+    };
+    assert!(t.operator.metrics().await.contains(&series("api-cpu")));
+    let (ok, _, err) = kubectl(
+        &t.cp,
+        &["-n", &ns, "patch", "lp", "launch", "--type=json", "-p",
+          r#"[{"op":"replace","path":"/spec/scaling/triggers/0/name","value":"api-cpu-renamed"}]"#],
+        None,
+    )
+    .await;
+    assert!(ok, "rename the trigger: {err}");
+    let gone = |metrics: &str| {
+        ["value", "threshold", "source_up"].iter().all(|gauge| {
+            !metrics.contains(&format!(
+                "liftoff_trigger_{gauge}{{namespace=\"{ns}\",policy=\"launch\",trigger=\"api-cpu\"}}"
+            ))
+        })
+    };
+    eventually(
+        WAIT,
+        "the renamed trigger's series, the old name's gone",
+        || async {
+            let metrics = t.operator.metrics().await;
+            (metrics.contains(&series("api-cpu-renamed")) && gone(&metrics)).then_some(())
+        },
+    )
+    .await;
     drop(t.cp);
 }
 

@@ -1,5 +1,6 @@
 //! Wiring of the LaunchPolicy controller: watches, the reconcile pipeline, errors and events.
 
+mod backoff;
 pub mod events;
 pub mod lookup;
 pub mod notify;
@@ -104,6 +105,8 @@ pub struct Context {
     pub memory: Memory,
     /// HTTP client for webhook notifications.
     pub http: reqwest::Client,
+    /// When to retry policies whose reconcile failed.
+    pub backoff: backoff::Backoff,
 }
 
 /// How the controller runs.
@@ -203,6 +206,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
         pools: Pools::default(),
         memory: Memory::default(),
         http: reqwest::Client::new(),
+        backoff: Default::default(),
     });
 
     let ready_ctx = ctx.clone();
@@ -256,6 +260,7 @@ async fn forget_deleted(ctx: Arc<Context>, store: Store<LaunchPolicy>) {
         tick.tick().await;
         let live: std::collections::HashSet<String> =
             store.state().iter().map(|p| reconcile::key(p)).collect();
+        ctx.backoff.retain(|key| live.contains(key));
         for (key, remembered) in ctx.memory.retain(|key| live.contains(key)) {
             let (namespace, policy) = key.split_once('/').unwrap_or(("", &key));
             for trigger in remembered.triggers.keys() {
@@ -291,9 +296,10 @@ fn error_policy(policy: Arc<LaunchPolicy>, error: &Error, ctx: Arc<Context>) -> 
         .reconcile_errors
         .with_label_values(&[error.category()])
         .inc();
-    warn!(namespace = ?policy.namespace(), policy = %policy.name_any(), error = %error, "reconcile failed");
+    let retry = ctx.backoff.failed(&reconcile::key(&policy));
+    warn!(namespace = ?policy.namespace(), policy = %policy.name_any(), error = %error, retry_in = ?retry, "reconcile failed");
     let note = error.to_string();
     let reason = error.category();
     tokio::spawn(async move { events::warning(&ctx.recorder, &policy, reason, &note).await });
-    Action::requeue(Duration::from_secs(10))
+    Action::requeue(retry)
 }

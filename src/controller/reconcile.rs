@@ -41,9 +41,11 @@ const CACHE_SYNC_WAIT: Duration = Duration::from_secs(10);
 pub async fn reconcile(policy: Arc<LaunchPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = policy.namespace().ok_or(Error::NoNamespace)?;
     let span = info_span!("reconcile", namespace = %namespace, policy = %policy.name_any());
-    reconcile_policy(&policy, &ctx, &namespace)
+    let action = reconcile_policy(&policy, &ctx, &namespace)
         .instrument(span)
-        .await
+        .await?;
+    ctx.backoff.succeeded(&key(&policy));
+    Ok(action)
 }
 
 async fn reconcile_policy(
@@ -98,7 +100,7 @@ async fn reconcile_policy(
     let key = key(policy);
     let mut histories = ctx.memory.take(&key);
     if triggers::is_stale(previous, &histories, now) {
-        ctx.memory.put(&key, histories, &names(triggers));
+        remember(ctx, policy, histories, triggers);
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     let interval = scaling
@@ -121,7 +123,7 @@ async fn reconcile_policy(
             let unpublished = match never_published(ctx, policy, namespace, &histories).await {
                 Ok(unpublished) => unpublished,
                 Err(e) => {
-                    ctx.memory.put(&key, histories, &names(triggers));
+                    remember(ctx, policy, histories, triggers);
                     return Err(e);
                 }
             };
@@ -151,17 +153,17 @@ async fn reconcile_policy(
         let rollout = rollout_status.clone();
         let intent = assemble(policy, &ready, intents, rollout, &summaries, now);
         if let Err(e) = write(ctx, &api, policy, &mut version, stored.as_ref(), &intent).await {
-            ctx.memory.put(&key, histories, &names(triggers));
+            remember(ctx, policy, histories, triggers);
             return Err(e);
         }
         stored = Some(intent);
     }
     if let Err(e) = ctx.ensure_leader() {
-        ctx.memory.put(&key, histories, &names(triggers));
+        remember(ctx, policy, histories, triggers);
         return Err(e);
     }
     let applied = triggers::apply_all(&mut plans, &platform, &mut histories, now).await;
-    ctx.memory.put(&key, histories, &names(triggers));
+    remember(ctx, policy, histories, triggers);
     record_actions(ctx, namespace, policy, &applied).await;
     for a in applied.iter().filter(|a| a.result.is_ok()) {
         let what = a.result.as_deref().unwrap_or_default();
@@ -262,7 +264,7 @@ fn remember_rollout(
             }
         }
     }
-    ctx.memory.put(key, memory, &names(triggers));
+    remember(ctx, policy, memory, triggers);
 }
 
 /// Sends the periodic launch update to each subscription that is due, now that `status`
@@ -296,8 +298,20 @@ async fn send_summaries(
     }
 }
 
-fn names(triggers: &[crate::crd::Trigger]) -> Vec<&str> {
-    triggers.iter().map(|t| t.name.as_str()).collect()
+/// Hands a policy's histories back to memory; a trigger no longer in the spec is forgotten
+/// there and its metric series are dropped, so no dashboard or alert shows a trigger that is gone.
+fn remember(
+    ctx: &Context,
+    policy: &LaunchPolicy,
+    histories: triggers::Histories,
+    triggers: &[crate::crd::Trigger],
+) {
+    let names: Vec<&str> = triggers.iter().map(|t| t.name.as_str()).collect();
+    let forgotten = ctx.memory.put(&key(policy), histories, &names);
+    let (namespace, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
+    for trigger in &forgotten {
+        ctx.metrics.triggers.forget([&namespace, &name, trigger]);
+    }
 }
 
 /// The whole status: conditions from the references, the triggers and the rollout, the
@@ -414,9 +428,7 @@ async fn publish_cohort(
             }
         }
     }
-    let names: Vec<String> = memory.triggers.keys().cloned().collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    ctx.memory.put(key, memory, &names);
+    ctx.memory.put_back(key, memory);
 }
 
 /// Writes `status` if it differs from `stored`, on condition that the policy is still at

@@ -4,7 +4,9 @@
 //! Each cache is driven by its own task, not through the controller's trigger streams, so it
 //! lists and stays current however busy the controller is: readiness (`/readyz`) and the
 //! reconcile gate (`Caches::wait_synced`) depend only on the apiserver. A spec
-//! change of a cached object is forwarded to the controller as the policies that reference it.
+//! change of a cached object is forwarded to the controller as the policies that reference it,
+//! through an unbounded channel: the controller drains it continuously and its scheduler merges
+//! duplicates, while a bounded one would make the caches wait on the controller again.
 
 use futures::{StreamExt, channel::mpsc::UnboundedSender};
 use kube::{

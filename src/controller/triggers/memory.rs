@@ -67,11 +67,29 @@ impl Memory {
             .unwrap_or_default()
     }
 
-    /// Stores a policy's histories, keeping only the triggers it still has.
-    pub fn put(&self, key: &str, mut histories: Histories, triggers: &[&str]) {
-        histories
+    /// Stores a policy's histories, keeping only the triggers it still has; returns the names
+    /// of the triggers it forgot (removed or renamed in the spec), whose metric series must go.
+    #[must_use = "the forgotten triggers' metric series must be dropped"]
+    pub fn put(&self, key: &str, mut histories: Histories, triggers: &[&str]) -> Vec<String> {
+        let forgotten: Vec<String> = histories
             .triggers
-            .retain(|name, _| triggers.contains(&name.as_str()));
+            .keys()
+            .filter(|name| !triggers.contains(&name.as_str()))
+            .cloned()
+            .collect();
+        for name in &forgotten {
+            histories.triggers.remove(name);
+        }
+        self.policies
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), histories);
+        forgotten
+    }
+
+    /// Stores a policy's histories as they are (the caller took them for something other than
+    /// the triggers).
+    pub fn put_back(&self, key: &str, histories: Histories) {
         self.policies
             .lock()
             .unwrap()
