@@ -218,6 +218,9 @@ pub fn plan(
         // hold is lifted: dropping it here would have it decided again, as a new action.
         status.pending_action = pending.cloned();
     }
+    if let (Some("Suspended"), Some(pending), Ok(current)) = (refused, pending, &reading.current) {
+        settle_while_suspended(trigger, &mut status, pending, current);
+    }
     TriggerPlan {
         decided_at: resumed.filter(|_| action.is_some()),
         status,
@@ -270,6 +273,48 @@ fn resume(pending: &PendingAction, current: &Result<Current, String>) -> (Option
         pending.kind, pending.decided_at.0, pending.to
     );
     (Some(action), reason)
+}
+
+/// A person suspended the policy while an action was interrupted: settle it without acting,
+/// rather than carry a decision across the suspension. If the target shows the action's result,
+/// it was applied: record it as the last action (so its cooldown holds). Otherwise it never was:
+/// drop it; the samples decide afresh once the policy resumes.
+fn settle_while_suspended(
+    trigger: &Trigger,
+    status: &mut TriggerStatus,
+    pending: &PendingAction,
+    current: &Current,
+) {
+    status.pending_action = None;
+    let applied = match current {
+        Current::Replicas(n) | Current::Partitions(n) => n.to_string() == pending.to,
+        Current::Class(class) => *class == pending.to,
+        Current::Nothing => false,
+    };
+    let message = if applied {
+        status.last_action = Some(format!(
+            "{} from {} to {} (applied before an interruption)",
+            pending.kind, pending.from, pending.to
+        ));
+        status.last_action_at = Some(pending.decided_at.clone());
+        let cooldown = super::cooldown(trigger);
+        status.next_eligible_at = (!cooldown.is_zero())
+            .then(|| engine::next_eligible_at(Some(pending.decided_at.0), cooldown).map(Time))
+            .flatten();
+        format!(
+            "spec.suspend is true, so no action is taken; the interrupted {} to {} had been \
+             applied and is recorded as the last action",
+            pending.kind, pending.to
+        )
+    } else {
+        format!(
+            "spec.suspend is true, so no action is taken; the interrupted {} from {} to {} \
+             (decided at {}) was never applied and is dropped: the samples decide afresh once \
+             the policy resumes",
+            pending.kind, pending.from, pending.to, pending.decided_at.0
+        )
+    };
+    status.message = Some(message);
 }
 
 fn decide(

@@ -247,6 +247,75 @@ fn a_pending_action_met_by_a_hold_waits_and_is_re_applied_as_the_same_decision()
 }
 
 #[test]
+fn a_suspension_settles_an_interrupted_action_instead_of_carrying_it_over() {
+    let t = kafka();
+    let decided = run(
+        &t,
+        None,
+        &reading(90_000.0, Current::Partitions(3)),
+        facts(0),
+    );
+    let to = match decided.action {
+        Some(Planned::Partitions { to, .. }) => to,
+        ref other => panic!("{other:?}"),
+    };
+    let mut status = decided.status.clone();
+    status.pending_action = decided.action.as_ref().unwrap().pending(at(0));
+    let mut suspended = facts(30);
+    suspended.hold = Some(Hold::Suspended);
+
+    // Never applied (still 3 partitions): dropped, and decided afresh after the resume.
+    let dropped = run(
+        &t,
+        Some(&status),
+        &reading(90_000.0, Current::Partitions(3)),
+        suspended,
+    );
+    assert_eq!(dropped.action, None);
+    assert_eq!(dropped.status.pending_action, None);
+    assert_eq!(dropped.status.last_action_at, None);
+    let message = dropped.status.message.clone().unwrap();
+    assert!(message.contains("never applied"), "{message}");
+    let resumed = run(
+        &t,
+        Some(&dropped.status),
+        &reading(60_000.0, Current::Partitions(3)),
+        facts(3_600),
+    );
+    assert!(resumed.action.is_some(), "a new decision from today's lag");
+    assert_eq!(resumed.decided_at, None, "not the old one");
+
+    // Applied before the interruption: recorded as the last action, so the cooldown holds.
+    let recorded = run(
+        &t,
+        Some(&status),
+        &reading(90_000.0, Current::Partitions(to)),
+        suspended,
+    );
+    assert_eq!(recorded.action, None);
+    assert_eq!(recorded.status.pending_action, None);
+    assert_eq!(recorded.status.last_action_at, Some(Time(at(0))));
+    assert!(
+        recorded.status.next_eligible_at.is_some(),
+        "the cooldown shows"
+    );
+    assert!(
+        recorded
+            .status
+            .last_action
+            .as_deref()
+            .is_some_and(|a| a.contains(&format!("to {to}")))
+    );
+    let within_cooldown = run(
+        &t,
+        Some(&recorded.status),
+        &reading(90_000.0, Current::Partitions(to)),
+        facts(60),
+    );
+    assert_eq!(within_cooldown.action, None, "{}", within_cooldown.reason);
+}
+
+#[test]
 fn cooldown_after_the_last_action_holds() {
     let t = kafka();
     let mut status = run(&t, None, &reading(10.0, Current::Partitions(3)), facts(0)).status;
