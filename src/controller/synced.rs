@@ -71,6 +71,32 @@ mod tests {
         }
     }
 
+    /// Why this module exists. If this fails after a kube upgrade, `Store::wait_until_ready`
+    /// wakes every waiter now and [`Synced`] could be replaced by it.
+    #[tokio::test]
+    async fn kube_store_readiness_wakes_only_the_last_of_two_waiters() {
+        let (store, mut writer) = kube::runtime::reflector::store::<ConfigMap>();
+        let first = tokio::spawn({
+            let store = store.clone();
+            async move { store.wait_until_ready().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let second = tokio::spawn(async move { store.wait_until_ready().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        writer.apply_watcher_event(&Event::InitDone);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), second)
+                .await
+                .is_ok()
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), first)
+                .await
+                .is_err(),
+            "the first waiter is not woken"
+        );
+    }
+
     #[tokio::test]
     async fn a_stream_dropped_before_its_first_list_is_never_synced() {
         let (_tx, rx) = futures::channel::mpsc::unbounded::<Result<Event<ConfigMap>, _>>();
