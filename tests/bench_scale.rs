@@ -8,7 +8,9 @@
 //! policies, each with one `cpu` trigger on `api` (PromQL, target 70 %, replicas 2–10, default
 //! `interval` 15 s and `statusRefresh` 5 m) are created with [`IN_FLIGHT`] creates in flight.
 //! 20 % on 2 replicas recommends 2: no policy ever acts, so what is measured is the cost of
-//! watching, sampling and keeping status.
+//! watching, sampling and keeping status. Last, the operator is killed with SIGKILL and a new one
+//! started over the N policies: its time to `/readyz`, to reconcile every policy once, and what
+//! it writes (nothing changed, so nothing should be written).
 //!
 //! Environment: `LIFTOFF_BENCH_POLICIES` (default 1000); `LIFTOFF_BENCH_READY_CAP` (seconds,
 //! default 900) — the longest wait for every policy to be Ready; `LIFTOFF_BENCH_STEADY`
@@ -82,6 +84,7 @@ struct Snapshot {
     api_policy_status_writes: f64,
 }
 
+#[derive(Clone, Copy)]
 struct Pids {
     operator: u32,
     apiserver: Option<u32>,
@@ -95,8 +98,18 @@ async fn snapshot(cp: &ControlPlane, op: &Operator, prom: &Prometheus, pids: &Pi
         .await
         .map(|(_, body)| body)
         .unwrap_or_default();
-    let (ok, api, err) = kubectl(cp, &["get", "--raw", "/metrics"], None).await;
-    assert!(ok, "apiserver /metrics: {err}");
+    // A busy apiserver (a new operator listing every policy) may not answer at once.
+    let mut api = String::new();
+    for attempt in 1..=5 {
+        let (ok, out, err) = kubectl(cp, &["get", "--raw", "/metrics"], None).await;
+        if ok {
+            api = out;
+            break;
+        }
+        assert!(attempt < 5, "apiserver /metrics: {err}");
+        println!("apiserver /metrics (attempt {attempt}): {err}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     let code = |labels: &str| -> u16 {
         labels
             .split("code=\"")
@@ -359,6 +372,9 @@ async fn policies_to_ready_and_steady_state() {
     let ready_end = ready_at.lock().unwrap().len();
     watch.abort();
 
+    // Restart: kill -9 (a crash, or a takeover) and start a new operator over the N policies.
+    let (restart, restarted_rss) = restart(&cp, operator, &prometheus, &pids, n, &log).await;
+
     // Report.
     let at = |pct: usize| -> String {
         let k = (n * pct).div_ceil(100).max(1);
@@ -439,17 +455,125 @@ async fn policies_to_ready_and_steady_state() {
         kib_to_mib(hwm),
     )
     .unwrap();
+    writeln!(
+        md,
+        "\nRestart (kill -9, then a new operator over the {n} policies): /readyz after {:.1} s, \
+         every policy reconciled once (`liftoff_reconciles_total` ≥ N) after {}; in the {:.0} s \
+         after the start: {:.0} status writes ({:.0} seen by the apiserver), {:.0} reconcile \
+         errors, operator {} of a core, RSS {:.1} MiB; at the end {} policies show a trigger \
+         error{}.",
+        restart.ready.as_secs_f64(),
+        restart
+            .all_reconciled
+            .map_or("– (not within the window)".into(), |d| format!(
+                "{:.1} s",
+                d.as_secs_f64()
+            )),
+        restart.window.secs,
+        restart.window.d.status_writes,
+        restart.window.d.api_policy_status_writes,
+        restart.window.d.reconcile_errors,
+        restart.window.cpu(restart.window.d.operator_cpu),
+        kib_to_mib(restarted_rss),
+        restart.errors.0,
+        if restart.errors.1.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", restart.errors.1.join("; "))
+        },
+    )
+    .unwrap();
     println!("\n{md}");
     if let Ok(path) = std::env::var("LIFTOFF_BENCH_OUT") {
         std::fs::write(&path, &md).expect("results written");
         println!("results written to {path}");
     }
-    if ready_end < n || steady_end.reconcile_errors > 0.0 {
+    if ready_end < n || steady_end.reconcile_errors > 0.0 || restart.window.d.reconcile_errors > 0.0
+    {
         println!("operator log (last 40 lines):");
-        let logs = operator.logs();
+        let logs = restart.operator.logs();
         let lines: Vec<&str> = logs.lines().collect();
         for line in &lines[lines.len().saturating_sub(40)..] {
             println!("  {line}");
         }
     }
+}
+
+/// What a restart over existing policies costs.
+struct Restart {
+    /// From the new process' start to `/readyz`.
+    ready: Duration,
+    /// From the start until every policy was reconciled at least once.
+    all_reconciled: Option<Duration>,
+    /// From `/readyz` to the end of the restart window.
+    window: Window,
+    operator: Operator,
+    /// Policies showing a trigger error at the end, and some of the messages.
+    errors: (usize, Vec<String>),
+}
+
+/// Kills `operator`, starts a new one and watches it for the restart window (the longer of 60 s
+/// and the time to reconcile every policy once, capped at 5 min).
+async fn restart(
+    cp: &ControlPlane,
+    operator: Operator,
+    prometheus: &Prometheus,
+    pids: &Pids,
+    n: usize,
+    log: &str,
+) -> (Restart, u64) {
+    operator.kill().await;
+    let started = Instant::now();
+    let operator = Operator::start_with(cp.kubeconfig_path(), &[], &[("RUST_LOG", log)]).await;
+    let ready = started.elapsed();
+    let pids = Pids {
+        operator: operator.pid().expect("operator running"),
+        ..*pids
+    };
+    let from = snapshot(cp, &operator, prometheus, &pids).await;
+    let mut all_reconciled = None;
+    loop {
+        tokio::time::sleep(TICK).await;
+        if all_reconciled.is_none() && operator.metric("liftoff_reconciles_total").await >= n as f64
+        {
+            all_reconciled = Some(started.elapsed());
+        }
+        let waited = started.elapsed();
+        if (all_reconciled.is_some() && waited >= Duration::from_secs(60))
+            || waited >= Duration::from_secs(300)
+        {
+            break;
+        }
+    }
+    let to = snapshot(cp, &operator, prometheus, &pids).await;
+    let rss = proc_status(pids.operator, "VmRSS");
+    let restart = Restart {
+        ready,
+        all_reconciled,
+        window: window(&from, &to),
+        operator,
+        errors: trigger_errors(cp).await,
+    };
+    (restart, rss)
+}
+
+/// How many policies show a trigger error now, with up to 3 distinct messages.
+async fn trigger_errors(cp: &ControlPlane) -> (usize, Vec<String>) {
+    let client = cp.client().await.unwrap();
+    let all: Api<LaunchPolicy> = Api::all(client);
+    let Ok(list) = all.list(&Default::default()).await else {
+        return (0, vec!["(list failed)".into()]);
+    };
+    let errors: Vec<String> = list
+        .items
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.triggers.first()?.error.clone())
+        .collect();
+    let mut distinct: Vec<String> = Vec::new();
+    for e in &errors {
+        if distinct.len() < 3 && !distinct.contains(e) {
+            distinct.push(e.clone());
+        }
+    }
+    (errors.len(), distinct)
 }

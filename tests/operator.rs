@@ -12,7 +12,7 @@ use kube::{
 };
 use liftoff::crd::LaunchPolicy;
 use serde_json::json;
-use support::{Operator, control_plane, eventually, kubectl, repo_path};
+use support::{Operator, control_plane, eventually, healthy_service, kubectl, repo_path};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -239,6 +239,69 @@ async fn a_resync_without_changes_writes_no_status() {
         touched.resource_version(),
         "the object must not change"
     );
+}
+
+/// A crash (or a takeover) is not a change: the new process re-reads every policy and every
+/// source, and finds nothing to write.
+#[tokio::test]
+async fn an_operator_restarted_over_settled_policies_writes_no_status() {
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("restart-noop").await.unwrap();
+    Api::<Deployment>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &deployment("api"))
+        .await
+        .unwrap();
+    let (exporter, prometheus) = healthy_service().await;
+    exporter.set("cpu_utilization", &[("app", "api")], 20.0);
+    prometheus.wait_for_query("cpu_utilization").await.unwrap();
+    let api: Api<LaunchPolicy> = Api::namespaced(client.clone(), &ns);
+    let names = ["a", "b", "c"];
+    for name in names {
+        let policy: LaunchPolicy = serde_json::from_value(json!({
+            "apiVersion": "liftoff.dev/v1alpha1", "kind": "LaunchPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "prometheus": {"address": prometheus.url()},
+                "scaling": {"interval": "2s", "triggers": [{
+                    "name": "api-cpu",
+                    "cpu": {"utilization": 70, "query": "max(cpu_utilization{app=\"api\"})"},
+                    "scaleTargetRef": {"kind": "Deployment", "name": "api"},
+                    "replicas": {"min": 2, "max": 10}
+                }]}
+            }
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &policy).await.unwrap();
+    }
+    let op = Operator::start(&cp, &[]).await;
+    for name in names {
+        ready_is(&api, name, "True").await;
+    }
+    eventually(WAIT, "status writes to settle", || async {
+        let before = op.metric("liftoff_status_writes_total").await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        (op.metric("liftoff_status_writes_total").await == before).then_some(())
+    })
+    .await;
+    let versions = |list: Vec<LaunchPolicy>| -> Vec<(String, String)> {
+        list.iter()
+            .map(|p| (p.name_any(), p.resource_version().unwrap_or_default()))
+            .collect()
+    };
+    let before = versions(api.list(&ListParams::default()).await.unwrap().items);
+
+    op.kill().await;
+    let op = Operator::start(&cp, &[]).await;
+    // Every policy reconciled and sampled (memory is empty after a start), twice over.
+    eventually(WAIT, "every policy reconciled twice", || async {
+        (op.metric("liftoff_reconciles_total").await >= 6.0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(op.metric("liftoff_status_writes_total").await, 0.0);
+    let after = versions(api.list(&ListParams::default()).await.unwrap().items);
+    assert_eq!(after, before, "no policy changed");
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -28,6 +28,8 @@ pub const IDLE: Duration = Duration::from_secs(15 * 60);
 #[derive(Default)]
 pub struct Pools {
     prometheus: Mutex<HashMap<String, (String, prometheus::Client)>>,
+    /// The bound on queries in flight, shared by every client of one Prometheus address.
+    prometheus_in_flight: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     kafka: Mutex<HashMap<String, (String, Cluster, Instant)>>,
 }
 
@@ -76,6 +78,18 @@ impl Pools {
                 redact_url(&spec.address)
             )
         })?;
+        let in_flight = self
+            .prometheus_in_flight
+            .lock()
+            .unwrap()
+            .entry(client.address().to_string())
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Semaphore::new(
+                    prometheus::MAX_QUERIES_IN_FLIGHT,
+                ))
+            })
+            .clone();
+        let client = client.with_limit(in_flight);
         self.prometheus
             .lock()
             .unwrap()

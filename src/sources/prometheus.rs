@@ -25,13 +25,19 @@
 //! bundle and the Mozilla roots, so an in-cluster Prometheus behind a private CA works when its
 //! CA is in the operator image's `/etc/ssl/certs`.
 //!
+//! At most [`MAX_QUERIES_IN_FLIGHT`] queries run at once per client ([`Client::with_limit`] shares
+//! one bound between clients of the same server); the rest wait their turn, and the wait does not
+//! count against the timeout, which measures the server. Without it, an operator starting over
+//! 10,000 policies sent 10,000 queries at once, Prometheus could not answer them all within the
+//! timeout, and thousands of policies reported their source as failed.
+//!
 //! [`parse_response`] is the pure half (status code + body → value), unit-tested on JSON strings.
 
-use std::fmt;
-use std::time::Duration;
+use std::{fmt, sync::Arc, time::Duration};
 
 use reqwest::Url;
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 
 use super::{error_chain, redact_url};
 
@@ -103,8 +109,12 @@ pub enum QueryError {
     Histogram,
 }
 
+/// Queries one Prometheus server runs at once for Liftoff (Prometheus itself evaluates 20 at a
+/// time by default, `--query.max-concurrency`, and queues the rest).
+pub const MAX_QUERIES_IN_FLIGHT: usize = 64;
+
 /// A Prometheus HTTP API client for one server. Cheap to clone (connections are pooled and
-/// shared between clones).
+/// shared between clones, and so is the bound on queries in flight).
 #[derive(Clone, Debug)]
 pub struct Client {
     http: reqwest::Client,
@@ -112,6 +122,7 @@ pub struct Client {
     address: String,
     auth: Option<Auth>,
     timeout: Duration,
+    in_flight: Arc<Semaphore>,
 }
 
 impl Client {
@@ -161,7 +172,15 @@ impl Client {
             address,
             auth,
             timeout,
+            in_flight: Arc::new(Semaphore::new(MAX_QUERIES_IN_FLIGHT)),
         })
+    }
+
+    /// Shares `in_flight` as the bound on queries running at once, e.g. with every client of the
+    /// same server (one per namespace and credentials).
+    pub fn with_limit(mut self, in_flight: Arc<Semaphore>) -> Client {
+        self.in_flight = in_flight;
+        self
     }
 
     /// The server's address without credentials, for messages.
@@ -172,6 +191,8 @@ impl Client {
     /// Runs `promql` as an instant query (evaluated "now" by the server) and returns the value
     /// of the scalar or of the single series it yields.
     pub async fn query_value(&self, promql: &str) -> Result<f64, QueryError> {
+        // Never closed, so this only waits; the timeout starts once the request is sent.
+        let _turn = self.in_flight.acquire().await;
         let mut request = self
             .http
             .get(self.query_url.clone())

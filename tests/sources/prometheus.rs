@@ -1,9 +1,16 @@
 //! `sources::prometheus` against a real Prometheus scraping a `MetricsExporter`.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use liftoff::sources::prometheus::{Client, QueryError};
 use liftoff_testenv::{MetricsExporter, Prometheus};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -154,4 +161,70 @@ async fn https_client_works_next_to_kube_without_a_crypto_provider_panic() {
         "{err:?}"
     );
     assert!(!err.to_string().contains("pw"), "{err}");
+}
+
+/// A server that answers every query after `delay`, counting how many it holds at once.
+async fn slow_server(delay: Duration) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let seen = most.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (now, most) = (now.clone(), most.clone());
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let held = now.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(held, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                let body = r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"1"]}}"#;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (address, seen)
+}
+
+#[tokio::test]
+async fn queries_beyond_the_bound_wait_their_turn_without_timing_out() {
+    // 8 queries, 2 at a time, 300 ms each: the last ones finish after 1.2 s. Each request takes
+    // 300 ms, within the 1 s timeout; only the wait for a turn is longer, and it does not count.
+    let (address, most) = slow_server(Duration::from_millis(300)).await;
+    let limit = Arc::new(tokio::sync::Semaphore::new(2));
+    let client = Client::new(&address, None, Duration::from_secs(1))
+        .unwrap()
+        .with_limit(limit.clone());
+    // A second client of the same server (another namespace) shares the bound.
+    let other = Client::new(&address, None, Duration::from_secs(1))
+        .unwrap()
+        .with_limit(limit);
+    let started = std::time::Instant::now();
+    let results = futures::future::join_all((0..8).map(|i| {
+        let c = if i % 2 == 0 { &client } else { &other };
+        c.query_value("up")
+    }))
+    .await;
+    assert!(results.iter().all(|r| *r == Ok(1.0)), "{results:?}");
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        2,
+        "never more than the bound at once"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1100),
+        "{:?}",
+        started.elapsed()
+    );
 }
