@@ -22,6 +22,7 @@ pub mod metrics_api;
 pub mod postgres;
 pub mod prometheus;
 pub mod redis;
+mod turns;
 
 /// `url` with its credentials hidden, for error messages and logs: the userinfo (`user:pass@`)
 /// becomes `***@` and a query string becomes `?***`. Works on strings that do not parse as URLs

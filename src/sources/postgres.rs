@@ -22,11 +22,15 @@
 //! through a TLS-terminating proxy such as the RDS proxy) until TLS support is added here.
 //! Error texts name the server as `host:port` and never contain the password.
 //!
-//! `timeout` bounds the whole sample: connect, authenticate, query.
+//! `timeout` bounds the whole sample: connect, authenticate, query. At most
+//! [`MAX_SAMPLES_IN_FLIGHT`] samples of one server run at once; the wait for a turn is not part of
+//! the timeout.
 
-use std::time::Duration;
+use std::{sync::LazyLock, time::Duration};
 
 use tokio_postgres::NoTls;
+
+use super::turns::Turns;
 use tokio_postgres::config::Host;
 
 /// The query behind [`connection_count`].
@@ -78,11 +82,17 @@ pub async fn connection_count(url: &str, timeout: Duration) -> Result<i64, PgErr
             reason: e.to_string(),
         })
     };
+    let _turn = TURNS.take(&server).await;
     match tokio::time::timeout(timeout, sample).await {
         Ok(result) => result,
         Err(_) => Err(PgError::Timeout { server, timeout }),
     }
 }
+
+/// At most this many samples of one server at once (each opens a connection).
+pub const MAX_SAMPLES_IN_FLIGHT: usize = 4;
+
+static TURNS: LazyLock<Turns> = LazyLock::new(|| Turns::new(MAX_SAMPLES_IN_FLIGHT));
 
 /// `host:port` of the first host in the config (what the client tries first).
 fn server_name(config: &tokio_postgres::Config) -> String {

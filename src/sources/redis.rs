@@ -14,11 +14,19 @@
 //!
 //! The URL is `redis://[user:password@]host:port[/db]` (`rediss://` is refused: this build
 //! has no TLS for Redis), typically from a Secret. Error texts name the server as `host:port`
-//! only. `timeout` bounds connect + command.
+//! only. `timeout` bounds connect + command. At most [`MAX_SAMPLES_IN_FLIGHT`] samples of one
+//! server run at once; the wait for a turn is not part of the timeout.
 //!
 //! [`parse_info_memory`] and [`percent_of_limit`] are the pure, unit-tested halves.
 
-use std::time::Duration;
+use std::{sync::LazyLock, time::Duration};
+
+use super::turns::Turns;
+
+/// At most this many samples of one server at once (each opens a connection).
+pub const MAX_SAMPLES_IN_FLIGHT: usize = 8;
+
+static TURNS: LazyLock<Turns> = LazyLock::new(|| Turns::new(MAX_SAMPLES_IN_FLIGHT));
 
 /// Why the memory percentage could not be read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -88,6 +96,7 @@ pub async fn memory_percent(
                 reason: scrub(e.to_string()),
             })
     };
+    let _turn = TURNS.take(&server).await;
     let info = match tokio::time::timeout(timeout, sample).await {
         Ok(info) => info?,
         Err(_) => return Err(RedisError::Timeout { server, timeout }),
