@@ -60,11 +60,6 @@ pub enum Error {
     Stale,
     #[error("cannot read the published cohort to check it matches status: {0}")]
     CohortUnreadable(String),
-    #[error(
-        "the caches of Deployments, StatefulSets and HorizontalPodAutoscalers have not finished \
-         their first list; check the operator can list them (RBAC) and the apiserver's health"
-    )]
-    CachesNotSynced,
 }
 
 impl Context {
@@ -88,7 +83,6 @@ impl Error {
             Error::NotLeader => "NotLeader",
             Error::Stale => "Stale",
             Error::CohortUnreadable(_) => "CohortUnreadable",
-            Error::CachesNotSynced => "CachesNotSynced",
         }
     }
 }

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::jiff::Timestamp;
 use kube::{Api, ResourceExt, runtime::controller::Action, runtime::events::EventType};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::{
     Context, Error, events,
@@ -35,7 +35,7 @@ pub fn key(policy: &LaunchPolicy) -> String {
     )
 }
 
-/// How long a reconcile waits for the workload caches' first list before it fails (and retries).
+/// How long a reconcile waits for the workload caches' first list before it is requeued.
 const CACHE_SYNC_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn reconcile(policy: Arc<LaunchPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -53,14 +53,16 @@ async fn reconcile_policy(
     ctx: &Context,
     namespace: &str,
 ) -> Result<Action, Error> {
-    let _timer = ctx.metrics.reconcile_started();
     // A new leader must not judge references (or act beside an HPA) from caches that have not
     // listed yet. The caches sync on their own tasks, so this wait is short after startup and
-    // free afterwards.
-    match tokio::time::timeout(CACHE_SYNC_WAIT, ctx.caches.wait_synced()).await {
-        Ok(true) => {}
-        _ => return Err(Error::CachesNotSynced),
+    // free afterwards. A cache that takes longer (a huge cluster, RBAC that forbids the list) is
+    // not the policy's failure: no Event, no backoff; the operator is not ready meanwhile and
+    // the cache's task logs why.
+    if tokio::time::timeout(CACHE_SYNC_WAIT, ctx.caches.wait_synced()).await != Ok(true) {
+        debug!("the workload caches have not listed yet; reconciling again shortly");
+        return Ok(Action::requeue(Duration::from_secs(1)));
     }
+    let _timer = ctx.metrics.reconcile_started();
     let api: Api<LaunchPolicy> = Api::namespaced(ctx.client.clone(), namespace);
     let lookup = KubeLookup {
         client: &ctx.client,

@@ -46,6 +46,10 @@ pub enum PgError {
     Connect { server: String, reason: String },
     #[error("PostgreSQL at {server} did not answer within {timeout:?}")]
     Timeout { server: String, timeout: Duration },
+    #[error(
+        "PostgreSQL at {server} is busy: the sample waited {timeout:?} for one of Liftoff's {MAX_SAMPLES_IN_FLIGHT} connections to it"
+    )]
+    Busy { server: String, timeout: Duration },
     #[error("counting connections on PostgreSQL at {server} failed: {reason}")]
     Query { server: String, reason: String },
 }
@@ -67,7 +71,9 @@ pub async fn connection_count(url: &str, timeout: Duration) -> Result<i64, PgErr
             server: server.clone(),
             reason: scrub(&reason(&e), url, password.as_deref()),
         })?;
-        let driver = tokio::spawn(connection);
+        // Closes the connection however this sample ends, also when the timeout drops it
+        // mid-query: the turn it held must not outlive its connection.
+        let _driver = AbortOnDrop(tokio::spawn(connection));
         let row = client
             .query_one(CONNECTION_COUNT_SQL, &[])
             .await
@@ -76,16 +82,29 @@ pub async fn connection_count(url: &str, timeout: Duration) -> Result<i64, PgErr
                 reason: scrub(&reason(&e), url, password.as_deref()),
             });
         drop(client);
-        driver.abort();
         row?.try_get::<_, i64>(0).map_err(|e| PgError::Query {
             server: server.clone(),
             reason: e.to_string(),
         })
     };
-    let _turn = TURNS.take(&server).await;
+    let Some(_turn) = TURNS.take_within(&server, timeout).await else {
+        return Err(PgError::Busy {
+            server: server.clone(),
+            timeout,
+        });
+    };
     match tokio::time::timeout(timeout, sample).await {
         Ok(result) => result,
         Err(_) => Err(PgError::Timeout { server, timeout }),
+    }
+}
+
+/// Aborts the connection's driver task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -27,7 +27,9 @@
 //!
 //! At most [`MAX_QUERIES_IN_FLIGHT`] queries run at once per client ([`Client::with_limit`] shares
 //! one bound between clients of the same server); the rest wait their turn, and the wait does not
-//! count against the timeout, which measures the server. Without it, an operator starting over
+//! count against the request's timeout, which measures the server. A query that waits a whole
+//! timeout for its turn fails as `Busy` (the server is too slow for the load), so nothing waits
+//! without end. Without it, an operator starting over
 //! 10,000 policies sent 10,000 queries at once, Prometheus could not answer them all within the
 //! timeout, and thousands of policies reported their source as failed.
 //!
@@ -81,6 +83,10 @@ pub enum QueryError {
     Transport { address: String, reason: String },
     #[error("Prometheus at {address} did not answer within {timeout:?}")]
     Timeout { address: String, timeout: Duration },
+    #[error(
+        "Prometheus at {address} is busy: the query waited {timeout:?} for one of Liftoff's {MAX_QUERIES_IN_FLIGHT} queries in flight to it"
+    )]
+    Busy { address: String, timeout: Duration },
     #[error("Prometheus at {address} answered HTTP {status}: {message}")]
     Http {
         address: String,
@@ -191,8 +197,17 @@ impl Client {
     /// Runs `promql` as an instant query (evaluated "now" by the server) and returns the value
     /// of the scalar or of the single series it yields.
     pub async fn query_value(&self, promql: &str) -> Result<f64, QueryError> {
-        // Never closed, so this only waits; the timeout starts once the request is sent.
-        let _turn = self.in_flight.acquire().await;
+        // The wait for a turn is bounded by the timeout too, but not counted in the request's:
+        // a slow server makes queued queries report it busy rather than wait without end.
+        let _turn = match tokio::time::timeout(self.timeout, self.in_flight.acquire()).await {
+            Ok(turn) => turn,
+            Err(_) => {
+                return Err(QueryError::Busy {
+                    address: self.address.clone(),
+                    timeout: self.timeout,
+                });
+            }
+        };
         let mut request = self
             .http
             .get(self.query_url.clone())

@@ -203,3 +203,26 @@ fn bad_addresses_are_refused_without_showing_passwords() {
     assert!(matches!(err, Error::InvalidAddress { .. }), "{err:?}");
     assert!(!err.to_string().contains("secret"), "{err}");
 }
+
+#[tokio::test]
+async fn a_query_that_waits_a_whole_timeout_for_its_turn_reports_the_server_busy() {
+    // Every turn is taken (by other policies' queries); nothing is contacted.
+    let turns = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+    let _taken = turns.clone().acquire_owned().await.unwrap();
+    let client = Client::new(
+        "http://prometheus.invalid:9090",
+        None,
+        Duration::from_millis(100),
+    )
+    .unwrap()
+    .with_limit(turns);
+    let err = client.query_value("up").await.unwrap_err();
+    assert_eq!(
+        err,
+        QueryError::Busy {
+            address: "http://prometheus.invalid:9090".into(),
+            timeout: Duration::from_millis(100)
+        }
+    );
+    assert!(err.to_string().contains("is busy"), "{err}");
+}

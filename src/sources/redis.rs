@@ -37,6 +37,10 @@ pub enum RedisError {
     Connect { server: String, reason: String },
     #[error("redis {server} did not answer within {timeout:?}")]
     Timeout { server: String, timeout: Duration },
+    #[error(
+        "redis {server} is busy: the sample waited {timeout:?} for one of Liftoff's {MAX_SAMPLES_IN_FLIGHT} connections to it"
+    )]
+    Busy { server: String, timeout: Duration },
     #[error("INFO memory failed on redis {server}: {reason}")]
     Command { server: String, reason: String },
     #[error("INFO memory from redis {server} has no usable {field} field")]
@@ -96,7 +100,12 @@ pub async fn memory_percent(
                 reason: scrub(e.to_string()),
             })
     };
-    let _turn = TURNS.take(&server).await;
+    let Some(_turn) = TURNS.take_within(&server, timeout).await else {
+        return Err(RedisError::Busy {
+            server: server.clone(),
+            timeout,
+        });
+    };
     let info = match tokio::time::timeout(timeout, sample).await {
         Ok(info) => info?,
         Err(_) => return Err(RedisError::Timeout { server, timeout }),

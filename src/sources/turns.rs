@@ -28,6 +28,16 @@ impl Turns {
         }
     }
 
+    /// Waits at most `limit` for a turn at `server` (`host:port`); `None` if none came (the
+    /// server is too slow for the load). The turn ends when the permit is dropped.
+    pub async fn take_within(
+        &self,
+        server: &str,
+        limit: std::time::Duration,
+    ) -> Option<OwnedSemaphorePermit> {
+        tokio::time::timeout(limit, self.take(server)).await.ok()
+    }
+
     /// Waits for a turn at `server` (`host:port`); the turn ends when the permit is dropped.
     pub async fn take(&self, server: &str) -> OwnedSemaphorePermit {
         let semaphore = {
@@ -63,6 +73,13 @@ mod tests {
         assert!(third.is_err(), "a third sample at once waits");
         let other = tokio::time::timeout(Duration::from_millis(50), turns.take("other:5432")).await;
         assert!(other.is_ok(), "another server is not held up");
+        assert!(
+            turns
+                .take_within("db:5432", Duration::from_millis(50))
+                .await
+                .is_none(),
+            "no turn within the limit: the caller reports the server busy"
+        );
         drop(first);
         let next = tokio::time::timeout(Duration::from_millis(50), turns.take("db:5432")).await;
         assert!(next.is_ok(), "a finished sample gives its turn");

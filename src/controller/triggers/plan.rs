@@ -297,6 +297,10 @@ fn settle_while_suspended(
             pending.kind, pending.from, pending.to
         ));
         status.last_action_at = Some(pending.decided_at.clone());
+        if matches!(current, Current::Class(_)) {
+            // As after a resize applied normally: the recommendation is done.
+            status.recommendation = None;
+        }
         let cooldown = super::cooldown(trigger);
         status.next_eligible_at = (!cooldown.is_zero())
             .then(|| engine::next_eligible_at(Some(pending.decided_at.0), cooldown).map(Time))
