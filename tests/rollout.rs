@@ -346,6 +346,12 @@ async fn an_operator_restarted_mid_bake_keeps_the_deadline_and_repeats_no_stage(
         })
     })
     .await;
+    // Mid-bake means after the cohort reached the application: a stage recorded but never
+    // published is re-entered, and bakes from its publication (nobody was admitted before).
+    eventually(WAIT, "100 users published", || async {
+        (cohort(&l.client, &l.ns).await? == "100").then_some(())
+    })
+    .await;
     // Events are published right after the status write that records them (at most once: a
     // crash in between loses the Event, never the state); wait for it so the count below is
     // about repeats only.

@@ -194,6 +194,9 @@ async fn reconcile_policy(
     send_summaries(ctx, &lookup, policy, &new_status, &summaries.due).await;
     announce_transitions(ctx, policy, &new_status).await;
     if let Some(evaluation) = &rollout {
+        // The cohort first: an event or a message announcing a stage follows the stage reaching
+        // the application.
+        publish_cohort(ctx, policy, namespace, &key, &evaluation.status).await;
         for event in &evaluation.events {
             let type_ = if event.kind.is_warning() {
                 EventType::Warning
@@ -206,7 +209,6 @@ async fn reconcile_policy(
                 notify(ctx, &lookup, policy, subscription, &event.message).await;
             }
         }
-        publish_cohort(ctx, policy, namespace, &key, &evaluation.status).await;
     }
 
     let settle = if problems.is_empty() {
