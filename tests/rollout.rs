@@ -319,8 +319,16 @@ async fn breaking_latency_pauses_with_the_value_and_rollback_returns_to_the_prev
         (cohort(&l.client, &l.ns).await? == "100").then_some(())
     })
     .await;
-    let failed = events(&l.client, &l.ns, "GateFailed").await;
-    assert!(!failed.is_empty(), "a GateFailed event");
+    // The cohort goes out first, then the events that announce the decision.
+    let failed = eventually(WAIT, "a GateFailed event", || async {
+        let failed = events(&l.client, &l.ns, "GateFailed").await;
+        (!failed.is_empty()).then_some(failed)
+    })
+    .await;
+    assert!(
+        failed.iter().any(|m| m.contains("p95-latency-seconds")),
+        "{failed:?}"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         cohort(&l.client, &l.ns).await.as_deref(),
