@@ -19,6 +19,25 @@ impl Duration {
     pub const fn as_std(&self) -> StdDuration {
         self.0
     }
+
+    /// The longest duration a policy may hold: 8760h (one year). The schema refuses longer ones
+    /// at admission and the parser refuses them too (an object stored before the bound existed
+    /// is reported as invalid), so time arithmetic on a policy's durations cannot overflow.
+    pub const MAX: Self = Self::from_secs(8760 * 3600);
+
+    /// A CEL rule for a duration field: at least `min` (a duration literal such as `1s`).
+    /// Evaluated only on well-formed values, so a malformed one gets the grammar's message alone.
+    pub fn at_least(min: &str, field: &str) -> kube::core::Rule {
+        kube::core::Rule::new(format!(
+            "!self.matches('{}') || duration(self) >= duration('{min}')",
+            cel_pattern()
+        ))
+        .message(format!("{field} must be at least {min}").as_str())
+    }
+}
+
+fn cel_pattern() -> String {
+    DURATION_PATTERN.replace('\\', "\\\\")
 }
 
 impl From<StdDuration> for Duration {
@@ -36,18 +55,86 @@ impl From<Duration> for StdDuration {
 impl FromStr for Duration {
     type Err = String;
 
+    /// Go's `time.ParseDuration` grammar without a sign, with checked arithmetic: any string is
+    /// either a duration of at most [`Duration::MAX`] or an error, never a panic.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.is_empty() {
-            return Err("invalid duration \"\": empty".into());
-        }
-        let parsed: kube::core::Duration = s
-            .parse()
-            .map_err(|e| format!("invalid duration {s:?}: {e}"))?;
-        if parsed.is_negative() {
-            return Err(format!("invalid duration {s:?}: must not be negative"));
-        }
-        Ok(Self(parsed.into()))
+        parse(s)
+            .map(Self)
+            .map_err(|why| format!("invalid duration {:?}: {why}", truncate(s)))
     }
+}
+
+/// At most this many characters of a bad input are quoted back in an error.
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn parse(s: &str) -> Result<StdDuration, &'static str> {
+    if s.is_empty() {
+        return Err("empty");
+    }
+    if s == "0" {
+        return Ok(StdDuration::ZERO);
+    }
+    let max = Duration::MAX.0.as_nanos();
+    let mut total: u128 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let whole_len = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (whole, after) = rest.split_at(whole_len);
+        let (fraction, after) = match after.strip_prefix('.') {
+            Some(f) => {
+                let len = f.find(|c: char| !c.is_ascii_digit()).unwrap_or(f.len());
+                f.split_at(len)
+            }
+            None => ("", after),
+        };
+        if whole.is_empty() || (fraction.is_empty() && after.len() + whole_len < rest.len()) {
+            return Err("expected a number before each unit, e.g. 90s or 1.5h");
+        }
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        let nanos_per_unit: u128 = match unit {
+            "ns" => 1,
+            "us" | "\u{00b5}s" | "\u{03bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "" => return Err("missing unit (ns, us, ms, s, m or h)"),
+            _ => return Err("unknown unit (use ns, us, ms, s, m or h)"),
+        };
+        const TOO_LONG: &str = "longer than the 8760h (one year) Liftoff accepts";
+        // More than 39 digits cannot fit a u128; a value that long is beyond the ceiling anyway.
+        let whole = match whole.trim_start_matches('0') {
+            "" => 0,
+            digits => digits.parse::<u128>().map_err(|_| TOO_LONG)?,
+        };
+        let mut part = whole.checked_mul(nanos_per_unit).ok_or(TOO_LONG)?;
+        // Fractional digits beyond a nanosecond's precision of the unit change nothing.
+        let mut scale = nanos_per_unit;
+        for digit in fraction.bytes().map(|b| u128::from(b - b'0')) {
+            scale /= 10;
+            if scale == 0 {
+                break;
+            }
+            part += digit * scale;
+        }
+        total = total.checked_add(part).ok_or(TOO_LONG)?;
+        if total > max {
+            return Err(TOO_LONG);
+        }
+        rest = next;
+    }
+    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| "overflow")?;
+    Ok(StdDuration::new(secs, (total % 1_000_000_000) as u32))
 }
 
 /// Compact and parseable: `2h`, `1h30m`, `90s` is shown as `1m30s`, `250ms`.
@@ -112,8 +199,11 @@ impl schemars::JsonSchema for Duration {
             "type": "string",
             "maxLength": 32,
             "x-kubernetes-validations": [{
-                "rule": format!("self.matches('{}')", DURATION_PATTERN.replace('\\', "\\\\")),
+                "rule": format!("self.matches('{}')", cel_pattern()),
                 "message": "must be a duration such as 30s, 15m, 2h or 1h30m (units: ms, s, m, h)",
+            }, {
+                "rule": format!("!self.matches('{}') || duration(self) <= duration('8760h')", cel_pattern()),
+                "message": "must be at most 8760h (one year)",
             }],
         })
     }
@@ -155,6 +245,83 @@ mod tests {
             let d: Duration = text.parse().unwrap();
             assert_eq!(d.to_string(), shown);
             assert_eq!(shown.parse::<Duration>().unwrap(), d);
+        }
+    }
+
+    #[test]
+    fn overflowing_durations_are_errors_not_panics() {
+        for text in [
+            "99999999999999999999h",
+            "9999999999999999999999999999999999999999999999h",
+            "8761h",
+            "8760h1ns",
+            "600000m",
+            "5000h5000h",
+        ] {
+            let err = text.parse::<Duration>().unwrap_err();
+            assert!(err.contains("longer than the 8760h"), "{text}: {err}");
+        }
+        assert_eq!("8760h".parse::<Duration>().unwrap(), Duration::MAX);
+        assert_eq!(
+            "0000000000000000000000000000000000000000001s"
+                .parse::<Duration>()
+                .unwrap(),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn go_grammar_edge_cases() {
+        let ok = |t: &str| t.parse::<Duration>().unwrap().as_std();
+        assert_eq!(ok("0"), StdDuration::ZERO);
+        assert_eq!(ok("0s"), StdDuration::ZERO);
+        assert_eq!(ok("1.5h"), StdDuration::from_secs(5400));
+        assert_eq!(ok("1h0.5m"), StdDuration::from_secs(3630));
+        assert_eq!(ok("1.0000000001s"), StdDuration::new(1, 0));
+        assert_eq!(ok("1500us"), StdDuration::from_micros(1500));
+        assert_eq!(ok("2\u{00b5}s"), StdDuration::from_micros(2));
+        assert_eq!(ok("7ns"), StdDuration::from_nanos(7));
+        for bad in [
+            "1s-1s", "0s-1ns", "1", "h", "1.h", ".5s", "1d", "1e5s", "-1s", "+1s", "1 s", "1s ",
+            "1.s",
+        ] {
+            assert!(
+                bad.parse::<Duration>().is_err(),
+                "{bad:?} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn an_error_quotes_a_bounded_prefix_of_the_input() {
+        let long = "9".repeat(10_000) + "h";
+        let err = long.parse::<Duration>().unwrap_err();
+        assert!(err.len() < 200, "{err}");
+    }
+
+    proptest::proptest! {
+        /// Any string at all: a duration within the ceiling or an error, never a panic; what
+        /// parses, prints and parses back to the same value (to the millisecond shown).
+        #[test]
+        fn any_string_parses_or_fails_cleanly(text in "\\PC{0,40}") {
+            if let Ok(d) = text.parse::<Duration>() {
+                proptest::prop_assert!(d <= Duration::MAX);
+            }
+        }
+
+        #[test]
+        fn duration_shaped_strings_parse_or_fail_cleanly(
+            text in "([0-9]{1,25}(\\.[0-9]{1,12})?(ns|us|ms|s|m|h)){1,4}"
+        ) {
+            match text.parse::<Duration>() {
+                Ok(d) => {
+                    proptest::prop_assert!(d <= Duration::MAX);
+                    let millis = StdDuration::from_millis(d.as_std().as_millis() as u64);
+                    let shown: Duration = d.to_string().parse().unwrap();
+                    proptest::prop_assert_eq!(shown.as_std(), millis);
+                }
+                Err(e) => proptest::prop_assert!(e.contains("longer than"), "{}: {}", text, e),
+            }
         }
     }
 

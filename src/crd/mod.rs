@@ -102,6 +102,7 @@ pub struct LaunchPolicySpec {
     /// always on `/metrics`. Default 5m: the steady-state write rate is one status write per
     /// policy per period (10,000 policies → about 33 writes/s), so keep it coarse.
     #[serde(default = "default_status_refresh")]
+    #[x_kube(validation = Duration::at_least("1s", "spec.statusRefresh"))]
     pub status_refresh: Duration,
     /// Scaling triggers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,11 +126,12 @@ fn default_status_refresh() -> Duration {
 pub struct PrometheusSource {
     /// Base URL, e.g. `http://prometheus-operated.monitoring.svc:9090`.
     #[schemars(length(min = 1, max = 2048))]
-    #[x_kube(validation = kube::core::Rule::new("self.startsWith('http://') || self.startsWith('https://')")
-        .message("prometheus.address must be an http:// or https:// URL"))]
+    #[x_kube(validation = kube::core::Rule::new("self.matches('^https?://[^/?#@\\\\s]+([/?#].*)?$')")
+        .message("prometheus.address must be an http:// or https:// URL with a host, e.g. http://prometheus.monitoring.svc:9090 (credentials go in authSecretRef, not the URL)"))]
     pub address: String,
     /// Timeout of one query.
     #[serde(default = "default_query_timeout")]
+    #[x_kube(validation = Duration::at_least("100ms", "spec.prometheus.timeout"))]
     pub timeout: Duration,
     /// Optional Secret with either a `token` key (bearer token) or `username` and `password` keys (basic auth).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -20,6 +20,7 @@ pub struct Notification {
     /// nor `Aborted` (a policy without a rollout: always). `status.summaries` records when the
     /// last one went out, so restarts neither repeat nor backlog updates. Minimum 1s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Duration::at_least("1s", "notifications[].summaryEvery"))]
     pub summary_every: Option<Duration>,
 }
 

@@ -16,7 +16,10 @@ pub struct ScaleTargetRef {
     #[schemars(length(min = 1, max = 63))]
     pub kind: String,
     /// Name of the workload in the policy's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
 }
 
@@ -30,10 +33,13 @@ fn default_apps_v1() -> String {
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
     /// Name of the Secret in the policy's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
-    /// Key inside the Secret's `data`.
-    #[schemars(length(min = 1, max = 253))]
+    /// Key inside the Secret's `data` (letters, digits, `-`, `_` and `.`).
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
     pub key: String,
 }
 
@@ -42,7 +48,10 @@ pub struct SecretKeyRef {
 #[serde(rename_all = "camelCase")]
 pub struct SecretRef {
     /// Name of the Secret in the policy's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
 }
 
@@ -51,6 +60,9 @@ pub struct SecretRef {
 #[serde(rename_all = "camelCase")]
 pub struct LocalObjectRef {
     /// Name of the object in the policy's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
 }

@@ -9,6 +9,8 @@ use super::{duration::Duration, refs::LocalObjectRef, scaling::Approval};
 /// The staged launch.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.cohort) || !has(self.cohort.flagd) || self.stages.all(s, s.users == 'All' || int(s.users) <= self.cohort.flagd.population)")
+    .message("cohort.flagd.population must be at least every numeric stage's users (the flag admits users / population of the population)"))]
 pub struct RolloutSpec {
     /// The stages, in order. User counts must strictly increase, and only the last stage may be
     /// `All`. Default: 100 → 500 → 1500 → All.
@@ -20,7 +22,7 @@ pub struct RolloutSpec {
         validation = kube::core::Rule::new("self.filter(s, s.users == 'All').size() == 0 || (self.filter(s, s.users == 'All').size() == 1 && self[size(self) - 1].users == 'All')")
             .message("only the last stage may have users: All"),
         // No string() conversions here: the apiserver's cost estimator treats them as unbounded.
-        validation = kube::core::Rule::new("self.filter(s, s.users != 'All').map(s, int(s.users)).isSorted() && self.filter(s, s.users != 'All').all(a, self.filter(b, b.users == a.users).size() == 1)")
+        validation = kube::core::Rule::new("self.filter(s, s.users != 'All').map(s, int(s.users)).isSorted() && self.filter(s, s.users != 'All').all(a, self.filter(b, b.users != 'All' && int(b.users) == int(a.users)).size() == 1)")
             .message("stage users must strictly increase from one stage to the next (e.g. 100, 500, 1500, All)"),
     )]
     pub stages: Vec<Stage>,
@@ -88,8 +90,8 @@ fn users_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "description": "Maximum number of users admitted during this stage (a positive integer), or `All`.",
         "maxLength": 12,
         "x-kubernetes-validations": [{
-            "rule": "string(self) == 'All' || string(self).matches('^[1-9][0-9]{0,11}$')",
-            "message": "users must be a positive integer or the string All",
+            "rule": "string(self) == 'All' || (string(self).matches('^[1-9][0-9]{0,9}$') && int(self) <= 2147483647)",
+            "message": "users must be a positive integer (at most 2147483647) or the string All",
         }],
     })
 }
@@ -98,8 +100,9 @@ fn users_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GateSpec {
-    /// How often every check is evaluated.
+    /// How often every check is evaluated (at least 1s).
     #[serde(default = "default_gate_interval")]
+    #[x_kube(validation = Duration::at_least("1s", "spec.rollout.gates.interval"))]
     pub interval: Duration,
     /// Consecutive failed evaluations of one check before `onGateFailure` applies (≥ 1).
     #[serde(default = "default_failure_threshold")]
@@ -162,6 +165,8 @@ pub enum GateFailurePolicy {
 /// How the current cohort is published to the application.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.configMap) || !has(self.flagd) || self.configMap.name != self.flagd.configMap")
+    .message("cohort.configMap.name and cohort.flagd.configMap must name different ConfigMaps: Liftoff writes each one whole, so one would erase the other's keys"))]
 pub struct CohortSpec {
     /// A ConfigMap Liftoff owns and keeps up to date, with keys `maxUsers` (a number or `All`),
     /// `stage`, `stageIndex` (0-based), `phase` and `updatedAt` (when the current stage started).
@@ -176,13 +181,18 @@ pub struct CohortSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct FlagdCohort {
-    /// Name of the ConfigMap holding the flag definition (key `flags.flagd.json`).
-    #[schemars(length(min = 1, max = 253))]
+    /// Name of the ConfigMap holding the flag definition (key `flags.flagd.json`). It must not
+    /// be `configMap.name`: Liftoff writes each of the two ConfigMaps whole.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub config_map: String,
     /// The boolean flag's key, e.g. `new-platform`.
     #[schemars(length(min = 1, max = 253))]
     pub flag_key: String,
-    /// Total number of users the fractional split is computed from (users / population → percent).
-    #[schemars(range(min = 1))]
+    /// Total number of users the fractional split is computed from (users / population → percent),
+    /// 1 to 10^10; at least the largest numeric stage's users.
+    #[schemars(range(min = 1, max = 10_000_000_000i64))]
     pub population: i64,
 }

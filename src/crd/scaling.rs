@@ -15,13 +15,18 @@ pub struct ScalingSpec {
     /// How often every trigger is sampled. Live values are exported as metrics on every sample;
     /// the status is only rewritten when a decision changes (see `spec.statusRefresh`).
     #[serde(default = "default_interval")]
+    #[x_kube(validation = Duration::at_least("1s", "spec.scaling.interval"))]
     pub interval: Duration,
     /// The triggers. Each has a unique `name` and exactly one metric kind
     /// (`cpu`, `kafkaLag`, `databaseConnections` or `redisMemory`).
     #[serde(default)]
     #[schemars(length(max = 32))]
-    #[x_kube(validation = kube::core::Rule::new("self.all(a, self.exists_one(b, b.name == a.name))")
-        .message("trigger names must be unique within spec.scaling.triggers"))]
+    #[x_kube(
+        validation = kube::core::Rule::new("self.all(a, self.exists_one(b, b.name == a.name))")
+            .message("trigger names must be unique within spec.scaling.triggers"),
+        validation = kube::core::Rule::new("self.all(a, !has(a.scaleTargetRef) || self.filter(b, has(b.scaleTargetRef) && b.scaleTargetRef.kind == a.scaleTargetRef.kind && b.scaleTargetRef.name == a.scaleTargetRef.name).size() == 1)")
+            .message("two triggers in spec.scaling.triggers scale the same scaleTargetRef; they would undo each other's changes: scale each workload from one trigger"),
+    )]
     pub triggers: Vec<Trigger>,
 }
 
@@ -122,15 +127,19 @@ pub struct KafkaLagTrigger {
     /// Comma-separated `host:port` list of brokers to bootstrap from.
     #[schemars(length(min = 1, max = 1024))]
     pub bootstrap_servers: String,
-    /// The topic whose lag is measured and whose partitions are added.
-    #[schemars(length(min = 1, max = 249))]
+    /// The topic whose lag is measured and whose partitions are added (a Kafka topic name:
+    /// letters, digits, `.`, `_` and `-`).
+    #[schemars(length(min = 1, max = 249), regex(pattern = r"^[a-zA-Z0-9._-]+$"))]
+    #[x_kube(validation = kube::core::Rule::new("self != '.' && self != '..'")
+        .message("kafkaLag.topic cannot be '.' or '..' (Kafka refuses those names)"))]
     pub topic: String,
     /// The consumer group whose committed offsets are compared with the end offsets.
     #[schemars(length(min = 1, max = 255))]
     pub consumer_group: String,
-    /// Total lag across all partitions above which partitions are added (> 0).
+    /// Total lag across all partitions (messages) above which partitions are added
+    /// (1 to 10^15).
     #[serde(default = "default_kafka_threshold")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 1_000_000_000_000_000i64))]
     pub threshold: i64,
     /// Optional Secret with client settings: keys `security.protocol`, `sasl.mechanism`,
     /// `sasl.username`, `sasl.password`, `ssl.ca.pem` (librdkafka names).
@@ -170,9 +179,9 @@ pub struct DatabaseConnectionsTrigger {
     /// Count the rows of `pg_stat_activity` on a PostgreSQL server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres: Option<PostgresSource>,
-    /// Connection count above which the next instance class is signalled (> 0).
+    /// Connection count above which the next instance class is signalled (1–1,000,000).
     #[serde(default = "default_db_threshold")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 1_000_000))]
     pub threshold: i64,
 }
 
@@ -254,9 +263,9 @@ pub struct RedisMemoryTrigger {
     pub threshold: i32,
     /// Memory limit in bytes to compare `used_memory` with instead of the server's `maxmemory`;
     /// needed when the server reports `maxmemory 0` (unset), which is otherwise reported as an
-    /// error rather than guessed.
+    /// error rather than guessed. At most 2^50 (1 PiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 1_125_899_906_842_624i64))]
     pub max_memory_bytes: Option<i64>,
 }
 
@@ -270,12 +279,12 @@ fn default_redis_threshold() -> i32 {
 #[x_kube(validation = kube::core::Rule::new("self.min <= self.max")
     .message("replicas.min must be less than or equal to replicas.max"))]
 pub struct ReplicaBounds {
-    /// Fewest replicas Liftoff will scale to (≥ 1).
+    /// Fewest replicas Liftoff will scale to (1–100,000).
     #[serde(default = "default_min_replicas")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 100000))]
     pub min: i32,
-    /// Most replicas Liftoff will scale to (≥ 1).
-    #[schemars(range(min = 1))]
+    /// Most replicas Liftoff will scale to (1–100,000).
+    #[schemars(range(min = 1, max = 100000))]
     pub max: i32,
 }
 
@@ -320,10 +329,11 @@ pub struct ScalingPolicy {
     /// `Pods` or `Percent`.
     #[serde(rename = "type")]
     pub kind: ScalingPolicyKind,
-    /// Pods, or percent of the current replicas (> 0).
-    #[schemars(range(min = 1))]
+    /// Pods, or percent of the current replicas (1–100,000).
+    #[schemars(range(min = 1, max = 100000))]
     pub value: i32,
-    /// The window the limit applies to (e.g. 15s, 1m).
+    /// The window the limit applies to (e.g. 15s, 1m); at least 1s.
+    #[x_kube(validation = Duration::at_least("1s", "a scaling policy's period"))]
     pub period: Duration,
 }
 
