@@ -72,12 +72,13 @@ pub async fn read_and_plan<'a>(
                 })
         })
         .collect();
-    let readings = join_all(
-        triggers
-            .iter()
-            .zip(&due)
-            .map(|(t, due)| async move { if *due { Some(io.read(t).await) } else { None } }),
-    )
+    let readings = join_all(triggers.iter().zip(&due).map(|(t, due)| async move {
+        if *due {
+            Some(io.read(t).await.vetted(t))
+        } else {
+            None
+        }
+    }))
     .await;
     triggers
         .iter()

@@ -43,6 +43,21 @@ pub struct Reading {
     pub refusal: Option<String>,
 }
 
+impl Reading {
+    /// The reading with its sample vetted ([`engine::vet`]): a value that cannot be a
+    /// measurement is unknown from here on, for decisions, status, conditions and metrics alike.
+    pub fn vetted(self, trigger: &Trigger) -> Reading {
+        let replicas = match &self.current {
+            Ok(Current::Replicas(n)) => Some(*n),
+            _ => None,
+        };
+        Reading {
+            sample: engine::vet(trigger, self.sample, replicas),
+            ..self
+        }
+    }
+}
+
 /// The policy-wide facts a plan depends on.
 #[derive(Clone, Copy, Debug)]
 pub struct Facts {

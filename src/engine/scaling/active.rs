@@ -2,7 +2,7 @@
 
 use super::{
     cpu::within_tolerance,
-    sample::{Sample, usable},
+    sample::{MAX_CONNECTIONS, MAX_LAG, MAX_PERCENT, Sample, short, usable},
 };
 use crate::crd::Trigger;
 
@@ -21,6 +21,40 @@ pub fn threshold(trigger: &Trigger) -> Option<f64> {
             .redis_memory
             .as_ref()
             .map(|redis| f64::from(redis.threshold))
+    }
+}
+
+/// `sample` as read for `trigger`, or unknown (with the reason) when it cannot be a measurement:
+/// not a number, negative, above the kind's plausible maximum ([`MAX_PERCENT`], [`MAX_LAG`],
+/// [`MAX_CONNECTIONS`]), or, for `cpu`, implying more replicas than a workload can have
+/// (`current × utilisation / target > 2^31 - 1`) given `current_replicas`.
+pub fn vet(trigger: &Trigger, sample: Sample, current_replicas: Option<i32>) -> Sample {
+    let (max, what) = if trigger.cpu.is_some() {
+        (MAX_PERCENT, "CPU utilisation %")
+    } else if trigger.kafka_lag.is_some() {
+        (MAX_LAG, "Kafka lag")
+    } else if trigger.database_connections.is_some() {
+        (MAX_CONNECTIONS, "connection count")
+    } else {
+        (MAX_PERCENT, "Redis memory %")
+    };
+    let sample = sample.vetted(max, what);
+    match (&trigger.cpu, sample.value(), current_replicas) {
+        (Some(cpu), Some(v), Some(current)) if cpu.utilization > 0 => {
+            let implied = f64::from(current) * v / f64::from(cpu.utilization);
+            if implied > f64::from(i32::MAX) {
+                return Sample::unknown(
+                    "sample",
+                    format!(
+                        "CPU utilisation % {} implies {} replicas, more than a workload can have: not a measurement",
+                        short(v),
+                        short(implied.ceil())
+                    ),
+                );
+            }
+            sample
+        }
+        _ => sample,
     }
 }
 

@@ -34,7 +34,7 @@ mod tests;
 
 pub use k8s_openapi::jiff::Timestamp;
 
-pub use active::{is_active, threshold};
+pub use active::{is_active, threshold, vet};
 pub use behavior::{DEFAULT_POLICY_PERIOD, DEFAULT_SCALE_DOWN_STABILIZATION};
 pub use cooldown::{
     DATABASE_CONNECTIONS_COOLDOWN, KAFKA_LAG_COOLDOWN, REDIS_MEMORY_COOLDOWN, next_eligible_at,
@@ -45,4 +45,4 @@ pub use history::{MAX_HISTORY_ENTRIES, Recommendation, ScaleEvent, ScalingHistor
 pub use partitions::{PartitionChange, PartitionInput, decide_partitions, partitions_for_lag};
 pub use rds::{ClassChange, RdsAction, RdsInput, Rung, decide_rds_resize, next_rung};
 pub use redis::{RedisAction, RedisInput, RedisTarget, decide_redis_step};
-pub use sample::{Sample, num};
+pub use sample::{MAX_CONNECTIONS, MAX_LAG, MAX_PERCENT, Sample, num, short};

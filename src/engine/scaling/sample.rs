@@ -49,6 +49,49 @@ pub(crate) fn usable(sample: &Sample, what: &str) -> Result<f64, String> {
     }
 }
 
+/// The largest percentage a source can plausibly report (`cpu`, `redisMemory`): pods using
+/// 1,000× their CPU request, or Redis at 1,000× its `maxmemory`. Beyond it a sample is not a
+/// measurement (a broken exporter, a query summing the wrong series) and is treated as unknown.
+pub const MAX_PERCENT: f64 = 100_000.0;
+/// The largest plausible Kafka lag: Kafka offsets are 64-bit signed integers.
+pub const MAX_LAG: f64 = 9.2e18;
+/// The largest plausible connection count (PostgreSQL caps `max_connections` at 262,143).
+pub const MAX_CONNECTIONS: f64 = 1_000_000.0;
+
+impl Sample {
+    /// This sample, or an unknown one when its value cannot be a measurement: not a number,
+    /// negative, or above `max`. `what` names the metric and its unit, e.g. `CPU utilisation %`.
+    pub fn vetted(self, max: f64, what: &str) -> Sample {
+        match self {
+            Sample::Value(v) if v.is_nan() => {
+                Sample::unknown("sample", format!("{what} is not a number"))
+            }
+            Sample::Value(v) if v < 0.0 => Sample::unknown(
+                "sample",
+                format!("{what} {} is negative: not a measurement", short(v)),
+            ),
+            Sample::Value(v) if v > max => Sample::unknown(
+                "sample",
+                format!(
+                    "{what} {} is above the plausible maximum {}: not a measurement",
+                    short(v),
+                    short(max)
+                ),
+            ),
+            sample => sample,
+        }
+    }
+}
+
+/// A number for a message, bounded in length: [`num`] up to a billion, scientific beyond.
+pub fn short(v: f64) -> String {
+    if v.is_finite() && v.abs() < 1e9 {
+        num(v)
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
 /// A number for a human: at most two decimals, no trailing zeros (`72`, `72.5`, `0.33`).
 pub fn num(v: f64) -> String {
     let text = format!("{:.2}", if v == 0.0 { 0.0 } else { v });
@@ -76,6 +119,27 @@ mod tests {
         ] {
             assert_eq!(num(v), shown, "{v}");
         }
+    }
+
+    #[test]
+    fn implausible_samples_become_unknown_with_the_reason() {
+        let vet = |v: f64| Sample::Value(v).vetted(MAX_PERCENT, "CPU utilisation %");
+        assert_eq!(vet(72.5), Sample::Value(72.5));
+        assert_eq!(vet(0.0), Sample::Value(0.0));
+        let Sample::Unknown { source, error } = vet(1e308) else {
+            panic!("1e308 % is not a measurement")
+        };
+        assert_eq!(source, "sample");
+        assert_eq!(
+            error,
+            "CPU utilisation % 1.000e308 is above the plausible maximum 100000: not a measurement"
+        );
+        assert!(matches!(vet(f64::INFINITY), Sample::Unknown { .. }));
+        assert!(matches!(vet(f64::NAN), Sample::Unknown { .. }));
+        let Sample::Unknown { error, .. } = vet(-3.0) else {
+            panic!("a negative sample is not a measurement")
+        };
+        assert_eq!(error, "CPU utilisation % -3 is negative: not a measurement");
     }
 
     #[test]

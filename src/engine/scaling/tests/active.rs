@@ -77,3 +77,48 @@ fn the_threshold_is_in_the_unit_of_the_sample() {
     assert_eq!(threshold(&redis), Some(85.0));
     assert_eq!(threshold(&trigger(json!({}))), None);
 }
+
+#[test]
+fn a_sample_that_cannot_be_a_measurement_is_unknown_with_the_reason() {
+    let cpu = trigger(json!({"cpu": {"utilization": 70}}));
+    let kafka = trigger(json!({"kafkaLag": {
+        "bootstrapServers": "kafka:9092", "topic": "t", "consumerGroup": "g"
+    }}));
+    let db = trigger(json!({"databaseConnections": {"query": "q"}}));
+    let error = |s: Sample| match s {
+        Sample::Unknown { error, .. } => error,
+        Sample::Value(v) => panic!("{v} was kept as a measurement"),
+    };
+    // The report: 1e308 % CPU asked for 2,147,483,647 replicas and scaled 3 → 7.
+    assert!(error(vet(&cpu, Sample::Value(1e308), Some(3))).contains("plausible maximum"));
+    // Plausible on its own, but the replicas it implies overflow.
+    let implied = error(vet(&cpu, Sample::Value(90_000.0), Some(2_000_000)));
+    assert!(
+        implied.contains("implies 2.571e9 replicas, more than a workload can have"),
+        "{implied}"
+    );
+    assert_eq!(
+        vet(&cpu, Sample::Value(99_999.0), Some(100_000)),
+        Sample::Value(99_999.0)
+    );
+    assert_eq!(vet(&cpu, Sample::Value(95.0), Some(3)), Sample::Value(95.0));
+    assert!(error(vet(&cpu, Sample::Value(-1.0), Some(3))).contains("negative"));
+    assert!(error(vet(&kafka, Sample::Value(1e19), None)).contains("Kafka lag"));
+    assert_eq!(vet(&kafka, Sample::Value(1e12), None), Sample::Value(1e12));
+    assert!(error(vet(&db, Sample::Value(2e6), None)).contains("connection count"));
+    // Unknown stays unknown, with its own reason.
+    assert_eq!(vet(&db, unknown(), None), unknown());
+}
+
+proptest::proptest! {
+    /// Whatever a source returns, what survives vetting is a finite, non-negative value whose
+    /// implied replica count fits a workload.
+    #[test]
+    fn vetted_cpu_samples_are_always_actionable(v in proptest::num::f64::ANY, current in 0i32..=100_000) {
+        let cpu = trigger(json!({"cpu": {"utilization": 1}}));
+        if let Sample::Value(kept) = vet(&cpu, Sample::Value(v), Some(current)) {
+            proptest::prop_assert!(kept.is_finite() && kept >= 0.0);
+            proptest::prop_assert!(f64::from(current) * kept <= f64::from(i32::MAX));
+        }
+    }
+}
