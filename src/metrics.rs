@@ -2,7 +2,9 @@
 
 use std::time::Instant;
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// Every metric the operator exports, registered in its own registry.
 #[derive(Clone)]
@@ -31,6 +33,9 @@ pub struct Metrics {
     pub notifications_failed: IntCounter,
     /// `liftoff_leader`: 1 while this replica holds the leader Lease (always 1 without election).
     pub leader: IntGauge,
+    /// `liftoff_invalid_policies{namespace,policy}`: 1 for each stored policy the operator cannot
+    /// read (its `Ready` condition, reason `InvalidSpec`, names the field); absent otherwise.
+    pub invalid_policies: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -84,8 +89,17 @@ impl Default for Metrics {
             "1 while this replica leads (holds the Lease) and may act",
         )
         .unwrap();
+        let invalid_policies = IntGaugeVec::new(
+            Opts::new(
+                "liftoff_invalid_policies",
+                "1 for each stored LaunchPolicy that cannot be read (see its Ready condition)",
+            ),
+            &["namespace", "policy"],
+        )
+        .unwrap();
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(invalid_policies.clone()),
             Box::new(reconcile_errors.clone()),
             Box::new(reconcile_duration.clone()),
             Box::new(status_writes.clone()),
@@ -107,6 +121,7 @@ impl Default for Metrics {
             .register(Box::new(notifications_failed.clone()))
             .unwrap();
         Self {
+            invalid_policies,
             notifications_failed,
             triggers,
             rollouts,
@@ -130,6 +145,29 @@ impl Metrics {
         ReconcileTimer {
             start: Instant::now(),
             histogram: self.reconcile_duration.clone(),
+        }
+    }
+
+    /// Drops `liftoff_invalid_policies` of policies whose `namespace/name` is not `live`.
+    pub fn forget_invalid(&self, live: &std::collections::HashSet<String>) {
+        use prometheus::core::Collector;
+        for family in self.invalid_policies.collect() {
+            for metric in family.get_metric() {
+                let label = |name: &str| {
+                    metric
+                        .get_label()
+                        .iter()
+                        .find(|l| l.name() == name)
+                        .map(|l| l.value().to_string())
+                        .unwrap_or_default()
+                };
+                let (namespace, policy) = (label("namespace"), label("policy"));
+                if !live.contains(&format!("{namespace}/{policy}")) {
+                    self.invalid_policies
+                        .remove_label_values(&[&namespace, &policy])
+                        .ok();
+                }
+            }
         }
     }
 

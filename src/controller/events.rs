@@ -7,7 +7,7 @@ use kube::{
 };
 use tracing::warn;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::{api::core::v1::ObjectReference, apimachinery::pkg::apis::meta::v1::Condition};
 
 use crate::{conditions, crd::LaunchPolicy};
 
@@ -44,15 +44,37 @@ pub async fn on_transition(
     .await;
 }
 
-/// A Warning event for a failed reconcile; `reason` is a stable PascalCase category.
-pub async fn warning(recorder: &Recorder, policy: &LaunchPolicy, reason: &str, note: &str) {
-    publish(recorder, policy, EventType::Warning, reason, note).await;
+/// A Warning event for a failed reconcile; `reason` is a stable PascalCase category. `policy`
+/// may be a LaunchPolicy or one that could not be read (a `DeserializeGuard`).
+pub async fn warning<K>(recorder: &Recorder, policy: &K, reason: &str, note: &str)
+where
+    K: Resource<DynamicType = ()>,
+{
+    publish_ref(
+        recorder,
+        &policy.object_ref(&()),
+        EventType::Warning,
+        reason,
+        note,
+    )
+    .await;
 }
 
 /// Publishes one event about `policy`; failures are logged and otherwise ignored.
 pub async fn publish(
     recorder: &Recorder,
     policy: &LaunchPolicy,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    publish_ref(recorder, &policy.object_ref(&()), type_, reason, note).await;
+}
+
+/// Publishes one event about the object `regarding`; failures are logged and otherwise ignored.
+pub async fn publish_ref(
+    recorder: &Recorder,
+    regarding: &ObjectReference,
     type_: EventType,
     reason: &str,
     note: &str,
@@ -64,7 +86,7 @@ pub async fn publish(
         action: action(note),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&event, &policy.object_ref(&())).await {
+    if let Err(e) = recorder.publish(&event, regarding).await {
         warn!(error = %e, reason, "could not publish event");
     }
 }

@@ -2,6 +2,7 @@
 
 mod backoff;
 pub mod events;
+pub mod invalid;
 pub mod lookup;
 pub mod notify;
 pub mod pools;
@@ -25,6 +26,7 @@ use k8s_openapi::api::{
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::ListParams,
+    core::DeserializeGuard,
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
@@ -44,6 +46,10 @@ use synced::Synced;
 use triggers::Memory;
 
 use crate::{crd::LaunchPolicy, metrics::Metrics};
+
+/// A LaunchPolicy as watched: one that cannot be deserialized is kept as an error (with its
+/// metadata) instead of failing the watch, so it is reported on itself and stops nothing else.
+pub type Watched = DeserializeGuard<LaunchPolicy>;
 
 /// What a reconcile can fail with. Reference problems are not errors: they become conditions.
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +145,7 @@ where
 
 /// Runs the controller until SIGTERM/SIGINT. Fails fast when the CRD is not installed.
 pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow::Result<()> {
-    let policies: Api<LaunchPolicy> = api(&client, &settings.namespace);
+    let policies: Api<Watched> = api(&client, &settings.namespace);
     policies.list(&ListParams::default().limit(1)).await.map_err(|e| {
         anyhow::anyhow!("cannot list LaunchPolicies ({e}); is the CRD installed? `liftoff crd | kubectl apply -f -`")
     })?;
@@ -227,15 +233,16 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
 
 /// Policies in `namespace` whose triggers scale the workload `kind`/`name`.
 fn referencing(
-    store: &Store<LaunchPolicy>,
+    store: &Store<Watched>,
     kind: &str,
     namespace: &Option<String>,
     name: &str,
-) -> Vec<ObjectRef<LaunchPolicy>> {
+) -> Vec<ObjectRef<Watched>> {
     store
         .state()
         .iter()
         .filter(|p| &p.namespace() == namespace)
+        .filter_map(|p| p.0.as_ref().ok())
         .filter(|p| {
             p.spec.scaling.iter().flat_map(|s| &s.triggers).any(|t| {
                 t.scale_target_ref
@@ -243,18 +250,22 @@ fn referencing(
                     .is_some_and(|r| r.kind == kind && r.name == name)
             })
         })
-        .map(|p| ObjectRef::from(p.as_ref()))
+        .map(|p| ObjectRef::from(p).into_kind_unchecked::<Watched>(()))
         .collect()
 }
 
 /// Drops in-memory state and metric series of deleted policies, once per resync period.
-async fn forget_deleted(ctx: Arc<Context>, store: Store<LaunchPolicy>) {
+async fn forget_deleted(ctx: Arc<Context>, store: Store<Watched>) {
     let mut tick = tokio::time::interval(ctx.settings.resync);
     loop {
         tick.tick().await;
-        let live: std::collections::HashSet<String> =
-            store.state().iter().map(|p| reconcile::key(p)).collect();
+        let live: std::collections::HashSet<String> = store
+            .state()
+            .iter()
+            .map(|p| reconcile::key(p.as_ref()))
+            .collect();
         ctx.backoff.retain(|key| live.contains(key));
+        ctx.metrics.forget_invalid(&live);
         for (key, remembered) in ctx.memory.retain(|key| live.contains(key)) {
             let (namespace, policy) = key.split_once('/').unwrap_or(("", &key));
             for trigger in remembered.triggers.keys() {
@@ -274,7 +285,7 @@ async fn forget_deleted(ctx: Arc<Context>, store: Store<LaunchPolicy>) {
     }
 }
 
-fn error_policy(policy: Arc<LaunchPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(policy: Arc<Watched>, error: &Error, ctx: Arc<Context>) -> Action {
     match error {
         // Not ours to report: the replica that leads now reconciles this policy.
         Error::NotLeader => return Action::await_change(),
@@ -290,10 +301,12 @@ fn error_policy(policy: Arc<LaunchPolicy>, error: &Error, ctx: Arc<Context>) -> 
         .reconcile_errors
         .with_label_values(&[error.category()])
         .inc();
-    let retry = ctx.backoff.failed(&reconcile::key(&policy));
+    let retry = ctx.backoff.failed(&reconcile::key(policy.as_ref()));
     warn!(namespace = ?policy.namespace(), policy = %policy.name_any(), error = %error, retry_in = ?retry, "reconcile failed");
     let note = error.to_string();
     let reason = error.category();
-    tokio::spawn(async move { events::warning(&ctx.recorder, &policy, reason, &note).await });
+    tokio::spawn(
+        async move { events::warning(&ctx.recorder, policy.as_ref(), reason, &note).await },
+    );
     Action::requeue(retry)
 }

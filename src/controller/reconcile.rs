@@ -9,7 +9,7 @@ use kube::{Api, ResourceExt, runtime::controller::Action, runtime::events::Event
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::{
-    Context, Error, events,
+    Context, Error, events, invalid,
     lookup::KubeLookup,
     notify, references, rollout,
     status::{self, write_if_changed},
@@ -27,7 +27,7 @@ use crate::{
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The key of a policy in the controller's memory: `namespace/name`.
-pub fn key(policy: &LaunchPolicy) -> String {
+pub fn key(policy: &impl kube::Resource) -> String {
     format!(
         "{}/{}",
         policy.namespace().unwrap_or_default(),
@@ -38,13 +38,25 @@ pub fn key(policy: &LaunchPolicy) -> String {
 /// How long a reconcile waits for the workload caches' first list before it is requeued.
 const CACHE_SYNC_WAIT: Duration = Duration::from_secs(10);
 
-pub async fn reconcile(policy: Arc<LaunchPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(watched: Arc<super::Watched>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let policy = match &watched.0 {
+        Ok(policy) => policy,
+        Err(invalid) => {
+            // Not retried: the policy is read again when it changes.
+            invalid::report(invalid, &ctx).await?;
+            return Ok(Action::await_change());
+        }
+    };
     let namespace = policy.namespace().ok_or(Error::NoNamespace)?;
+    ctx.metrics
+        .invalid_policies
+        .remove_label_values(&[&namespace, &policy.name_any()])
+        .ok();
     let span = info_span!("reconcile", namespace = %namespace, policy = %policy.name_any());
-    let action = reconcile_policy(&policy, &ctx, &namespace)
+    let action = reconcile_policy(policy, &ctx, &namespace)
         .instrument(span)
         .await?;
-    ctx.backoff.succeeded(&key(&policy));
+    ctx.backoff.succeeded(&key(policy));
     Ok(action)
 }
 

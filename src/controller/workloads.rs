@@ -21,7 +21,6 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
 use super::synced::Synced;
-use crate::crd::LaunchPolicy;
 
 /// Starts a task that keeps a cache of `K` (stripped by `strip` to keep memory small) and sends
 /// `affected(object)` to `reconcile` whenever an object is created or its spec changes
@@ -29,8 +28,8 @@ use crate::crd::LaunchPolicy;
 pub fn spawn<K>(
     api: Api<K>,
     strip: impl Fn(&mut K) + Send + Sync + 'static,
-    affected: impl Fn(&K) -> Vec<ObjectRef<LaunchPolicy>> + Send + 'static,
-    reconcile: UnboundedSender<ObjectRef<LaunchPolicy>>,
+    affected: impl Fn(&K) -> Vec<ObjectRef<super::Watched>> + Send + 'static,
+    reconcile: UnboundedSender<ObjectRef<super::Watched>>,
 ) -> (Store<K>, Synced)
 where
     K: Resource<DynamicType = ()>

@@ -1,0 +1,171 @@
+//! A stored LaunchPolicy the operator cannot read (stored before the schema bounded a field, or
+//! written past it): reported on that policy alone — a `Ready=False` condition with reason
+//! `InvalidSpec`, a Warning Event and `liftoff_invalid_policies` — while every other policy
+//! keeps being reconciled. The policy waits for its next change; nothing of its status is lost.
+
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Condition, jiff::Timestamp};
+use kube::{
+    Api, Resource,
+    api::{ApiResource, DynamicObject, Patch, PatchParams},
+    core::error_boundary::InvalidObject,
+    runtime::events::EventType,
+};
+use serde_json::{Value, json};
+use tracing::warn;
+
+use super::{Context, Error, events, status::READY};
+use crate::{FIELD_MANAGER, conditions, crd::LaunchPolicy};
+
+/// The `Ready` condition's reason (and the Event's) for a policy that cannot be read.
+pub const INVALID_SPEC: &str = "InvalidSpec";
+
+/// Reports `invalid` on itself. Idempotent: when `Ready` already says exactly this for the
+/// current generation, nothing is written and no Event is emitted.
+pub async fn report(invalid: &InvalidObject, ctx: &Context) -> Result<(), Error> {
+    let namespace = invalid
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(Error::NoNamespace)?;
+    let name = invalid.metadata.name.clone().unwrap_or_default();
+    ctx.metrics
+        .invalid_policies
+        .with_label_values(&[&namespace, &name])
+        .set(1);
+    let resource = ApiResource::erase::<LaunchPolicy>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &resource);
+    let Some(raw) = api.get_opt(&name).await? else {
+        return Ok(()); // deleted meanwhile
+    };
+    let message = conditions::truncate(&explain(&raw, &invalid.error), 1024);
+    let previous: Vec<Condition> = raw
+        .data
+        .pointer("/status/conditions")
+        .cloned()
+        .and_then(|c| serde_json::from_value(c).ok())
+        .unwrap_or_default();
+    let generation = raw.metadata.generation;
+    let unchanged = conditions::find(&previous, READY).is_some_and(|c| {
+        c.status == "False"
+            && c.reason == INVALID_SPEC
+            && c.message == message
+            && c.observed_generation == generation
+    });
+    if unchanged {
+        return Ok(());
+    }
+    warn!(namespace, policy = %name, error = %message, "cannot read the LaunchPolicy; it is left alone until it changes");
+    let wanted = [conditions::Desired::new(
+        READY,
+        false,
+        INVALID_SPEC,
+        message.clone(),
+    )];
+    let mut merged = conditions::merge(&previous, &wanted, generation, Timestamp::now());
+    merged.extend(previous.iter().filter(|c| c.type_ != READY).cloned());
+    // A merge patch of `conditions` alone, conditional on the version read: the rest of the
+    // status (the rollout's stage, pending actions) is kept for when the policy is fixed.
+    let patch = json!({
+        "metadata": {"resourceVersion": raw.metadata.resource_version},
+        "status": {"conditions": merged},
+    });
+    ctx.ensure_leader()?;
+    match api
+        .patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => ctx.metrics.status_writes.inc(),
+        // Changed since it was read: its watch event reports it again.
+        Err(kube::Error::Api(e)) if e.code == 409 => return Err(Error::Stale),
+        // The apiserver validates the stored spec on a status write too, and refuses it when a
+        // CEL rule cannot even evaluate on the broken field: the Event and the metric remain.
+        Err(kube::Error::Api(e)) if e.code == 422 => {
+            warn!(namespace, policy = %name, "the apiserver refuses any status for this policy until its spec is fixed");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let event_ref = raw.object_ref(&resource);
+    events::publish_ref(
+        &ctx.recorder,
+        &event_ref,
+        EventType::Warning,
+        INVALID_SPEC,
+        &message,
+    )
+    .await;
+    Ok(())
+}
+
+/// What is wrong, naming the field when the object says which, and the fix.
+fn explain(raw: &DynamicObject, fallback: &str) -> String {
+    let object = json!({
+        "apiVersion": "liftoff.dev/v1alpha1",
+        "kind": "LaunchPolicy",
+        "metadata": {"name": raw.metadata.name, "namespace": raw.metadata.namespace},
+        "spec": raw.data.get("spec").cloned().unwrap_or(Value::Null),
+    });
+    let what = match serde_path_to_error::deserialize::<_, LaunchPolicy>(object) {
+        Ok(_) => conditions::truncate(fallback, 300),
+        Err(e) => format!(
+            "{}: {}",
+            e.path(),
+            conditions::truncate(&e.inner().to_string(), 300)
+        ),
+    };
+    format!(
+        "cannot read the policy: {what}. Fix that field (the CRD refuses such values when a policy \
+         is applied) and apply the policy again; until then Liftoff takes no action for this \
+         policy, and every other policy is unaffected"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_names_the_field_and_the_fix() {
+        let raw: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "liftoff.dev/v1alpha1",
+            "kind": "LaunchPolicy",
+            "metadata": {"name": "p", "namespace": "n"},
+            "spec": {"scaling": {"triggers": [{
+                "name": "api-cpu", "cpu": {},
+                "scaleTargetRef": {"kind": "Deployment", "name": "api"},
+                "replicas": {"min": 1, "max": 2147483648u64}
+            }]}},
+        }))
+        .unwrap();
+        let message = explain(&raw, "ignored");
+        assert!(
+            message.starts_with(
+                "cannot read the policy: spec.scaling.triggers[0].replicas.max: invalid value: integer `2147483648`, expected i32."
+            ),
+            "{message}"
+        );
+        assert!(message.contains("apply the policy again"), "{message}");
+    }
+
+    #[test]
+    fn an_overflowing_duration_is_named_too() {
+        let raw: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "liftoff.dev/v1alpha1",
+            "kind": "LaunchPolicy",
+            "metadata": {"name": "p", "namespace": "n"},
+            "spec": {"rollout": {"stages": [
+                {"name": "a", "users": 100, "bake": "99999999999999999999h"},
+                {"name": "b", "users": "All"}
+            ]}},
+        }))
+        .unwrap();
+        let message = explain(&raw, "ignored");
+        assert!(
+            message.contains("spec.rollout.stages[0].bake: invalid duration"),
+            "{message}"
+        );
+    }
+}
