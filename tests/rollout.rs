@@ -591,3 +591,94 @@ async fn gate_samples_go_to_metrics_at_once_and_to_status_only_on_a_decision_or_
     })
     .await;
 }
+
+/// Events about `lp/launch` with `reason`: `(type, count)` of each Event object.
+async fn event_series(client: &Client, ns: &str, reason: &str) -> Vec<(String, i32)> {
+    Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .map(|e| {
+            let count = e
+                .series
+                .as_ref()
+                .and_then(|s| s.count)
+                .or(e.count)
+                .unwrap_or(1);
+            (e.type_.unwrap_or_default(), count)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pause_and_an_abort_are_each_announced_by_one_warning_event() {
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("rollout-one-event").await.unwrap();
+    let spec = json!({"rollout": {"stages": [
+        {"name": "canary", "users": 100, "bake": "1h"},
+        {"name": "everyone", "users": "All"}
+    ]}});
+    let policy: LaunchPolicy = serde_json::from_value(json!({
+        "apiVersion": "liftoff.dev/v1alpha1", "kind": "LaunchPolicy",
+        "metadata": {"name": "launch"}, "spec": spec
+    }))
+    .unwrap();
+    let api = Api::<LaunchPolicy>::namespaced(client.clone(), &ns);
+    api.create(&PostParams::default(), &policy).await.unwrap();
+    let op = Operator::start(&cp, &["--resync=30s"]).await;
+    let phase_is = |phase: &'static str| {
+        let (client, ns) = (client.clone(), ns.clone());
+        async move {
+            eventually(WAIT, phase, || async {
+                rollout(&client, &ns)
+                    .await
+                    .filter(|r| format!("{:?}", r.state.phase) == phase)
+            })
+            .await
+        }
+    };
+    phase_is("Baking").await;
+    for (annotation, phase) in [
+        ("liftoff.dev/pause=1", "Paused"),
+        ("liftoff.dev/abort=1", "Aborted"),
+    ] {
+        let (ok, _, err) =
+            kubectl(&cp, &["-n", &ns, "annotate", "lp/launch", annotation], None).await;
+        assert!(ok, "{err}");
+        phase_is(phase).await;
+    }
+    // Evidence the operator had its chance to announce anything more: two further reconciles,
+    // each caused by an unrelated annotation.
+    for poke in ["1", "2"] {
+        let before = op.metric("liftoff_reconciles_total").await;
+        let (ok, _, err) = kubectl(
+            &cp,
+            &[
+                "-n",
+                &ns,
+                "annotate",
+                "--overwrite",
+                "lp/launch",
+                &format!("test.liftoff.dev/poke={poke}"),
+            ],
+            None,
+        )
+        .await;
+        assert!(ok, "{err}");
+        eventually(WAIT, "a reconcile after the poke", || async {
+            (op.metric("liftoff_reconciles_total").await > before).then_some(())
+        })
+        .await;
+    }
+    for reason in ["Paused", "Aborted"] {
+        assert_eq!(
+            event_series(&client, &ns, reason).await,
+            [("Warning".to_string(), 1)],
+            "one decision, one Event ({reason})"
+        );
+    }
+}

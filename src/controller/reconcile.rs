@@ -551,11 +551,14 @@ async fn record_actions(
 }
 
 /// Events for conditions that changed: Ready, Degraded and ScalingActive.
+/// One decision, one Event: a rollout phase change is announced by the rollout's own event
+/// (`Paused`, `Aborted`, …, with its evidence), so `RolloutProgressing` is not announced again.
 async fn announce_transitions(ctx: &Context, policy: &LaunchPolicy, status: &LaunchPolicyStatus) {
     for condition in &status.conditions {
         let healthy = match condition.type_.as_str() {
             status::READY => condition.status == "True",
             triggers::DEGRADED => condition.status == "False",
+            rollout::ROLLOUT_PROGRESSING => continue,
             _ => true,
         };
         events::on_transition(&ctx.recorder, policy, condition, healthy).await;
