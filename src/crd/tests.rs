@@ -137,3 +137,33 @@ fn top_level_description_is_written_for_users() {
     assert!(!yaml.contains("Auto-generated derived type"));
     assert!(yaml.contains("LaunchPolicy describes one product launch"));
 }
+
+proptest::proptest! {
+    /// What the operator writes is what it reads back: a gate value that came back one digit
+    /// off (0.935151302994944 read as 0.9351513029949439) made status look changed and
+    /// rewritten with nothing new. serde_json's default float parser is not exact; Liftoff
+    /// enables `float_roundtrip`.
+    #[test]
+    fn a_gate_value_reads_back_exactly_as_written(value in proptest::num::f64::NORMAL) {
+        let status = RolloutStatus {
+            state: crate::engine::rollout::RolloutState {
+                gates: vec![crate::engine::rollout::GateState {
+                    name: "login-success".into(),
+                    value: Some(value),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            message: None,
+        };
+        let written = serde_json::to_string(&status).unwrap();
+        let read: RolloutStatus = serde_json::from_str(&written).unwrap();
+        proptest::prop_assert_eq!(read, status, "{}", written);
+    }
+}
+
+#[test]
+fn the_reported_gate_value_reads_back_exactly() {
+    let value: f64 = serde_json::from_str("0.935151302994944").unwrap();
+    assert_eq!(serde_json::to_string(&value).unwrap(), "0.935151302994944");
+}
