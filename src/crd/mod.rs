@@ -25,7 +25,9 @@ pub use scaling::{
     PostgresSource, RdsResizePolicy, RedisMemoryTrigger, ReplicaBounds, ScalingBehavior,
     ScalingPolicy, ScalingPolicyKind, ScalingRules, ScalingSpec, SelectPolicy, Trigger,
 };
-pub use status::{LaunchPolicyStatus, PendingAction, RolloutStatus, SummaryStatus, TriggerStatus};
+pub use status::{
+    LaunchPolicyStatus, PendingAction, RecentScale, RolloutStatus, SummaryStatus, TriggerStatus,
+};
 
 /// A product launch, as a platform team runs it: scaling triggers that keep the platform ahead of
 /// demand, and a staged rollout by user count with health gates, approvals and rollback.

@@ -106,12 +106,26 @@ pub struct TriggerStatus {
     /// A recommendation awaiting a person, e.g. `resize emr-prod to db.r6g.2xlarge`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommendation: Option<String>,
+    /// Scales this trigger applied within its longest rate-policy period (a cpu or redisMemory
+    /// trigger), so `behavior` policies still hold right after an operator restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_scales: Vec<RecentScale>,
     /// Why the metric could not be read; while set, the trigger takes no action in either direction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Since when the metric has been unreadable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_since: Option<Time>,
+}
+
+/// One scale applied by a trigger.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentScale {
+    /// When it was applied.
+    pub at: Time,
+    /// Replicas added (positive) or removed (negative).
+    pub change: i32,
 }
 
 /// An action decided but not yet confirmed as applied.

@@ -197,12 +197,15 @@ pub async fn apply_all(
                         status.recommendation = Some(recommendation(p.trigger, to))
                     }
                     Planned::ResizeDatabase { .. } => status.recommendation = None,
-                    Planned::Scale { from, to } => memory
-                        .triggers
-                        .entry(p.trigger.name.clone())
-                        .or_default()
-                        .history
-                        .record_scale(now, *from, *to),
+                    Planned::Scale { from, to } => {
+                        memory
+                            .triggers
+                            .entry(p.trigger.name.clone())
+                            .or_default()
+                            .history
+                            .record_scale(now, *from, *to);
+                        plan::record_recent_scale(p.trigger, status, now, *from, *to);
+                    }
                     _ => {}
                 }
                 status.message = Some(p.plan.reason.clone());

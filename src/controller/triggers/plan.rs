@@ -12,10 +12,10 @@ use std::time::Duration as StdDuration;
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 
 use crate::{
-    crd::{Approval, PendingAction, Trigger, TriggerStatus},
+    crd::{Approval, PendingAction, RecentScale, Trigger, TriggerStatus},
     engine::scaling::{
         self as engine, CpuInput, PartitionInput, RdsAction, RdsInput, RedisAction, RedisInput,
-        RedisTarget, Sample, ScalingHistory,
+        RedisTarget, Sample, ScaleEvent, ScalingHistory,
     },
 };
 
@@ -56,6 +56,39 @@ impl Reading {
             ..self
         }
     }
+}
+
+/// Records in `status` a scale `from → to` applied at `now`, keeping only the scales within
+/// the trigger's longest rate-policy period (default 15s), at most 32.
+pub fn record_recent_scale(
+    trigger: &Trigger,
+    status: &mut TriggerStatus,
+    now: Timestamp,
+    from: i32,
+    to: i32,
+) {
+    let longest = trigger
+        .behavior
+        .iter()
+        .flat_map(|b| [&b.scale_up, &b.scale_down])
+        .flatten()
+        .flat_map(|rules| &rules.policies)
+        .map(|p| StdDuration::from(p.period))
+        .max()
+        .unwrap_or(engine::DEFAULT_POLICY_PERIOD)
+        .max(engine::DEFAULT_POLICY_PERIOD);
+    status
+        .recent_scales
+        .retain(|s| s.at.0.checked_add(longest).is_ok_and(|until| until > now));
+    let change = i64::from(to) - i64::from(from);
+    if change != 0 {
+        status.recent_scales.push(RecentScale {
+            at: Time(now),
+            change: change.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+        });
+    }
+    let excess = status.recent_scales.len().saturating_sub(32);
+    status.recent_scales.drain(..excess);
 }
 
 /// The policy-wide facts a plan depends on.
@@ -208,6 +241,19 @@ pub fn plan(
     facts: Facts,
 ) -> TriggerPlan {
     let now = facts.now;
+    if history.scale_events.is_empty() {
+        // A restarted operator: the scales recorded in status still count against the rate
+        // policies (the engine drops those older than their periods).
+        history.scale_events = previous
+            .map(|p| &p.recent_scales)
+            .into_iter()
+            .flatten()
+            .map(|s| ScaleEvent {
+                at: s.at.0,
+                change: s.change,
+            })
+            .collect();
+    }
     let last_action_at = previous
         .and_then(|p| p.last_action_at.as_ref())
         .map(|t| t.0);

@@ -428,3 +428,52 @@ fn an_interrupted_action_waits_while_the_target_cannot_be_read() {
         "kept for later"
     );
 }
+
+#[test]
+fn a_restarted_operator_still_honours_the_rate_policy_from_the_scales_in_status() {
+    let t = trigger(json!({
+        "name": "api-cpu",
+        "cpu": {"utilization": 70, "query": "q"},
+        "scaleTargetRef": {"kind": "Deployment", "name": "api"},
+        "replicas": {"min": 2, "max": 10},
+        "behavior": {"scaleUp": {"policies": [{"type": "Pods", "value": 2, "period": "10s"}]}}
+    }));
+    // 2 → 4 applied at t = 0 by the process that was then killed.
+    let mut status = TriggerStatus::default();
+    record_recent_scale(&t, &mut status, at(0), 2, 4);
+    assert_eq!(status.recent_scales.len(), 1);
+    // 175 % on 4 pods asks for 10; the rate policy allows no more within 10 s of that scale,
+    // even to a process with an empty history.
+    let early = run(
+        &t,
+        Some(&status),
+        &reading(175.0, Current::Replicas(4)),
+        facts(3),
+    );
+    assert_eq!(early.action, None, "{}", early.reason);
+    let later = run(
+        &t,
+        Some(&status),
+        &reading(175.0, Current::Replicas(4)),
+        facts(11),
+    );
+    assert_eq!(later.action, Some(Planned::Scale { from: 4, to: 6 }));
+}
+
+#[test]
+fn recent_scales_keep_only_the_longest_policy_period() {
+    let t = cpu(); // default behaviour: 15 s periods
+    let mut status = TriggerStatus::default();
+    record_recent_scale(&t, &mut status, at(0), 2, 4);
+    record_recent_scale(&t, &mut status, at(10), 4, 6);
+    record_recent_scale(&t, &mut status, at(20), 6, 6); // no change: not recorded
+    assert_eq!(
+        status
+            .recent_scales
+            .iter()
+            .map(|s| s.change)
+            .collect::<Vec<_>>(),
+        [2],
+        "the scale at 0 is older than 15 s at 20"
+    );
+}
