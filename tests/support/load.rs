@@ -9,11 +9,9 @@ use std::{
 };
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::Client;
+use kube::{Api, Client};
 use liftoff_testenv::MetricsExporter;
 use tokio::task::JoinHandle;
-
-use super::objects::replicas;
 
 /// Total demand in "percent of one pod's request": the exporter publishes
 /// `cpu_utilization{app="<deployment>",namespace="<ns>"}` = `demand ÷ replicas`, re-read every
@@ -46,9 +44,16 @@ impl Load {
         let task = tokio::spawn(async move {
             let labels = [("app", deployment.as_str()), ("namespace", ns.as_str())];
             loop {
-                let replicas = replicas::<Deployment>(&client, &ns, &deployment)
+                // While the apiserver is unreachable (a chaos test restarts it), the last
+                // published utilisation stays, as a real pod's would.
+                let Ok(scale) = Api::<Deployment>::namespaced(client.clone(), &ns)
+                    .get_scale(&deployment)
                     .await
-                    .max(1);
+                else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let replicas = scale.spec.and_then(|s| s.replicas).unwrap_or(0).max(1);
                 let demand = f64::from_bits(level.load(Ordering::SeqCst));
                 exporter.set("cpu_utilization", &labels, demand / f64::from(replicas));
                 tokio::time::sleep(Duration::from_millis(100)).await;

@@ -13,6 +13,7 @@ pub mod bench;
 pub mod kafka;
 pub mod load;
 pub mod objects;
+pub mod recording;
 
 use liftoff_testenv::{ControlPlane, MetricsExporter, Prometheus};
 use tokio::{

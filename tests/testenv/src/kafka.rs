@@ -186,6 +186,35 @@ impl Kafka {
         }
     }
 
+    /// Stops the broker (SIGTERM, then SIGKILL) and keeps its config and log dir, so that
+    /// [`Kafka::restart`] brings it back on the same port with the same topics and offsets.
+    pub async fn stop_broker(&mut self) {
+        if let Some(mut proc) = self.proc.take() {
+            proc.terminate(STOP_GRACE).await;
+        }
+    }
+
+    /// Starts the broker again (stopping it first if it runs) on the same ports and log dir.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.stop_broker().await;
+        let config = self
+            .dir_path
+            .join("server.properties")
+            .display()
+            .to_string();
+        let mut args = self.jvm_args(&BROKER_JVM_FLAGS);
+        args.extend(["kafka.Kafka".into(), config.into()]);
+        let log = self.dir_path.join("kafka.log");
+        let broker_port = self.broker_port;
+        let proc = self
+            .proc
+            .insert(Proc::spawn("kafka", &self.java, args, log)?);
+        svc::wait_ready(proc, START_TIMEOUT, || async move {
+            broker_count(broker_port).await.is_ok_and(|n| n > 0)
+        })
+        .await
+    }
+
     /// `<flags> -Dlog4j2.configurationFile=… -cp <libs>/*` (java expands the `*` itself).
     fn jvm_args(&self, flags: &[&str]) -> Vec<std::ffi::OsString> {
         let mut args: Vec<std::ffi::OsString> = flags.iter().map(Into::into).collect();

@@ -182,6 +182,33 @@ impl ControlPlane {
         &self.dir_path
     }
 
+    /// Stops kube-apiserver (SIGTERM) and starts it again on the same port, certificates and
+    /// etcd; returns once it is ready. Clients see an outage meanwhile, as in an upgrade.
+    pub async fn restart_apiserver(&mut self) -> Result<()> {
+        if let Some(mut proc) = self.apiserver.take() {
+            proc.terminate(STOP_GRACE).await;
+        }
+        let args = start::apiserver_args(self.ports, &self.dir_path.join("pki"));
+        let log = self.dir_path.join("kube-apiserver.log");
+        let bin = &self.binaries.kube_apiserver;
+        self.apiserver = Some(Proc::spawn("kube-apiserver", bin, args, log)?);
+        let client = self.client().await?;
+        let apiserver = self.apiserver.as_mut().expect("just set");
+        let deadline = Instant::now() + START_TIMEOUT;
+        wait_until(apiserver, deadline, || start::apiserver_ready(&client))
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// Freezes etcd (SIGSTOP) or thaws it (SIGCONT): requests hang, as on a stalled disk.
+    pub fn pause_etcd(&self, paused: bool) {
+        if let Some(etcd) = &self.etcd {
+            let signal = if paused { libc::SIGSTOP } else { libc::SIGCONT };
+            // SAFETY: kill(2) on a child process this struct owns.
+            unsafe { libc::kill(etcd.pid() as libc::pid_t, signal) };
+        }
+    }
+
     /// Process ids of the running servers (apiserver, etcd).
     pub fn pids(&self) -> Vec<u32> {
         [&self.apiserver, &self.etcd]
