@@ -6,15 +6,25 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Event};
+use std::sync::Arc;
+
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{ConfigMap, Event},
+};
 use kube::{
     Api,
     api::{ListParams, Patch, PatchParams},
 };
 use liftoff::crd::LaunchPolicy;
-use liftoff_testenv::ControlPlane;
+use liftoff_testenv::{ControlPlane, MetricsExporter, Prometheus};
 use serde_json::{Value, json};
-use support::{Operator, eventually, objects::policy, repo_path};
+use support::{
+    Operator, eventually,
+    load::Load,
+    objects::{create, policy, replicas, workload},
+    repo_path,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -106,9 +116,26 @@ async fn unreadable_policies_are_reported_on_themselves_and_the_others_complete(
     cp.apply_crds(&repo_path("crds")).await.unwrap();
 
     let op = Operator::start(&cp, &["--log-format=text"]).await;
+    // The healthy policy scales `web` on a real Prometheus query: demand 280 % of one pod is
+    // 140 % on 2 replicas, 70 % (the target) on 4.
+    create::<Deployment>(&client, &ns, workload("Deployment", "web", 2)).await;
+    let exporter = Arc::new(MetricsExporter::start().await.unwrap());
+    let prometheus = Prometheus::start(&[exporter.target()], Duration::from_secs(1))
+        .await
+        .unwrap();
+    let _load = Load::start(exporter.clone(), client.clone(), &ns, "web", 280.0);
+    let query = format!("max(cpu_utilization{{app=\"web\",namespace=\"{ns}\"}})");
+    prometheus.wait_for_query(&query).await.unwrap();
     let healthy = policy(
         "healthy",
-        json!({"rollout": {
+        json!({
+          "prometheus": {"address": prometheus.url()},
+          "scaling": {"interval": "1s", "triggers": [{
+            "name": "web-cpu", "cpu": {"query": query},
+            "scaleTargetRef": {"kind": "Deployment", "name": "web"},
+            "replicas": {"min": 2, "max": 6}
+          }]},
+          "rollout": {
             "stages": [
                 {"name": "canary", "users": 100, "bake": "1s"},
                 {"name": "everyone", "users": "All"}
@@ -133,6 +160,10 @@ async fn unreadable_policies_are_reported_on_themselves_and_the_others_complete(
     let cohort: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let published = cohort.get("healthy-cohort").await.unwrap();
     assert_eq!(published.data.unwrap()["maxUsers"], "All");
+    eventually(WAIT, "the healthy policy to scale web to 4", || async {
+        (replicas::<Deployment>(&client, &ns, "web").await == 4).then_some(())
+    })
+    .await;
 
     // One Warning event per broken policy, naming the field and the fix.
     let events: Api<Event> = Api::namespaced(client.clone(), &ns);
