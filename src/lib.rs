@@ -5,6 +5,8 @@ pub mod conditions;
 pub mod controller;
 pub mod crd;
 pub mod engine;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod http;
 pub mod leader;
 pub mod metrics;

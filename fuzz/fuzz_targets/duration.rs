@@ -1,0 +1,4 @@
+//! `liftoff::fuzzing::duration` under libFuzzer (see docs/fuzzing.md).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| liftoff::fuzzing::duration(data));

@@ -1,0 +1,4 @@
+//! `liftoff::fuzzing::kafka_lag` under libFuzzer (see docs/fuzzing.md).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| liftoff::fuzzing::kafka_lag(data));

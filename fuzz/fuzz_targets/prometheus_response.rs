@@ -1,0 +1,4 @@
+//! `liftoff::fuzzing::prometheus_response` under libFuzzer (see docs/fuzzing.md).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| liftoff::fuzzing::prometheus_response(data));
