@@ -616,3 +616,53 @@ async fn kafka_lag_with_a_strimzi_topic_patches_its_partitions_instead_of_the_br
         Some("set KafkaTopic task-events partitions from 3 to 6")
     );
 }
+
+#[tokio::test]
+async fn a_sample_no_pod_can_have_is_unknown_and_scales_nothing() {
+    let t = cpu_setup("cpu-implausible", json!([])).await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    eventually(WAIT, "first value", || async {
+        trigger_status(&client, &ns, "launch", "api-cpu")
+            .await
+            .filter(|s| s.value.is_some())
+    })
+    .await;
+    // ~1e308 % CPU per pod: the report's sample that scaled a Deployment from 3 to 7.
+    t.load.set(1.7e308);
+    let (_, reason, message) =
+        eventually(WAIT, "Degraded=True for the implausible sample", || async {
+            condition(&client, &ns, "launch", "Degraded")
+                .await
+                .filter(|c| c.0 == "True")
+        })
+        .await;
+    assert_eq!(reason, "SourceUnavailable");
+    assert!(message.contains("above the plausible maximum"), "{message}");
+    let status = trigger_status(&client, &ns, "launch", "api-cpu")
+        .await
+        .unwrap();
+    assert_eq!(status.value, None, "no 309-digit value in status");
+    // Evidence the operator had its chance to act on it: three more reconciles (one sample
+    // every 2 s).
+    let before = t.operator.metric("liftoff_reconciles_total").await;
+    eventually(WAIT, "three more reconciles", || async {
+        (t.operator.metric("liftoff_reconciles_total").await >= before + 3.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        replicas::<Deployment>(&client, &ns, "api").await,
+        2,
+        "no action on a sample that cannot be a measurement"
+    );
+    t.load.set(100.0);
+    eventually(
+        WAIT,
+        "Degraded=False once the samples are plausible again",
+        || async {
+            condition(&client, &ns, "launch", "Degraded")
+                .await
+                .filter(|c| c.0 == "False")
+        },
+    )
+    .await;
+}
