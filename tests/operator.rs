@@ -227,7 +227,7 @@ async fn a_resync_without_changes_writes_no_status() {
         (op.metric("liftoff_reconciles_total").await > reconciles).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    op.completes_reconciles(1).await;
     assert_eq!(
         op.metric("liftoff_status_writes_total").await,
         writes,
@@ -299,7 +299,7 @@ async fn an_operator_restarted_over_settled_policies_writes_no_status() {
         (op.metric("liftoff_status_writes_skipped_total").await >= 6.0).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    op.completes_reconciles(3).await;
     let metrics = op.metrics().await;
     assert!(
         !metrics.contains("liftoff_reconcile_errors_total{"),

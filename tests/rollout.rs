@@ -248,7 +248,7 @@ async fn a_manual_stage_waits_for_an_approval_annotation_and_records_who_gave_it
     })
     .await;
     assert_eq!(status.state.stage_name.as_deref(), Some("internal-beta"));
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    _op.completes_reconciles(3).await;
     assert_eq!(
         cohort(&l.client, &l.ns).await.as_deref(),
         Some("100"),
@@ -329,7 +329,21 @@ async fn breaking_latency_pauses_with_the_value_and_rollback_returns_to_the_prev
         failed.iter().any(|m| m.contains("p95-latency-seconds")),
         "{failed:?}"
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A held rollout is reconciled again only on a change or a resync: make a change.
+    let (ok, _, err) = kubectl(
+        &l.cp,
+        &[
+            "-n",
+            &l.ns,
+            "annotate",
+            "lp/launch",
+            "test.liftoff.dev/poke=1",
+        ],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    _op.completes_reconciles(2).await;
     assert_eq!(
         cohort(&l.client, &l.ns).await.as_deref(),
         Some("100"),
@@ -374,7 +388,7 @@ async fn an_operator_restarted_mid_bake_keeps_the_deadline_and_repeats_no_stage(
     op.kill().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    _op.completes_reconciles(2).await;
     let after = rollout(&l.client, &l.ns).await.unwrap();
     assert_eq!(after.state.stage_name, before.state.stage_name);
     assert_eq!(
@@ -407,10 +421,11 @@ async fn reconciles_during_a_bake_write_no_status() {
             .filter(|r| format!("{:?}", r.state.phase) == "Baking")
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    op.idle().await;
     let writes = op.metric("liftoff_status_writes_total").await;
     let reconciles = op.metric("liftoff_reconciles_total").await;
     for i in 0..3 {
+        let before = op.metric("liftoff_reconciles_total").await;
         let (ok, _, err) = kubectl(
             &l.cp,
             &[
@@ -425,8 +440,12 @@ async fn reconciles_during_a_bake_write_no_status() {
         )
         .await;
         assert!(ok, "{err}");
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        eventually(WAIT, "a reconcile of the annotation", || async {
+            (op.metric("liftoff_reconciles_total").await > before).then_some(())
+        })
+        .await;
     }
+    op.idle().await;
     assert!(
         op.metric("liftoff_reconciles_total").await >= reconciles + 3.0,
         "the annotations were reconciled"
@@ -496,7 +515,13 @@ async fn a_launch_update_goes_out_every_summary_every_even_across_a_restart() {
     // A restarted operator keeps the schedule from status: no extra update on start.
     op.kill().await;
     let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    eventually(
+        WAIT,
+        "a third launch update, on the restored schedule",
+        || async { (texts(&received, "LaunchUpdate").len() >= 3).then_some(()) },
+    )
+    .await;
+    _op.completes_reconciles(3).await;
     let updates = texts(&received, "LaunchUpdate");
     let periods = started.elapsed().as_secs_f64() / every.as_secs_f64();
     assert!(
@@ -545,7 +570,7 @@ async fn gate_samples_go_to_metrics_at_once_and_to_status_only_on_a_decision_or_
         (g.consecutive_passes >= 2).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    op.completes_reconciles(2).await;
     let writes = op.metric("liftoff_status_writes_total").await;
     let shown = rollout(&l.client, &l.ns).await.unwrap();
 
@@ -554,7 +579,7 @@ async fn gate_samples_go_to_metrics_at_once_and_to_status_only_on_a_decision_or_
         (op.metric(&series("liftoff_gate_value")).await == 0.3).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    op.completes_reconciles(3).await;
     assert_eq!(op.metric(&series("liftoff_gate_passing")).await, 1.0);
     assert_eq!(
         op.metric("liftoff_status_writes_total").await,

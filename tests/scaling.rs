@@ -173,7 +173,7 @@ async fn cpu_above_target_scales_up_per_hpa_maths_and_down_only_after_the_window
     assert!(t.operator.metrics().await.contains(
         &format!("liftoff_actions_total{{action=\"ScaleUp\",namespace=\"{ns}\",policy=\"launch\",trigger=\"api-cpu\"}} 1")
     ));
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    t.operator.completes_reconciles(3).await;
     assert_eq!(
         replicas::<Deployment>(client, ns, "api").await,
         4,
@@ -231,7 +231,7 @@ async fn prometheus_down_means_no_scaling_and_the_status_names_the_source_until_
     assert!(t.operator.metrics().await.contains(&format!(
         "liftoff_trigger_source_up{{namespace=\"{ns}\",policy=\"launch\",trigger=\"api-cpu\"}} 0"
     )));
-    tokio::time::sleep(Duration::from_secs(5)).await; // two sampling intervals
+    t.operator.completes_reconciles(3).await;
     assert_eq!(
         replicas::<Deployment>(&client, &ns, "api").await,
         2,
@@ -363,7 +363,7 @@ async fn kafka_lag_above_threshold_adds_partitions_once_per_cooldown_never_above
     assert!(status.next_eligible_at.is_some(), "the cooldown is visible");
     // More lag within the cooldown: nothing more happens (and never above max anyway).
     kafka_util::produce(&kafka, "task-events", &[1_000, 1_000, 1_000]).await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    operator.completes_reconciles(3).await;
     assert_eq!(kafka.partitions("task-events").await.unwrap(), 5);
     let adds = events(&client, &ns, "AddPartitions").await;
     assert_eq!(adds.len(), 1, "one action per cooldown: {adds:?}");
@@ -496,7 +496,7 @@ async fn database_connections_recommend_the_next_class_then_automatic_patches_th
         || async { (class(dbi.get("emr-prod").await.ok()?) == "db.r6g.2xlarge").then_some(()) },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    operator.completes_reconciles(3).await;
     assert_eq!(
         class(dbi.get("emr-prod").await.unwrap()),
         "db.r6g.2xlarge",
@@ -539,7 +539,7 @@ async fn redis_memory_above_threshold_scales_the_statefulset_up_one_step() {
         (replicas::<StatefulSet>(&client, &ns, "redis").await == 4).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    operator.completes_reconciles(3).await;
     assert_eq!(
         replicas::<StatefulSet>(&client, &ns, "redis").await,
         4,

@@ -167,6 +167,37 @@ impl Operator {
             .unwrap()
     }
 
+    /// Waits until the operator has completed `n` more reconciles than it had when called: the
+    /// evidence, before asserting that nothing more happened, that it had its chance to act (a
+    /// policy with triggers is reconciled once per sampling interval). Never a fixed sleep,
+    /// which passes vacuously on a slow machine.
+    pub async fn completes_reconciles(&self, n: u32) {
+        const DONE: &str = "liftoff_reconcile_duration_seconds_count";
+        let target = self.metric(DONE).await + f64::from(n);
+        eventually(
+            Duration::from_secs(120),
+            &format!("{n} more completed reconciles"),
+            || async { (self.metric(DONE).await >= target).then_some(()) },
+        )
+        .await;
+    }
+
+    /// Waits until every reconcile the operator has started has completed (none in flight).
+    pub async fn idle(&self) {
+        eventually(
+            Duration::from_secs(60),
+            "no reconcile in flight",
+            || async {
+                let started = self.metric("liftoff_reconciles_total").await;
+                let completed = self
+                    .metric("liftoff_reconcile_duration_seconds_count")
+                    .await;
+                (completed >= started).then_some(())
+            },
+        )
+        .await;
+    }
+
     /// The operator's process id while it runs (e.g. to read `/proc/<pid>/status`).
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
