@@ -117,7 +117,11 @@ fn parse(s: &str) -> Result<StdDuration, &'static str> {
             "" => 0,
             digits => digits.parse::<u128>().map_err(|_| TOO_LONG)?,
         };
-        let mut part = whole.checked_mul(nanos_per_unit).ok_or(TOO_LONG)?;
+        // Beyond the ceiling already: refused before any arithmetic that could overflow.
+        if whole > max / nanos_per_unit {
+            return Err(TOO_LONG);
+        }
+        let mut part = whole * nanos_per_unit;
         // Fractional digits beyond a nanosecond's precision of the unit change nothing.
         let mut scale = nanos_per_unit;
         for digit in fraction.bytes().map(|b| u128::from(b - b'0')) {
@@ -257,6 +261,9 @@ mod tests {
             "8760h1ns",
             "600000m",
             "5000h5000h",
+            // A whole number that fits u128 once multiplied, plus a fraction that would not.
+            "94522879700260684295381835.9h",
+            "5671372782015641057722910123.9m",
         ] {
             let err = text.parse::<Duration>().unwrap_err();
             assert!(err.contains("longer than the 8760h"), "{text}: {err}");
