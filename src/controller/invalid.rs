@@ -108,18 +108,37 @@ fn explain(raw: &DynamicObject, fallback: &str) -> String {
         "metadata": {"name": raw.metadata.name, "namespace": raw.metadata.namespace},
         "spec": raw.data.get("spec").cloned().unwrap_or(Value::Null),
     });
-    let what = match serde_path_to_error::deserialize::<_, LaunchPolicy>(object) {
-        Ok(_) => conditions::truncate(fallback, 300),
-        Err(e) => format!(
+    let located = |e: serde_path_to_error::Error<serde_json::Error>| {
+        format!(
             "{}: {}",
             e.path(),
             conditions::truncate(&e.inner().to_string(), 300)
-        ),
+        )
     };
+    let mut whole = object.clone();
+    let spec_error = serde_path_to_error::deserialize::<_, LaunchPolicy>(object).err();
+    if let Some(e) = spec_error {
+        return format!(
+            "cannot read the policy: {}. Fix that field (the CRD refuses such values when a \
+             policy is applied) and apply the policy again; until then Liftoff takes no action \
+             for this policy, and every other policy is unaffected",
+            located(e)
+        );
+    }
+    whole["status"] = raw.data.get("status").cloned().unwrap_or(Value::Null);
+    let what = match serde_path_to_error::deserialize::<_, LaunchPolicy>(whole) {
+        Err(e) => located(e),
+        Ok(_) => conditions::truncate(fallback, 300),
+    };
+    let (namespace, name) = (
+        raw.metadata.namespace.as_deref().unwrap_or_default(),
+        raw.metadata.name.as_deref().unwrap_or_default(),
+    );
     format!(
-        "cannot read the policy: {what}. Fix that field (the CRD refuses such values when a policy \
-         is applied) and apply the policy again; until then Liftoff takes no action for this \
-         policy, and every other policy is unaffected"
+        "cannot read the policy's status: {what}. The spec is fine; the status was written by \
+         something else (another version of Liftoff?). Liftoff takes no action for this policy \
+         until the status is removed: kubectl patch lp {name} -n {namespace} --subresource=status \
+         --type=merge -p '{{\"status\":null}}' (the rollout then starts over from its first stage)"
     )
 }
 
@@ -148,6 +167,26 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("apply the policy again"), "{message}");
+    }
+
+    #[test]
+    fn a_status_it_cannot_read_is_named_with_the_way_out() {
+        let raw: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "liftoff.dev/v1alpha1",
+            "kind": "LaunchPolicy",
+            "metadata": {"name": "p", "namespace": "n"},
+            "spec": {},
+            "status": {"rollout": {"phase": "Sideways"}},
+        }))
+        .unwrap();
+        let message = explain(&raw, "ignored");
+        assert!(
+            message.starts_with(
+                "cannot read the policy's status: status.rollout: unknown variant `Sideways`"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("--subresource=status"), "{message}");
     }
 
     #[test]
