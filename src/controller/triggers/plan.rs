@@ -249,7 +249,13 @@ pub fn plan(
             .into_iter()
             .flatten()
             .map(|s| ScaleEvent {
-                at: s.at.0,
+                // Stored times are whole seconds, truncated: count a scale as up to a second
+                // later than stored, so its period never ends early.
+                at: s
+                    .at
+                    .0
+                    .checked_add(StdDuration::from_secs(1))
+                    .unwrap_or(s.at.0),
                 change: s.change,
             })
             .collect();
