@@ -59,16 +59,24 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn recorded_stage(lp: &LaunchPolicy) -> Option<(u32, String)> {
+/// `(stage, users, stageStartedAt)`: a stage entered again (a restarted bake) is a new value.
+fn recorded_stage(lp: &LaunchPolicy) -> Option<(u32, String, String)> {
     let state = &lp.status.as_ref()?.rollout.as_ref()?.state;
-    Some((state.stage?, state.users.to_string()))
+    let started = state.stage_started_at.as_ref().map(|t| t.0.to_string());
+    Some((
+        state.stage?,
+        state.users.to_string(),
+        started.unwrap_or_default(),
+    ))
 }
 
-fn published(cm: &ConfigMap) -> Option<(String, String)> {
+/// `(stageIndex, maxUsers, updatedAt)`: a stage published again with a new start is a new value.
+fn published(cm: &ConfigMap) -> Option<(String, String, String)> {
     let data = cm.data.as_ref()?;
     Some((
         data.get("stageIndex")?.clone(),
         data.get("maxUsers")?.clone(),
+        data.get("updatedAt").cloned().unwrap_or_default(),
     ))
 }
 
@@ -135,13 +143,13 @@ async fn main() {
     }
     let kills: u32 = env_or("LIFTOFF_SOAK_KILLS", 100);
     let bake: String = env_or("LIFTOFF_SOAK_BAKE", "40s".to_string());
+    // Never 0: xorshift would stay at 0.
     let seed: u64 = env_or(
         "LIFTOFF_SOAK_SEED",
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs())
-            | 1,
-    );
+            .map_or(1, |d| d.as_secs()),
+    ) | 1;
     let mut rng = Rng(seed);
     let started = Instant::now();
 
@@ -213,11 +221,11 @@ async fn main() {
     let mut chaos = Chaos::default();
     // Control-plane outages: the test's own watches deliver late across them.
     let mut outages: Vec<(Instant, Instant)> = Vec::new();
-    let done = |stage: &Recording<(u32, String)>, scaled: &Recording<i32>| {
+    let done = |stage: &Recording<(u32, String, String)>, scaled: &Recording<i32>| {
         stage
             .values()
             .last()
-            .is_some_and(|(_, users)| users == "All")
+            .is_some_and(|(_, users, _)| users == "All")
             && scaled.values().last() == Some(&10)
     };
     let mut partitions = 1;
@@ -276,12 +284,19 @@ async fn main() {
     intents
         .until("no pending action", |s| s.last().is_some_and(Vec::is_empty))
         .await;
+    // The watch has delivered everything written so far before the count starts.
+    let current = policies.get("launch").await.unwrap().resource_version();
+    versions
+        .until("the watch to catch up", |v| v.last() == current.as_ref())
+        .await;
     let settled = versions.values().len();
-    let before = op.metric("liftoff_reconciles_total").await;
-    eventually(WAIT, "ten more reconciles", || async {
-        (op.metric("liftoff_reconciles_total").await >= before + 10.0).then_some(())
-    })
-    .await;
+    op.completes_reconciles(10).await;
+    let current = policies.get("launch").await.unwrap().resource_version();
+    versions
+        .until("the watch to catch up again", |v| {
+            v.last() == current.as_ref()
+        })
+        .await;
     let writes_after_end = versions.values().len() - settled;
     if op.logs().contains("panicked") {
         chaos.operator_panics += 1;
@@ -290,17 +305,20 @@ async fn main() {
     let expected: Vec<(u32, String)> = [(0, "100"), (1, "500"), (2, "1500"), (3, "All")]
         .map(|(i, u)| (i, u.to_string()))
         .to_vec();
-    let entered = stage.values();
+    // Every distinct (stage, start) recorded: a stage entered twice shows twice.
+    let entered: Vec<(u32, String)> = stage
+        .values()
+        .into_iter()
+        .map(|(i, users, _)| (i, users))
+        .collect();
     let stages_repeated = entered.len().saturating_sub(expected.len());
     let stages_skipped = expected.iter().filter(|e| !entered.contains(e)).count();
-    let publications = cohort.values();
-    let published_out_of_order = usize::from(
-        publications
-            != expected
-                .iter()
-                .map(|(i, u)| (i.to_string(), u.clone()))
-                .collect::<Vec<_>>(),
-    );
+    let publications: Vec<(u32, String)> = cohort
+        .values()
+        .into_iter()
+        .map(|(i, users, _)| (i.parse().unwrap_or(u32::MAX), users))
+        .collect();
+    let published_out_of_order = usize::from(publications != expected);
     let replicas_seen = scaled.values();
     let scale_downs = replicas_seen.windows(2).filter(|w| w[1] < w[0]).count();
     // The rate policy allows +2 pods per 10 s: two steps closer than that (less the watch's

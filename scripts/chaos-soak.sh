@@ -6,7 +6,7 @@
 # skipped, scale-downs, actions decided twice, status writes after the end and operator panics,
 # all of which must be 0 (the script fails otherwise).
 #
-#   scripts/chaos-soak.sh                                  # ~6 min after the build
+#   scripts/chaos-soak.sh                                  # ~11 min after the build
 #   LIFTOFF_SOAK_KILLS=20 LIFTOFF_SOAK_BAKE=10s scripts/chaos-soak.sh
 #   LIFTOFF_SOAK_SEED=1796385959 scripts/chaos-soak.sh     # repeat a run's sequence of faults
 #

@@ -188,10 +188,16 @@ impl Operator {
             Duration::from_secs(60),
             "no reconcile in flight",
             || async {
-                let started = self.metric("liftoff_reconciles_total").await;
-                let completed = self
-                    .metric("liftoff_reconcile_duration_seconds_count")
-                    .await;
+                // Both from one scrape, so a reconcile starting in between cannot be missed.
+                let text = self.metrics().await;
+                let value = |name: &str| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .unwrap_or(0.0)
+                };
+                let started = value("liftoff_reconciles_total");
+                let completed = value("liftoff_reconcile_duration_seconds_count");
                 (completed >= started).then_some(())
             },
         )
