@@ -26,7 +26,7 @@ use support::{
     repo_path,
 };
 
-const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(60);
 
 /// Liftoff's CRD with its schema replaced by "anything goes": what a cluster had before the
 /// schema bounded its numbers and durations.
