@@ -146,19 +146,28 @@ fn explain(raw: &DynamicObject, fallback: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_message_names_the_field_and_the_fix() {
-        let raw: DynamicObject = serde_json::from_value(json!({
+    /// Policy `n/p` as the apiserver stores it, with `rest` (its spec and status).
+    fn stored(rest: Value) -> DynamicObject {
+        let mut object = json!({
             "apiVersion": "liftoff.dev/v1alpha1",
             "kind": "LaunchPolicy",
             "metadata": {"name": "p", "namespace": "n"},
+        });
+        if let (Some(object), Some(rest)) = (object.as_object_mut(), rest.as_object()) {
+            object.extend(rest.clone());
+        }
+        serde_json::from_value(object).unwrap()
+    }
+
+    #[test]
+    fn the_message_names_the_field_and_the_fix() {
+        let raw = stored(json!({
             "spec": {"scaling": {"triggers": [{
                 "name": "api-cpu", "cpu": {},
                 "scaleTargetRef": {"kind": "Deployment", "name": "api"},
                 "replicas": {"min": 1, "max": 2147483648u64}
             }]}},
-        }))
-        .unwrap();
+        }));
         let message = explain(&raw, "ignored");
         assert!(
             message.starts_with(
@@ -171,14 +180,10 @@ mod tests {
 
     #[test]
     fn a_status_it_cannot_read_is_named_with_the_way_out() {
-        let raw: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "liftoff.dev/v1alpha1",
-            "kind": "LaunchPolicy",
-            "metadata": {"name": "p", "namespace": "n"},
+        let raw = stored(json!({
             "spec": {},
             "status": {"rollout": {"phase": "Sideways"}},
-        }))
-        .unwrap();
+        }));
         let message = explain(&raw, "ignored");
         assert!(
             message.starts_with(
@@ -191,16 +196,12 @@ mod tests {
 
     #[test]
     fn an_overflowing_duration_is_named_too() {
-        let raw: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "liftoff.dev/v1alpha1",
-            "kind": "LaunchPolicy",
-            "metadata": {"name": "p", "namespace": "n"},
+        let raw = stored(json!({
             "spec": {"rollout": {"stages": [
                 {"name": "a", "users": 100, "bake": "99999999999999999999h"},
                 {"name": "b", "users": "All"}
             ]}},
-        }))
-        .unwrap();
+        }));
         let message = explain(&raw, "ignored");
         assert!(
             message.contains("spec.rollout.stages[0].bake: invalid duration"),
