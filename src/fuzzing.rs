@@ -10,16 +10,17 @@ use arbitrary::Unstructured;
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry, jiff::Timestamp};
 
 use crate::{
-    controller::{
-        rollout::commands,
-        triggers::plan::{self, Current, Facts, Hold, Reading},
-    },
+    controller::rollout::commands,
     crd::{Duration, LaunchPolicy, Trigger},
     engine::{
         rollout::{self as engine_rollout, GateReading, Inputs, RolloutState},
         scaling::{Sample, ScalingHistory},
     },
     sources::{kafka, prometheus},
+    triggers::{
+        TriggerKind,
+        plan::{self, Current, Facts, Hold, Reading},
+    },
 };
 
 /// A fuzz entry point.
@@ -98,6 +99,10 @@ fn scale(
     refresh: StdDuration,
     interval: StdDuration,
 ) {
+    // A trigger without a usable kind is refused before it is planned (InvalidSpec).
+    let Ok(kind) = trigger.kind() else {
+        return;
+    };
     let mut history = ScalingHistory::default();
     let hold = match u.int_in_range(0..=2u8).unwrap_or(0) {
         1 => Some(Hold::Suspended),
@@ -109,27 +114,27 @@ fn scale(
         status_refresh: refresh,
         hold,
     };
-    let first = plan::plan(trigger, None, &reading(trigger, u), &mut history, facts);
+    let first = plan::plan(&kind, None, &reading(&kind, u), &mut history, facts);
     let later = Facts {
         now: now.checked_add(interval).unwrap_or(now),
         ..facts
     };
     let second = plan::plan(
-        trigger,
+        &kind,
         Some(&first.status),
-        &reading(trigger, u),
+        &reading(&kind, u),
         &mut history,
         later,
     );
     let _ = serde_json::to_string(&second.status).unwrap_or_default();
 }
 
-fn reading(trigger: &Trigger, u: &mut Unstructured<'_>) -> Reading {
+fn reading(kind: &TriggerKind<'_>, u: &mut Unstructured<'_>) -> Reading {
     let sample = match u.int_in_range(0..=3u8).unwrap_or(0) {
         0 => Sample::Value(u.arbitrary().unwrap_or(0.0)),
         1 => Sample::Value(f64::from(u.arbitrary::<u32>().unwrap_or(0))),
         2 => Sample::unknown("fuzz", "unreadable"),
-        _ => Sample::Value(crate::engine::scaling::threshold(trigger).unwrap_or(0.0)),
+        _ => Sample::Value(kind.threshold()),
     };
     let current = match u.int_in_range(0..=4u8).unwrap_or(0) {
         0 => Ok(Current::Replicas(u.arbitrary().unwrap_or(1))),
@@ -147,7 +152,7 @@ fn reading(trigger: &Trigger, u: &mut Unstructured<'_>) -> Reading {
         current,
         refusal,
     }
-    .vetted(trigger)
+    .vetted(kind)
 }
 
 fn gate_reading(u: &mut Unstructured<'_>) -> GateReading {

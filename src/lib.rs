@@ -14,6 +14,7 @@ pub mod rollout_metrics;
 pub mod sources;
 pub mod telemetry;
 pub mod trigger_metrics;
+pub mod triggers;
 
 /// Field manager used for every server-side apply Liftoff sends.
 pub const FIELD_MANAGER: &str = "liftoff";

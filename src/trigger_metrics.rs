@@ -1,5 +1,5 @@
 //! Per-trigger metrics: live samples go here, not to status. Names and labels are part of the
-//! public interface (README, the chart's alerts and dashboard).
+//! public interface (docs/metrics.md, the chart's alerts and dashboard).
 
 use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 
@@ -69,7 +69,7 @@ impl TriggerMetrics {
     }
 
     /// Records one sample; `None` when the source failed.
-    pub fn sampled(&self, labels: [&str; 3], value: Option<f64>, threshold: Option<f64>) {
+    pub fn sampled(&self, labels: [&str; 3], value: Option<f64>, threshold: f64) {
         match value {
             Some(v) => {
                 self.value.with_label_values(&labels).set(v);
@@ -80,9 +80,7 @@ impl TriggerMetrics {
                 self.source_up.with_label_values(&labels).set(0.0);
             }
         }
-        if let Some(t) = threshold {
-            self.threshold.with_label_values(&labels).set(t);
-        }
+        self.threshold.with_label_values(&labels).set(threshold);
     }
 
     /// Drops every series of a trigger (the trigger or its policy is gone).

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tracing::warn;
 
 use super::{Context, Error, events, status::READY};
-use crate::{FIELD_MANAGER, conditions, crd::LaunchPolicy};
+use crate::{FIELD_MANAGER, conditions, crd::LaunchPolicy, triggers};
 
 /// The `Ready` condition's reason (and the Event's) for a policy that cannot be read.
 pub const INVALID_SPEC: &str = "InvalidSpec";
@@ -116,13 +116,18 @@ fn explain(raw: &DynamicObject, fallback: &str) -> String {
         )
     };
     let mut whole = object.clone();
-    let spec_error = serde_path_to_error::deserialize::<_, LaunchPolicy>(object).err();
+    let spec_error = match serde_path_to_error::deserialize::<_, LaunchPolicy>(object) {
+        Err(e) => Some(located(e)),
+        Ok(policy) => {
+            let triggers = policy.spec.scaling.map(|s| s.triggers).unwrap_or_default();
+            triggers::kinds(&triggers).err()
+        }
+    };
     if let Some(e) = spec_error {
         return format!(
-            "cannot read the policy: {}. Fix that field (the CRD refuses such values when a \
+            "cannot read the policy: {e}. Fix that field (the CRD refuses such values when a \
              policy is applied) and apply the policy again; until then Liftoff takes no action \
-             for this policy, and every other policy is unaffected",
-            located(e)
+             for this policy, and every other policy is unaffected"
         );
     }
     whole["status"] = raw.data.get("status").cloned().unwrap_or(Value::Null);
@@ -176,6 +181,26 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("apply the policy again"), "{message}");
+    }
+
+    #[test]
+    fn a_trigger_without_a_kind_is_named_with_the_fix() {
+        let raw = stored(json!({
+            "spec": {"scaling": {"triggers": [
+                {"name": "ok", "redisMemory": {"query": "q"}},
+                {"name": "lag", "kafkaLag": {
+                    "bootstrapServers": "k:9092", "topic": "t", "consumerGroup": "g"
+                }, "cpu": {}}
+            ]}},
+        }));
+        let message = explain(&raw, "ignored");
+        assert!(
+            message.starts_with(
+                "cannot read the policy: spec.scaling.triggers[1]: trigger \"lag\": sets cpu and \
+                 kafkaLag: set exactly one of cpu, kafkaLag, databaseConnections or redisMemory."
+            ),
+            "{message}"
+        );
     }
 
     #[test]

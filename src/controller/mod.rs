@@ -13,7 +13,6 @@ pub mod secrets;
 pub mod status;
 pub mod summary;
 mod synced;
-pub mod triggers;
 mod workloads;
 
 use std::{sync::Arc, time::Duration};
@@ -38,12 +37,12 @@ use kube::{
 };
 use tracing::{info, warn};
 
+use crate::triggers::Memory;
 pub use lookup::Caches;
 use pools::Pools;
 use reconcile::reconcile;
 use secrets::Secrets;
 use synced::Synced;
-use triggers::Memory;
 
 use crate::{crd::LaunchPolicy, metrics::Metrics};
 

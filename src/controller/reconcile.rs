@@ -5,7 +5,10 @@
 use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::jiff::Timestamp;
-use kube::{Api, ResourceExt, runtime::controller::Action, runtime::events::EventType};
+use kube::{
+    Api, ResourceExt, core::error_boundary::InvalidObject, runtime::controller::Action,
+    runtime::events::EventType,
+};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::{
@@ -14,12 +17,11 @@ use super::{
     notify, references, rollout,
     status::{self, write_if_changed},
     summary,
-    triggers::{self, Applied, Facts, Hold, Planning, platform::Platform},
 };
 use crate::{
     conditions::Desired,
     crd::{LaunchPolicy, LaunchPolicyStatus, NotificationEvent, RolloutStatus, TriggerStatus},
-    engine::scaling,
+    triggers::{self, Applied, Facts, Hold, Planning, TriggerKind, platform::Platform},
 };
 
 /// Floor for `spec.scaling.interval` and `spec.statusRefresh`: a `0s` in the spec must not turn
@@ -48,12 +50,31 @@ pub async fn reconcile(watched: Arc<super::Watched>, ctx: Arc<Context>) -> Resul
         }
     };
     let namespace = policy.namespace().ok_or(Error::NoNamespace)?;
+    let triggers = policy
+        .spec
+        .scaling
+        .as_ref()
+        .map(|s| s.triggers.as_slice())
+        .unwrap_or_default();
+    let kinds = match triggers::kinds(triggers) {
+        Ok(kinds) => kinds,
+        // Stored under an older CRD that let it through: reported like a policy that cannot be
+        // read at all.
+        Err(error) => {
+            let invalid = InvalidObject {
+                error,
+                metadata: policy.metadata.clone(),
+            };
+            invalid::report(&invalid, &ctx).await?;
+            return Ok(Action::await_change());
+        }
+    };
     ctx.metrics
         .invalid_policies
         .remove_label_values(&[&namespace, &policy.name_any()])
         .ok();
     let span = info_span!("reconcile", namespace = %namespace, policy = %policy.name_any());
-    let action = reconcile_policy(policy, &ctx, &namespace)
+    let action = reconcile_policy(policy, &kinds, &ctx, &namespace)
         .instrument(span)
         .await?;
     ctx.backoff.succeeded(&key(policy));
@@ -62,6 +83,7 @@ pub async fn reconcile(watched: Arc<super::Watched>, ctx: Arc<Context>) -> Resul
 
 async fn reconcile_policy(
     policy: &LaunchPolicy,
+    kinds: &[TriggerKind<'_>],
     ctx: &Context,
     namespace: &str,
 ) -> Result<Action, Error> {
@@ -121,7 +143,7 @@ async fn reconcile_policy(
         .map(|s| Duration::from(s.interval))
         .unwrap_or_default();
     let mut plans = triggers::read_and_plan(
-        triggers,
+        kinds,
         previous,
         &platform,
         &mut histories,
@@ -208,15 +230,15 @@ async fn reconcile_policy(
     if let Some(evaluation) = &rollout {
         // The cohort first: an event or a message announcing a stage follows the stage reaching
         // the application.
-        publish_cohort(ctx, policy, namespace, &key, &evaluation.status).await;
+        publish_cohort(ctx, policy, &key, &evaluation.status).await;
         for event in &evaluation.events {
             let type_ = if event.kind.is_warning() {
                 EventType::Warning
             } else {
                 EventType::Normal
             };
-            let reason = format!("{:?}", event.kind);
-            events::publish(&ctx.recorder, policy, type_, &reason, &event.message).await;
+            let reason = event.kind.as_str();
+            events::publish(&ctx.recorder, policy, type_, reason, &event.message).await;
             if let Some(subscription) = event.kind.notification() {
                 notify(ctx, &lookup, policy, subscription, &event.message).await;
             }
@@ -409,13 +431,7 @@ async fn never_published(
 }
 
 /// Publishes the cohort that status now records, unless this process already published it.
-async fn publish_cohort(
-    ctx: &Context,
-    policy: &LaunchPolicy,
-    namespace: &str,
-    key: &str,
-    status: &RolloutStatus,
-) {
+async fn publish_cohort(ctx: &Context, policy: &LaunchPolicy, key: &str, status: &RolloutStatus) {
     let Some(spec) = policy.spec.rollout.as_ref().and_then(|r| r.cohort.as_ref()) else {
         return;
     };
@@ -426,7 +442,7 @@ async fn publish_cohort(
     );
     let mut memory = ctx.memory.take(key);
     if memory.published_cohort.as_deref() != Some(signature.as_str()) {
-        match rollout::cohort::publish(&ctx.client, namespace, spec, &status.state).await {
+        match rollout::cohort::publish(&ctx.client, policy, spec, &status.state).await {
             Ok(()) => {
                 info!(users = %status.state.users, "cohort published");
                 memory.published_cohort = Some(signature);
@@ -481,17 +497,17 @@ fn record_samples(ctx: &Context, namespace: &str, policy: &LaunchPolicy, plans: 
     let name = policy.name_any();
     for p in plans {
         let Some(reading) = &p.reading else { continue };
-        let labels = [namespace, name.as_str(), p.trigger.name.as_str()];
-        ctx.metrics.triggers.sampled(
-            labels,
-            reading.sample.value(),
-            scaling::threshold(p.trigger),
-        );
+        let trigger = &p.kind.trigger().name;
+        let labels = [namespace, name.as_str(), trigger.as_str()];
+        let threshold = p.kind.threshold();
+        ctx.metrics
+            .triggers
+            .sampled(labels, reading.sample.value(), threshold);
         if let Some(reason) = p.plan.refused {
             ctx.metrics
                 .triggers
                 .refused
-                .with_label_values(&[namespace, &name, &p.trigger.name, reason])
+                .with_label_values(&[namespace, &name, trigger, reason])
                 .inc();
         }
     }

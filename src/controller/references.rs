@@ -74,29 +74,15 @@ pub fn referenced(spec: &LaunchPolicySpec) -> (Vec<WorkloadUse>, Vec<SecretUse>)
                 target: target.clone(),
             });
         }
-        if let Some(k) = t
-            .kafka_lag
-            .as_ref()
-            .and_then(|k| k.auth_secret_ref.as_ref())
-        {
-            secrets.push(whole(format!("{at}.kafkaLag.authSecretRef"), &k.name));
-        }
-        if let Some(pg) = t
-            .database_connections
-            .as_ref()
-            .and_then(|d| d.postgres.as_ref())
-        {
-            secrets.push(keyed(
-                format!("{at}.databaseConnections.postgres.connectionSecretRef"),
-                &pg.connection_secret_ref,
-            ));
-        }
-        if let Some(r) = t
-            .redis_memory
-            .as_ref()
-            .and_then(|r| r.address_secret_ref.as_ref())
-        {
-            secrets.push(keyed(format!("{at}.redisMemory.addressSecretRef"), r));
+        // A trigger without a usable kind never gets here: the policy is reported as
+        // `InvalidSpec` before its references are looked at.
+        for used in t.kind().iter().flat_map(|k| k.get().secrets()) {
+            let at = format!("{at}.{}", used.field);
+            secrets.push(SecretUse {
+                at,
+                name: used.name.to_string(),
+                key: used.key.map(str::to_string),
+            });
         }
     }
     for (i, n) in spec.notifications.iter().enumerate() {

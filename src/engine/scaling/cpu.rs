@@ -51,7 +51,7 @@ pub fn recommend_replicas(current: i32, utilization: f64, target: f64) -> i32 {
     replicas.clamp(0.0, f64::from(i32::MAX)) as i32
 }
 
-pub(crate) fn within_tolerance(utilization: f64, target: f64) -> bool {
+pub fn within_tolerance(utilization: f64, target: f64) -> bool {
     (utilization / target - 1.0).abs() <= TOLERANCE + SLACK
 }
 

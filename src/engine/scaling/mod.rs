@@ -7,7 +7,6 @@
 //! - [`decide_partitions`]: Kafka consumer lag → a higher partition count, never lower, capped;
 //! - [`decide_rds_resize`]: database connections → the next instance class on the ladder;
 //! - [`decide_redis_step`]: Redis memory → one more StatefulSet replica, or a signal only;
-//! - [`is_active`] and [`threshold`]: whether a trigger is beyond its threshold, for status.
 //!
 //! Rules every decision follows:
 //! - An unknown sample ([`Sample::Unknown`]) or an invalid input never leads to an action, in
@@ -18,7 +17,6 @@
 //!   durations. An instant `at` lies within a window `w` when `now - w < at`, and a cooldown
 //!   `c` after `last` has elapsed when `now >= last + c`.
 
-mod active;
 mod behavior;
 mod cooldown;
 mod cpu;
@@ -34,12 +32,11 @@ mod tests;
 
 pub use k8s_openapi::jiff::Timestamp;
 
-pub use active::{is_active, threshold, vet};
 pub use behavior::{DEFAULT_POLICY_PERIOD, DEFAULT_SCALE_DOWN_STABILIZATION};
 pub use cooldown::{
     DATABASE_CONNECTIONS_COOLDOWN, KAFKA_LAG_COOLDOWN, REDIS_MEMORY_COOLDOWN, next_eligible_at,
 };
-pub use cpu::{CpuInput, TOLERANCE, decide_replicas, recommend_replicas};
+pub use cpu::{CpuInput, TOLERANCE, decide_replicas, recommend_replicas, within_tolerance};
 pub use decision::{Decision, ReplicaChange};
 pub use history::{MAX_HISTORY_ENTRIES, Recommendation, ScaleEvent, ScalingHistory};
 pub use partitions::{PartitionChange, PartitionInput, decide_partitions, partitions_for_lag};

@@ -1,6 +1,5 @@
 //! Tests of the scaling engine, on a fixed clock: `at(s)` is `s` seconds after a fixed instant.
 
-mod active;
 mod cpu;
 mod cpu_behavior;
 mod partitions;

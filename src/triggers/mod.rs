@@ -2,9 +2,16 @@
 //! record the outcome. The I/O sits behind [`TriggerIo`]; [`platform::Platform`] is the real one.
 
 mod conditions;
+mod cpu;
+mod database_connections;
+mod kafka_lag;
+pub mod kind;
+#[cfg(test)]
+mod kind_tests;
 pub mod memory;
 pub mod plan;
 pub mod platform;
+mod redis_memory;
 
 use std::{future::Future, time::Duration};
 
@@ -12,31 +19,43 @@ use futures::future::join_all;
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 
 pub use conditions::{DEGRADED, SCALING_ACTIVE, scaling_conditions};
+pub use kind::{KindError, TriggerKind};
 pub use memory::{Histories, Memory};
 pub use plan::{Current, Facts, Hold, Planned, Reading, TriggerPlan};
 
 use crate::{
     crd::{Trigger, TriggerStatus},
-    engine::scaling::{
-        DATABASE_CONNECTIONS_COOLDOWN, KAFKA_LAG_COOLDOWN, REDIS_MEMORY_COOLDOWN, next_eligible_at,
-    },
+    engine::scaling::next_eligible_at,
 };
 
 /// Reads triggers and acts on their targets.
 pub trait TriggerIo: Sync {
     /// The metric and the target's current state.
-    fn read(&self, trigger: &Trigger) -> impl Future<Output = Reading> + Send;
+    fn read(&self, kind: &TriggerKind<'_>) -> impl Future<Output = Reading> + Send;
     /// Applies `action`; on success, one sentence saying what changed.
     fn apply(
         &self,
-        trigger: &Trigger,
+        kind: &TriggerKind<'_>,
         action: &Planned,
     ) -> impl Future<Output = Result<String, String>> + Send;
 }
 
+/// The kind of every trigger of a policy, or the first trigger without a usable kind, named
+/// by its field (`spec.scaling.triggers[2]: trigger "db": …`).
+pub fn kinds(triggers: &[Trigger]) -> Result<Vec<TriggerKind<'_>>, String> {
+    triggers
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            t.kind()
+                .map_err(|e| format!("spec.scaling.triggers[{i}]: {e}"))
+        })
+        .collect()
+}
+
 /// One trigger's plan, with the reading it came from (`None` when it was not due for a sample).
 pub struct Planning<'a> {
-    pub trigger: &'a Trigger,
+    pub kind: &'a TriggerKind<'a>,
     pub reading: Option<Reading>,
     pub plan: TriggerPlan,
 }
@@ -48,7 +67,7 @@ const SLACK: std::time::Duration = std::time::Duration::from_millis(250);
 /// change or with an interrupted action) concurrently, and plans each. A trigger that is not due
 /// keeps its previous status and takes no action.
 pub async fn read_and_plan<'a>(
-    triggers: &'a [Trigger],
+    triggers: &'a [TriggerKind<'a>],
     previous: &[TriggerStatus],
     io: &impl TriggerIo,
     memory: &mut Histories,
@@ -57,11 +76,14 @@ pub async fn read_and_plan<'a>(
     generation: Option<i64>,
 ) -> Vec<Planning<'a>> {
     let spec_changed = std::mem::replace(&mut memory.generation, generation) != generation;
-    let before = |t: &Trigger| previous.iter().find(|s| s.name == t.name);
+    let before = |t: &TriggerKind| previous.iter().find(|s| s.name == t.trigger().name);
     let due: Vec<bool> = triggers
         .iter()
         .map(|t| {
-            let sampled_at = memory.triggers.get(&t.name).and_then(|m| m.sampled_at);
+            let sampled_at = memory
+                .triggers
+                .get(&t.trigger().name)
+                .and_then(|m| m.sampled_at);
             spec_changed
                 || before(t).is_none_or(|s| s.pending_action.is_some())
                 || sampled_at.is_none_or(|at| {
@@ -83,13 +105,16 @@ pub async fn read_and_plan<'a>(
     triggers
         .iter()
         .zip(readings)
-        .map(|(trigger, reading)| {
-            let previous = before(trigger);
-            let remembered = memory.triggers.entry(trigger.name.clone()).or_default();
+        .map(|(kind, reading)| {
+            let previous = before(kind);
+            let remembered = memory
+                .triggers
+                .entry(kind.trigger().name.clone())
+                .or_default();
             let plan = match (&reading, previous) {
                 (Some(reading), _) => {
                     remembered.sampled_at = Some(facts.now);
-                    plan::plan(trigger, previous, reading, &mut remembered.history, facts)
+                    plan::plan(kind, previous, reading, &mut remembered.history, facts)
                 }
                 (None, Some(previous)) => TriggerPlan {
                     status: previous.clone(),
@@ -101,7 +126,7 @@ pub async fn read_and_plan<'a>(
                 (None, None) => unreachable!("a trigger without status is always due"),
             };
             Planning {
-                trigger,
+                kind,
                 reading,
                 plan,
             }
@@ -176,10 +201,11 @@ pub async fn apply_all(
         let Some(action) = p.plan.action.clone() else {
             continue;
         };
-        let result = io.apply(p.trigger, &action).await;
+        let result = io.apply(p.kind, &action).await;
+        let name = &p.kind.trigger().name;
         if action.pending(now).is_some() {
             let decided_at = p.plan.decided_at.unwrap_or(now);
-            let remembered = memory.triggers.entry(p.trigger.name.clone()).or_default();
+            let remembered = memory.triggers.entry(name.clone()).or_default();
             remembered.applied_pending = Some(decided_at.as_second());
             remembered.applied_at = Some(now);
         }
@@ -188,23 +214,23 @@ pub async fn apply_all(
             Ok(what) => {
                 status.last_action = Some(what.clone());
                 status.last_action_at = Some(Time(now));
-                let cooldown = cooldown(p.trigger);
+                let cooldown = p.kind.cooldown();
                 status.next_eligible_at = (!cooldown.is_zero())
                     .then(|| next_eligible_at(Some(now), cooldown).map(Time))
                     .flatten();
                 match &action {
-                    Planned::Recommend { to, .. } => {
-                        status.recommendation = Some(recommendation(p.trigger, to))
+                    Planned::Recommend { of, to, .. } => {
+                        status.recommendation = Some(format!("resize {of} to {to}"))
                     }
                     Planned::ResizeDatabase { .. } => status.recommendation = None,
                     Planned::Scale { from, to } => {
                         memory
                             .triggers
-                            .entry(p.trigger.name.clone())
+                            .entry(name.clone())
                             .or_default()
                             .history
                             .record_scale(now, *from, *to);
-                        plan::record_recent_scale(p.trigger, status, now, *from, *to);
+                        plan::record_recent_scale(p.kind.trigger(), status, now, *from, *to);
                     }
                     _ => {}
                 }
@@ -215,36 +241,13 @@ pub async fn apply_all(
             }
         }
         applied.push(Applied {
-            trigger: p.trigger.name.clone(),
+            trigger: name.clone(),
             action,
             result,
             reason: p.plan.reason.clone(),
         });
     }
     applied
-}
-
-/// The cooldown that applies after an action of `trigger` (none for cpu, which uses `behavior`).
-fn cooldown(trigger: &Trigger) -> std::time::Duration {
-    let default = if trigger.kafka_lag.is_some() {
-        KAFKA_LAG_COOLDOWN
-    } else if trigger.database_connections.is_some() {
-        DATABASE_CONNECTIONS_COOLDOWN
-    } else if trigger.redis_memory.is_some() {
-        REDIS_MEMORY_COOLDOWN
-    } else {
-        std::time::Duration::ZERO
-    };
-    trigger.cooldown.map(Into::into).unwrap_or(default)
-}
-
-fn recommendation(trigger: &Trigger, to: &str) -> String {
-    let instance = trigger
-        .rds_resize
-        .as_ref()
-        .map(|r| r.db_instance_identifier.as_str())
-        .unwrap_or("the database");
-    format!("resize {instance} to {to}")
 }
 
 #[cfg(test)]

@@ -11,12 +11,10 @@ use std::time::Duration as StdDuration;
 
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 
+use super::kind::{Deciding, TriggerKind};
 use crate::{
-    crd::{Approval, PendingAction, RecentScale, Trigger, TriggerStatus},
-    engine::scaling::{
-        self as engine, CpuInput, PartitionInput, RdsAction, RdsInput, RedisAction, RedisInput,
-        RedisTarget, Sample, ScaleEvent, ScalingHistory,
-    },
+    crd::{PendingAction, RecentScale, Trigger, TriggerStatus},
+    engine::scaling::{self as engine, Sample, ScaleEvent, ScalingHistory},
 };
 
 /// What a trigger's target looks like now.
@@ -44,15 +42,11 @@ pub struct Reading {
 }
 
 impl Reading {
-    /// The reading with its sample vetted ([`engine::vet`]): a value that cannot be a
+    /// The reading with its sample vetted ([`TriggerKind::vet`]): a value that cannot be a
     /// measurement is unknown from here on, for decisions, status, conditions and metrics alike.
-    pub fn vetted(self, trigger: &Trigger) -> Reading {
-        let replicas = match &self.current {
-            Ok(Current::Replicas(n)) => Some(*n),
-            _ => None,
-        };
+    pub fn vetted(self, kind: &TriggerKind<'_>) -> Reading {
         Reading {
-            sample: engine::vet(trigger, self.sample, replicas),
+            sample: kind.vet(self.sample, self.current.as_ref().ok()),
             ..self
         }
     }
@@ -137,8 +131,13 @@ pub enum Planned {
     Partitions { from: i32, to: i32 },
     /// Patch the ACK `DBInstance`'s class.
     ResizeDatabase { from: String, to: String },
-    /// Only tell people: an Event, the status recommendation and notifications.
-    Recommend { from: String, to: String },
+    /// Only tell people: an Event, the status recommendation and notifications. `of` names
+    /// what is to be resized (the RDS instance).
+    Recommend {
+        of: String,
+        from: String,
+        to: String,
+    },
     /// Redis memory is high and there is nothing to scale: tell people.
     Signal,
 }
@@ -209,32 +208,22 @@ pub struct TriggerPlan {
     pub decided_at: Option<Timestamp>,
 }
 
-/// Kind name used in status and metrics.
-pub fn kind(trigger: &Trigger) -> &'static str {
-    if trigger.cpu.is_some() {
-        "cpu"
-    } else if trigger.kafka_lag.is_some() {
-        "kafkaLag"
-    } else if trigger.database_connections.is_some() {
-        "databaseConnections"
-    } else {
-        "redisMemory"
-    }
+/// No action: the target's state is not one this kind of trigger acts on.
+pub(super) fn misfit(current: &Current) -> (Option<Planned>, String) {
+    (
+        None,
+        format!("no action: the target's state {current:?} does not fit this trigger"),
+    )
 }
 
-/// A value for display, with its unit.
-pub fn display(trigger: &Trigger, value: f64) -> String {
-    let n = engine::num(value);
-    if trigger.cpu.is_some() || trigger.redis_memory.is_some() {
-        format!("{n}%")
-    } else {
-        n
-    }
+/// The error of an action this kind of trigger never plans.
+pub(super) fn unfit(action: &Planned, kind: &str) -> String {
+    format!("a {kind} trigger cannot apply {}", action.label())
 }
 
 /// Plans one trigger. `history` is the CPU trigger's memory (ignored for other kinds).
 pub fn plan(
-    trigger: &Trigger,
+    kind: &TriggerKind<'_>,
     previous: Option<&TriggerStatus>,
     reading: &Reading,
     history: &mut ScalingHistory,
@@ -268,7 +257,15 @@ pub fn plan(
     let (action, reason) = match (&reading.current, pending) {
         (current, Some(pending)) => resume(pending, current),
         (Err(why), None) => (None, format!("no action: cannot read the target: {why}")),
-        (Ok(current), None) => decide(trigger, reading, current, history, last_action_at, now),
+        (Ok(current), None) => {
+            let deciding = Deciding {
+                sample: &reading.sample,
+                current,
+                last_action_at,
+                now,
+            };
+            kind.get().decide(deciding, history)
+        }
     };
     let (action, reason, refused) = match (action, reading.refusal.as_ref(), facts.hold) {
         (Some(_), Some(refusal), _) => (None, format!("refused: {refusal}"), Some("Conflict")),
@@ -279,14 +276,14 @@ pub fn plan(
         ),
         (action, _, _) => (action, reason, None),
     };
-    let mut status = next_status(trigger, previous, reading, action.is_some(), &reason, facts);
+    let mut status = next_status(kind, previous, reading, action.is_some(), &reason, facts);
     if reading.current.is_err() || refused.is_some() {
         // The interrupted action is finished once the target can be read again, or once the
         // hold is lifted: dropping it here would have it decided again, as a new action.
         status.pending_action = pending.cloned();
     }
     if let (Some("Suspended"), Some(pending), Ok(current)) = (refused, pending, &reading.current) {
-        settle_while_suspended(trigger, &mut status, pending, current);
+        settle_while_suspended(kind, &mut status, pending, current);
     }
     TriggerPlan {
         decided_at: resumed.filter(|_| action.is_some()),
@@ -347,7 +344,7 @@ fn resume(pending: &PendingAction, current: &Result<Current, String>) -> (Option
 /// it was applied: record it as the last action (so its cooldown holds). Otherwise it never was:
 /// drop it; the samples decide afresh once the policy resumes.
 fn settle_while_suspended(
-    trigger: &Trigger,
+    kind: &TriggerKind<'_>,
     status: &mut TriggerStatus,
     pending: &PendingAction,
     current: &Current,
@@ -368,7 +365,7 @@ fn settle_while_suspended(
             // As after a resize applied normally: the recommendation is done.
             status.recommendation = None;
         }
-        let cooldown = super::cooldown(trigger);
+        let cooldown = kind.cooldown();
         status.next_eligible_at = (!cooldown.is_zero())
             .then(|| engine::next_eligible_at(Some(pending.decided_at.0), cooldown).map(Time))
             .flatten();
@@ -388,112 +385,8 @@ fn settle_while_suspended(
     status.message = Some(message);
 }
 
-fn decide(
-    trigger: &Trigger,
-    reading: &Reading,
-    current: &Current,
-    history: &mut ScalingHistory,
-    last_action_at: Option<Timestamp>,
-    now: Timestamp,
-) -> (Option<Planned>, String) {
-    let sample = &reading.sample;
-    let cooldown = trigger.cooldown;
-    if let (Some(cpu), Some(bounds), Current::Replicas(current)) =
-        (&trigger.cpu, &trigger.replicas, current)
-    {
-        let input = CpuInput {
-            utilization: sample,
-            target: cpu.utilization,
-            current_replicas: *current,
-            bounds,
-            behavior: trigger.behavior.as_ref(),
-        };
-        let d = engine::decide_replicas(&input, history, now);
-        return (
-            d.action.map(|c| Planned::Scale {
-                from: c.from,
-                to: c.to,
-            }),
-            d.reason,
-        );
-    }
-    if let (Some(kafka), Some(partitions), Current::Partitions(current)) =
-        (&trigger.kafka_lag, &trigger.partitions, current)
-    {
-        let input = PartitionInput {
-            lag: sample,
-            threshold: kafka.threshold,
-            current_partitions: *current,
-            max_partitions: partitions.max,
-            cooldown,
-            last_action_at,
-        };
-        let d = engine::decide_partitions(&input, now);
-        return (
-            d.action.map(|c| Planned::Partitions {
-                from: c.from,
-                to: c.to,
-            }),
-            d.reason,
-        );
-    }
-    if let (Some(db), Some(rds), Current::Class(class)) =
-        (&trigger.database_connections, &trigger.rds_resize, current)
-    {
-        let input = RdsInput {
-            connections: sample,
-            threshold: db.threshold,
-            policy: rds,
-            current_class: Some(class),
-            cooldown,
-            last_action_at,
-        };
-        let d = engine::decide_rds_resize(&input, now);
-        let action = d.action.map(|a| match a {
-            RdsAction::Apply(c) if rds.approval == Approval::Automatic => Planned::ResizeDatabase {
-                from: c.from,
-                to: c.to,
-            },
-            RdsAction::Apply(c) | RdsAction::Recommend(c) => Planned::Recommend {
-                from: c.from,
-                to: c.to,
-            },
-        });
-        return (action, d.reason);
-    }
-    if let Some(redis) = &trigger.redis_memory {
-        let target = match (current, &trigger.replicas) {
-            (Current::Replicas(current), Some(bounds)) => Some(RedisTarget {
-                current_replicas: *current,
-                max_replicas: bounds.max,
-            }),
-            _ => None,
-        };
-        let input = RedisInput {
-            memory_percent: sample,
-            threshold: redis.threshold,
-            target,
-            cooldown,
-            last_action_at,
-        };
-        let d = engine::decide_redis_step(&input, now);
-        let action = d.action.map(|a| match a {
-            RedisAction::ScaleUp(c) => Planned::Scale {
-                from: c.from,
-                to: c.to,
-            },
-            RedisAction::Signal => Planned::Signal,
-        });
-        return (action, d.reason);
-    }
-    (
-        None,
-        format!("no action: the target's state {current:?} does not fit this trigger"),
-    )
-}
-
 fn next_status(
-    trigger: &Trigger,
+    kind: &TriggerKind<'_>,
     previous: Option<&TriggerStatus>,
     reading: &Reading,
     acting: bool,
@@ -506,13 +399,11 @@ fn next_status(
         (_, Err(why)) => Some(format!("target: {why}")),
         _ => None,
     };
-    let active = engine::is_active(trigger, &reading.sample);
+    let active = kind.is_active(&reading.sample);
     let mut status = previous.cloned().unwrap_or_default();
-    status.name = trigger.name.clone();
-    status.kind = kind(trigger).into();
-    status.threshold = engine::threshold(trigger)
-        .map(|t| display(trigger, t))
-        .unwrap_or_default();
+    status.name = kind.trigger().name.clone();
+    status.kind = kind.as_str().into();
+    status.threshold = kind.display(kind.threshold());
     status.pending_action = None;
     let stale = status.observed_at.as_ref().is_none_or(|at| {
         at.0.saturating_add(facts.status_refresh)
@@ -526,7 +417,7 @@ fn next_status(
             || refused(p.message.as_deref()) != refused(Some(reason))
     });
     if stale || flipped || acting {
-        status.value = reading.sample.value().map(|v| display(trigger, v));
+        status.value = reading.sample.value().map(|v| kind.display(v));
         status.observed_at = Some(Time(now));
         status.message = Some(reason.to_string());
         status.active = active;

@@ -54,7 +54,13 @@ fn reading(value: f64, current: Current) -> Reading {
 }
 
 fn run(t: &Trigger, previous: Option<&TriggerStatus>, r: &Reading, f: Facts) -> TriggerPlan {
-    plan(t, previous, r, &mut ScalingHistory::default(), f)
+    plan(
+        &t.kind().unwrap(),
+        previous,
+        r,
+        &mut ScalingHistory::default(),
+        f,
+    )
 }
 
 #[test]
@@ -337,6 +343,7 @@ fn rds_manual_recommends_and_automatic_resizes() {
     assert_eq!(
         manual.action,
         Some(Planned::Recommend {
+            of: "emr-prod".into(),
             from: "small".into(),
             to: "large".into()
         })

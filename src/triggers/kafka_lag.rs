@@ -1,0 +1,136 @@
+//! `kafkaLag`: a consumer group's total lag on a topic → more partitions, never fewer
+//! ([`engine::decide_partitions`]), through the Kafka admin API or a Strimzi `KafkaTopic`.
+
+use std::time::Duration;
+
+use futures::{FutureExt, future::BoxFuture};
+
+use super::{
+    kind::{Deciding, Kind, SecretUse, Unit},
+    plan::{Current, Planned},
+    platform::Platform,
+};
+use crate::{
+    crd::{KafkaLagTrigger, LocalObjectRef, PartitionPolicy, Trigger},
+    engine::scaling::{
+        self as engine, KAFKA_LAG_COOLDOWN, MAX_LAG, PartitionInput, Sample, ScalingHistory,
+    },
+};
+
+pub struct KafkaLag<'a> {
+    trigger: &'a Trigger,
+    spec: &'a KafkaLagTrigger,
+    partitions: &'a PartitionPolicy,
+}
+
+impl<'a> KafkaLag<'a> {
+    pub(super) fn new(
+        trigger: &'a Trigger,
+        spec: &'a KafkaLagTrigger,
+    ) -> Result<Self, &'static str> {
+        let partitions = trigger
+            .partitions
+            .as_ref()
+            .ok_or("a kafkaLag trigger needs partitions (at least partitions.max)")?;
+        Ok(KafkaLag {
+            trigger,
+            spec,
+            partitions,
+        })
+    }
+
+    fn strimzi_topic(&self) -> Option<&'a LocalObjectRef> {
+        self.partitions.strimzi_kafka_topic_ref.as_ref()
+    }
+}
+
+impl Kind for KafkaLag<'_> {
+    fn trigger(&self) -> &Trigger {
+        self.trigger
+    }
+
+    fn as_str(&self) -> &'static str {
+        "kafkaLag"
+    }
+
+    fn threshold(&self) -> f64 {
+        self.spec.threshold as f64
+    }
+
+    fn unit(&self) -> Unit {
+        Unit::Count
+    }
+
+    fn default_cooldown(&self) -> Duration {
+        KAFKA_LAG_COOLDOWN
+    }
+
+    fn plausible_max(&self) -> (f64, &'static str) {
+        (MAX_LAG, "Kafka lag")
+    }
+
+    fn secrets(&self) -> Vec<SecretUse<'_>> {
+        self.spec
+            .auth_secret_ref
+            .iter()
+            .map(|s| SecretUse {
+                field: "kafkaLag.authSecretRef",
+                name: &s.name,
+                key: None,
+            })
+            .collect()
+    }
+
+    fn decide(&self, d: Deciding<'_>, _: &mut ScalingHistory) -> (Option<Planned>, String) {
+        let Current::Partitions(current) = d.current else {
+            return super::plan::misfit(d.current);
+        };
+        let input = PartitionInput {
+            lag: d.sample,
+            threshold: self.spec.threshold,
+            current_partitions: *current,
+            max_partitions: self.partitions.max,
+            cooldown: self.trigger.cooldown,
+            last_action_at: d.last_action_at,
+        };
+        let decision = engine::decide_partitions(&input, d.now);
+        let action = decision.action.map(|c| Planned::Partitions {
+            from: c.from,
+            to: c.to,
+        });
+        (action, decision.reason)
+    }
+
+    fn sample<'s>(&'s self, io: &'s Platform<'_>) -> BoxFuture<'s, Sample> {
+        io.kafka_lag(self.spec).boxed()
+    }
+
+    /// The `KafkaTopic`'s `spec.partitions` when Strimzi manages the topic, else the brokers'.
+    fn current<'s>(&'s self, io: &'s Platform<'_>) -> BoxFuture<'s, Result<Current, String>> {
+        async move {
+            let count = match self.strimzi_topic() {
+                Some(topic) => io.strimzi_partitions(&topic.name).await?,
+                None => io.kafka_partitions(self.spec).await?,
+            };
+            Ok(Current::Partitions(count))
+        }
+        .boxed()
+    }
+
+    fn act<'s>(
+        &'s self,
+        io: &'s Platform<'_>,
+        action: &'s Planned,
+    ) -> BoxFuture<'s, Result<String, String>> {
+        async move {
+            let Planned::Partitions { from, to } = action else {
+                return Err(super::plan::unfit(action, self.as_str()));
+            };
+            match self.strimzi_topic() {
+                Some(topic) => io.set_strimzi_partitions(&topic.name, *from, *to).await,
+                None => io.add_partitions(self.spec, *to).await,
+            }
+        }
+        .boxed()
+    }
+}
