@@ -7,8 +7,10 @@ mod duration;
 mod notify;
 mod refs;
 mod rollout;
+mod rollout_state;
 mod scaling;
 mod status;
+mod users;
 
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -20,6 +22,9 @@ pub use rollout::{
     CohortSpec, FlagdCohort, GateCheck, GateFailurePolicy, GateSpec, RolloutSpec, Stage,
     default_stages,
 };
+pub use rollout_state::{
+    ConsumedApproval, GateState, Hold, HoldCause, MAX_REMEMBERED_COMMANDS, Phase, RolloutState,
+};
 pub use scaling::{
     Approval, CpuTrigger, DatabaseConnectionsTrigger, KafkaLagTrigger, PartitionPolicy,
     PostgresSource, RdsResizePolicy, RedisMemoryTrigger, ReplicaBounds, ScalingBehavior,
@@ -28,6 +33,7 @@ pub use scaling::{
 pub use status::{
     LaunchPolicyStatus, PendingAction, RecentScale, RolloutStatus, SummaryStatus, TriggerStatus,
 };
+pub use users::Users;
 
 /// A product launch, as a platform team runs it: scaling triggers that keep the platform ahead of
 /// demand, and a staged rollout by user count with health gates, approvals and rollback.

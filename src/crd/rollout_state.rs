@@ -1,4 +1,5 @@
-//! What must survive an operator restart. Stored in `status.rollout`; every time is a whole second.
+//! `status.rollout.state`: what the rollout engine must find again after an operator restart.
+//! Every time is a whole second. The engine (`src/engine/rollout`) reads and returns it.
 
 use std::fmt;
 
@@ -6,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::users::Users;
+use super::Users;
 
 /// Where the staged launch is.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
@@ -50,9 +51,24 @@ impl Phase {
     }
 }
 
+impl Phase {
+    /// The phase as status, the cohort ConfigMap and condition reasons spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::AwaitingApproval => "AwaitingApproval",
+            Phase::Baking => "Baking",
+            Phase::Paused => "Paused",
+            Phase::RolledBack => "RolledBack",
+            Phase::Completed => "Completed",
+            Phase::Aborted => "Aborted",
+        }
+    }
+}
+
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
+        f.write_str(self.as_str())
     }
 }
 

@@ -60,7 +60,7 @@ fn conditions_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
 pub struct RolloutStatus {
     /// The state the rollout engine works from.
     #[serde(flatten)]
-    pub state: crate::engine::rollout::RolloutState,
+    pub state: super::RolloutState,
     /// Why the rollout is where it is, in one sentence, e.g.
     /// `Paused at gradual (500 users): gate p95-latency-seconds 0.62 > 0.5 (3/3 checks failed)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

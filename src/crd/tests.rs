@@ -146,8 +146,8 @@ proptest::proptest! {
     #[test]
     fn a_gate_value_reads_back_exactly_as_written(value in proptest::num::f64::NORMAL) {
         let status = RolloutStatus {
-            state: crate::engine::rollout::RolloutState {
-                gates: vec![crate::engine::rollout::GateState {
+            state: super::RolloutState {
+                gates: vec![super::GateState {
                     name: "login-success".into(),
                     value: Some(value),
                     ..Default::default()

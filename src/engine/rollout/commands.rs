@@ -8,8 +8,8 @@ use super::{
     inputs::{Action, Command},
     machine::Machine,
     plan::next_index,
-    state::{ConsumedApproval, HoldCause, MAX_REMEMBERED_COMMANDS, Phase},
 };
+use crate::crd::{ConsumedApproval, HoldCause, MAX_REMEMBERED_COMMANDS, Phase};
 
 fn who(command: &Command) -> String {
     match &command.by {

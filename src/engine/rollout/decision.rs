@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use super::{state::RolloutState, users::Users};
-use crate::crd::NotificationEvent;
+use crate::crd::{NotificationEvent, RolloutState, Users};
 
 /// The outcome of [`step`](super::step).
 #[derive(Clone, Debug, PartialEq)]
@@ -56,6 +55,23 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The Event reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::StageAdvanced => "StageAdvanced",
+            EventKind::AwaitingApproval => "AwaitingApproval",
+            EventKind::GateFailed => "GateFailed",
+            EventKind::Paused => "Paused",
+            EventKind::Resumed => "Resumed",
+            EventKind::RolledBack => "RolledBack",
+            EventKind::Retried => "Retried",
+            EventKind::Aborted => "Aborted",
+            EventKind::Completed => "Completed",
+            EventKind::UsersChanged => "UsersChanged",
+            EventKind::CommandIgnored => "CommandIgnored",
+        }
+    }
+
     /// Whether the Event should be a Warning rather than Normal.
     pub fn is_warning(self) -> bool {
         matches!(
@@ -76,7 +92,11 @@ impl EventKind {
             EventKind::Paused | EventKind::Aborted => Some(NotificationEvent::RolloutPaused),
             EventKind::RolledBack => Some(NotificationEvent::RolloutRolledBack),
             EventKind::Completed => Some(NotificationEvent::RolloutCompleted),
-            _ => None,
+            EventKind::AwaitingApproval
+            | EventKind::Resumed
+            | EventKind::Retried
+            | EventKind::UsersChanged
+            | EventKind::CommandIgnored => None,
         }
     }
 }

@@ -9,8 +9,8 @@ use super::{
     gates::{self, Health},
     inputs::Inputs,
     plan::{Plan, next_index},
-    state::{HoldCause, Phase, RolloutState},
 };
+use crate::crd::{HoldCause, Phase, RolloutState};
 
 /// Why the rollout is where it is. `now` is whole seconds.
 pub(crate) fn message(

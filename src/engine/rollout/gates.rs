@@ -6,9 +6,8 @@ use super::{
     clock,
     inputs::{GateReading, Inputs},
     plan::Plan,
-    state::{GateState, Phase, RolloutState},
 };
-use crate::crd::GateCheck;
+use crate::crd::{GateCheck, GateState, Phase, RolloutState};
 
 /// Whether gates are evaluated in this state: a stage is admitted and the rollout is not over.
 pub(crate) fn evaluated(state: &RolloutState) -> bool {

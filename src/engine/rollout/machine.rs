@@ -9,9 +9,8 @@ use super::{
     gates::{self, Health},
     inputs::Inputs,
     plan::{Plan, next_index},
-    state::{Hold, HoldCause, Phase, RolloutState},
 };
-use crate::crd::{Approval, GateFailurePolicy};
+use crate::crd::{Approval, GateFailurePolicy, Hold, HoldCause, Phase, RolloutState};
 
 /// One evaluation in progress: the state being changed and the events so far.
 pub(crate) struct Machine<'p, 'a> {

@@ -89,19 +89,18 @@ mod gates;
 mod inputs;
 mod machine;
 mod plan;
-mod state;
-mod users;
 
 #[cfg(test)]
 mod tests;
 
+/// The state the engine works from is status, and status is the CRD's.
+pub use crate::crd::{
+    ConsumedApproval, GateState, Hold, HoldCause, MAX_REMEMBERED_COMMANDS, Phase, RolloutState,
+    Users,
+};
 pub use decision::{Decision, Event, EventKind};
 pub use inputs::{Action, Command, GateReading, Inputs};
 pub use plan::{MIN_GATE_INTERVAL, MIN_STAGE_DURATION};
-pub use state::{
-    ConsumedApproval, GateState, Hold, HoldCause, MAX_REMEMBERED_COMMANDS, Phase, RolloutState,
-};
-pub use users::Users;
 
 use k8s_openapi::jiff::Timestamp;
 

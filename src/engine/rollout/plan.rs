@@ -7,8 +7,8 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use super::{clock, users::Users};
-use crate::crd::{Approval, GateCheck, GateFailurePolicy, RolloutSpec};
+use super::clock;
+use crate::crd::{Approval, GateCheck, GateFailurePolicy, RolloutSpec, Users};
 
 /// Shortest time a stage lasts, so every cohort is published before the next one replaces it.
 pub const MIN_STAGE_DURATION: Duration = Duration::from_secs(1);
