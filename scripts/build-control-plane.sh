@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kubectl and etcd from their Go modules into a version-keyed
-# cache ($LIFTOFF_CACHE, default ~/.cache/liftoff). Skips whatever is already built.
-# Prints LIFTOFF_KUBE_APISERVER=, LIFTOFF_KUBECTL= and LIFTOFF_ETCD= lines (eval-able); progress goes to stderr.
+# Builds kube-apiserver, kubectl, kube-controller-manager (its garbage collector, for the tests
+# that delete a policy and expect what it owns to go) and etcd from their Go modules into a
+# version-keyed cache ($LIFTOFF_CACHE, default ~/.cache/liftoff). Skips whatever is already built.
+# Prints LIFTOFF_KUBE_APISERVER=, LIFTOFF_KUBECTL=, LIFTOFF_KUBE_CONTROLLER_MANAGER= and
+# LIFTOFF_ETCD= lines (eval-able); progress goes to stderr.
 source "$(dirname "$0")/lib.sh"
 
 build_k8s() {
-  if [[ -x "$K8S_BIN_DIR/kube-apiserver" && -x "$K8S_BIN_DIR/kubectl" ]]; then
-    note "kube-apiserver + kubectl $K8S_VERSION: cached in $K8S_BIN_DIR"
+  local commands=() c
+  for c in kube-apiserver kubectl kube-controller-manager; do
+    [[ -x "$K8S_BIN_DIR/$c" ]] || commands+=("$c")
+  done
+  if [[ ${#commands[@]} -eq 0 ]]; then
+    note "kube-apiserver, kubectl, kube-controller-manager $K8S_VERSION: cached in $K8S_BIN_DIR"
     return
   fi
   need_go
@@ -14,7 +20,7 @@ build_k8s() {
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' RETURN
   minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
-  step "Building kube-apiserver + kubectl $K8S_VERSION from the Go module proxy (first time only: ~5 min, ~2 GB RAM)"
+  step "Building ${commands[*]} $K8S_VERSION from the Go module proxy (first time only: ~8 min, ~2 GB RAM)"
   (
     cd "$work"
     go mod init liftoff.dev/k8s-build >/dev/null 2>&1
@@ -27,16 +33,18 @@ build_k8s() {
     done >> go.mod
     note "go get (module graph, ~1 min)"
     # Getting the packages (not just the module) records go.sum entries for all their imports.
-    go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" "k8s.io/kubernetes/cmd/kubectl@$K8S_VERSION"
+    local packages=()
+    for c in "${commands[@]}"; do packages+=("k8s.io/kubernetes/cmd/$c@$K8S_VERSION"); done
+    go get "${packages[@]}"
     local ld="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
     mkdir -p "$work/out"
-    note "go build kube-apiserver"
-    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$work/out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-    note "go build kubectl"
-    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$work/out/kubectl" k8s.io/kubernetes/cmd/kubectl
+    for c in "${commands[@]}"; do
+      note "go build $c"
+      CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$work/out/$c" "k8s.io/kubernetes/cmd/$c"
+    done
   )
   mkdir -p "$K8S_BIN_DIR"
-  mv "$work/out/kube-apiserver" "$work/out/kubectl" "$K8S_BIN_DIR/"
+  for c in "${commands[@]}"; do mv "$work/out/$c" "$K8S_BIN_DIR/"; done
   note "built into $K8S_BIN_DIR"
 }
 
@@ -65,4 +73,5 @@ build_etcd
 build_k8s
 echo "LIFTOFF_KUBE_APISERVER=$K8S_BIN_DIR/kube-apiserver"
 echo "LIFTOFF_KUBECTL=$K8S_BIN_DIR/kubectl"
+echo "LIFTOFF_KUBE_CONTROLLER_MANAGER=$K8S_BIN_DIR/kube-controller-manager"
 echo "LIFTOFF_ETCD=$ETCD_BIN_DIR/etcd"

@@ -5,7 +5,10 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Event};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{ConfigMap, Event},
+};
 use kube::{
     Api, ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
@@ -343,15 +346,39 @@ async fn invalid_policies_are_rejected_by_the_apiserver_naming_the_field() {
 
 #[tokio::test]
 async fn deleting_a_policy_leaves_nothing_behind_and_sigterm_stops_the_operator() {
-    let cp = control_plane().await;
+    let mut cp = control_plane().await;
+    // Deleting an owner removes its dependents through the cluster's garbage collector.
+    cp.start_garbage_collector().unwrap();
     let client = cp.client().await.unwrap();
     let ns = cp.create_namespace("delete").await.unwrap();
     let op = Operator::start(&cp, &["--log-format=text"]).await;
     let api: Api<LaunchPolicy> = Api::namespaced(client.clone(), &ns);
-    api.create(&PostParams::default(), &cpu_policy("launch", "api"))
-        .await
-        .unwrap();
-    ready_is(&api, "launch", "False").await;
+    let mut policy = cpu_policy("launch", "api");
+    policy.spec.rollout = Some(
+        serde_json::from_value(json!({
+            "stages": [{"name": "canary", "users": 100}, {"name": "everyone", "users": "All"}],
+            "cohort": {
+                "configMap": {"name": "launch-cohort"},
+                "flagd": {"configMap": "launch-flags", "flagKey": "new-platform", "population": 20000}
+            }
+        }))
+        .unwrap(),
+    );
+    let created = api.create(&PostParams::default(), &policy).await.unwrap();
+    // The policy made something: both cohort ConfigMaps, owned by it.
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    for name in ["launch-cohort", "launch-flags"] {
+        let cm = eventually(WAIT, &format!("ConfigMap {name} published"), || async {
+            configmaps.get_opt(name).await.ok().flatten()
+        })
+        .await;
+        let owners: Vec<_> = cm.owner_references().iter().map(|o| &o.uid).collect();
+        assert_eq!(
+            owners,
+            [&created.uid().unwrap()],
+            "{name} is owned by the policy"
+        );
+    }
 
     api.delete("launch", &DeleteParams::default())
         .await
@@ -362,6 +389,14 @@ async fn deleting_a_policy_leaves_nothing_behind_and_sigterm_stops_the_operator(
             .ok()
             .filter(|p| p.is_none())
             .map(|_| ())
+    })
+    .await;
+    eventually(WAIT, "the cohort ConfigMaps to be collected", || async {
+        let left = configmaps.list(&ListParams::default()).await.ok()?;
+        left.items
+            .iter()
+            .all(|cm| cm.name_any() == "kube-root-ca.crt")
+            .then_some(())
     })
     .await;
     let (_, left, _) = kubectl(

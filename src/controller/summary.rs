@@ -123,9 +123,9 @@ fn status_line(spec: &LaunchPolicySpec, status: &LaunchPolicyStatus) -> String {
         .unwrap_or_default();
     // The rollout's message names the stage, its users and why; without one, say them here.
     match &rollout.message {
-        Some(why) => format!("{:?}{position}: {why}", state.phase),
+        Some(why) => format!("{}{position}: {why}", state.phase),
         None => format!(
-            "{:?}{position} {}, {} users",
+            "{}{position} {}, {} users",
             state.phase,
             state.stage_name.as_deref().unwrap_or("(none)"),
             state.users
@@ -178,7 +178,7 @@ fn issues_line(status: &LaunchPolicyStatus) -> String {
     if let Some(rollout) = &status.rollout {
         let phase = rollout.state.phase;
         if matches!(phase, Phase::Paused | Phase::RolledBack | Phase::Aborted) {
-            issues.push(format!("the rollout is {phase:?} (why: see Status)"));
+            issues.push(format!("the rollout is {phase} (why: see Status)"));
         }
         for g in &rollout.state.gates {
             if let Some(error) = &g.error {

@@ -1,9 +1,10 @@
 //! Publishing the current cohort to the application: a ConfigMap with stable keys, and an
 //! OpenFeature flagd flag definition whose `fractional` targeting admits the cohort.
 //!
-//! Both are written with server-side apply under Liftoff's field manager, from the rollout state
-//! in status only (never from a decision not yet recorded), so publishing again is harmless and a
-//! restart re-publishes exactly what status says.
+//! Both are written with server-side apply under Liftoff's field manager
+//! ([`crate::actuators::configmap`]), from the rollout state in status only (never from a decision
+//! not yet recorded), so publishing again is harmless and a restart re-publishes exactly what
+//! status says. Both are owned by the policy: deleting the policy deletes them.
 //!
 //! **flagd precision.** `fractional` hashes each `targetingKey` into a bucket; weights
 //! `users : population − users` admit each user with probability users ÷ population. With `P`
@@ -15,16 +16,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::{
-    Api, Client,
-    api::{Patch, PatchParams},
-};
+use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::{
-    FIELD_MANAGER,
-    crd::{CohortSpec, FlagdCohort},
-    engine::rollout::{RolloutState, Users},
+    actuators::configmap,
+    crd::{CohortSpec, FlagdCohort, LaunchPolicy, RolloutState, Users},
 };
 
 /// Key of the flag definition in the flagd ConfigMap.
@@ -40,7 +37,7 @@ pub fn cohort_data(state: &RolloutState) -> BTreeMap<String, String> {
             "stageIndex".into(),
             state.stage.map(|s| s.to_string()).unwrap_or_default(),
         ),
-        ("phase".into(), format!("{:?}", state.phase)),
+        ("phase".into(), state.phase.as_str().into()),
         (
             "updatedAt".into(),
             state
@@ -78,26 +75,31 @@ pub fn flagd_definition(flag: &FlagdCohort, users: Users) -> Value {
     })
 }
 
-/// Applies both ConfigMaps of `spec` in `namespace` from `state`.
+/// Applies both ConfigMaps of `policy`'s cohort `spec` from `state`.
 pub async fn publish(
     client: &Client,
-    namespace: &str,
+    policy: &LaunchPolicy,
     spec: &CohortSpec,
     state: &RolloutState,
 ) -> Result<(), String> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let namespace = policy.namespace().unwrap_or_default();
+    let owner = configmap::owned_by(policy);
+    let apply = |name: &str, data| {
+        let name = name.to_string();
+        let (namespace, owner) = (namespace.clone(), owner.clone());
+        async move {
+            configmap::apply(client, &namespace, &name, owner.as_ref(), data)
+                .await
+                .map_err(|e| format!("cannot publish the cohort to ConfigMap {name}: {e}"))
+        }
+    };
     if let Some(cm) = &spec.config_map {
-        apply(&api, &cm.name, cohort_data(state)).await?;
+        apply(&cm.name, cohort_data(state)).await?;
     }
     if let Some(flag) = &spec.flagd {
         let text = serde_json::to_string_pretty(&flagd_definition(flag, state.users))
             .map_err(|e| e.to_string())?;
-        apply(
-            &api,
-            &flag.config_map,
-            BTreeMap::from([(FLAGD_KEY.into(), text)]),
-        )
-        .await?;
+        apply(&flag.config_map, BTreeMap::from([(FLAGD_KEY.into(), text)])).await?;
     }
     Ok(())
 }
@@ -130,30 +132,10 @@ pub async fn is_published(
     Ok(true)
 }
 
-async fn apply(
-    api: &Api<ConfigMap>,
-    name: &str,
-    data: BTreeMap<String, String>,
-) -> Result<(), String> {
-    let object = json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "liftoff"}},
-        "data": data,
-    });
-    api.patch(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(object),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| format!("cannot publish the cohort to ConfigMap {name}: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::rollout::Phase;
+    use crate::crd::Phase;
 
     fn flag() -> FlagdCohort {
         FlagdCohort {

@@ -138,10 +138,5 @@ pub fn condition(status: &RolloutStatus) -> Desired {
         phase,
         Phase::Pending | Phase::Baking | Phase::AwaitingApproval
     );
-    Desired::new(
-        ROLLOUT_PROGRESSING,
-        progressing,
-        format!("{phase:?}"),
-        message,
-    )
+    Desired::new(ROLLOUT_PROGRESSING, progressing, phase.as_str(), message)
 }

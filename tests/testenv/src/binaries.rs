@@ -1,4 +1,4 @@
-//! Locating the etcd, kube-apiserver and kubectl binaries.
+//! Locating the etcd, kube-apiserver, kubectl and kube-controller-manager binaries.
 //!
 //! The lookup mirrors `scripts/lib.sh`: an explicit `LIFTOFF_*` override wins, otherwise the
 //! version-keyed cache that `scripts/build-control-plane.sh` fills is used. The pinned versions
@@ -38,12 +38,14 @@ pub fn cache_dir() -> PathBuf {
     base.join("liftoff")
 }
 
-/// Absolute paths of the three binaries a control plane needs.
+/// Absolute paths of the binaries a control plane needs.
 #[derive(Debug, Clone)]
 pub struct Binaries {
     pub etcd: PathBuf,
     pub kube_apiserver: PathBuf,
     pub kubectl: PathBuf,
+    /// Run only on demand ([`crate::ControlPlane::start_garbage_collector`]).
+    pub kube_controller_manager: PathBuf,
 }
 
 impl Binaries {
@@ -62,6 +64,11 @@ impl Binaries {
                 &k8s_dir.join("kube-apiserver"),
             )?,
             kubectl: resolve("LIFTOFF_KUBECTL", "kubectl", &k8s_dir.join("kubectl"))?,
+            kube_controller_manager: resolve(
+                "LIFTOFF_KUBE_CONTROLLER_MANAGER",
+                "kube-controller-manager",
+                &k8s_dir.join("kube-controller-manager"),
+            )?,
         })
     }
 }

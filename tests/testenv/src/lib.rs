@@ -12,7 +12,9 @@
 //! ```
 //!
 //! Only etcd and the apiserver run: no controller-manager or scheduler, so Deployments get no
-//! Pods and deleted namespaces stay `Terminating`. Binaries come from `scripts/build-control-plane.sh`
+//! Pods and deleted namespaces stay `Terminating`. A test that needs the garbage collector (an
+//! owner deleted, its dependents expected to go) starts it with
+//! [`ControlPlane::start_garbage_collector`]. Binaries come from `scripts/build-control-plane.sh`
 //! (see [`Binaries`]). Set `LIFTOFF_KEEP_TESTENV=1` to keep the temp dir (logs, kubeconfig, certs).
 //!
 //! The trigger sources run for real too, each on free loopback ports in its own temp dir:
@@ -64,6 +66,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 pub struct ControlPlane {
     // Field order matters only for readability: `Drop` kills the processes explicitly, before the
     // temp dir (dropped after `drop()` returns) is removed.
+    garbage_collector: Option<Proc>,
     apiserver: Option<Proc>,
     etcd: Option<Proc>,
     binaries: Binaries,
@@ -131,6 +134,7 @@ impl ControlPlane {
             Kubeconfig::from_yaml(&kubeconfig_yaml).context("parsing the kubeconfig")?;
         // From here on, `Drop` cleans up whatever was started if this attempt fails.
         let mut cp = ControlPlane {
+            garbage_collector: None,
             apiserver: None,
             etcd: None,
             binaries,
@@ -198,6 +202,30 @@ impl ControlPlane {
         wait_until(apiserver, deadline, || start::apiserver_ready(&client))
             .await
             .map_err(|f| f.error)
+    }
+
+    /// Starts kube-controller-manager running only its garbage collector, so that deleting an
+    /// owner deletes the objects whose `ownerReferences` name it, as in a real cluster. Returns
+    /// once the process runs; the collector syncs its informers within seconds after that, so
+    /// wait for the deletion itself with a bound.
+    pub fn start_garbage_collector(&mut self) -> Result<()> {
+        if self.garbage_collector.is_some() {
+            return Ok(());
+        }
+        let kubeconfig = self.kubeconfig_path.display().to_string();
+        let args = [
+            format!("--kubeconfig={kubeconfig}"),
+            "--controllers=garbagecollector".to_string(),
+            "--leader-elect=false".to_string(),
+            "--secure-port=0".to_string(),
+        ]
+        .map(std::ffi::OsString::from)
+        .to_vec();
+        let log = self.dir_path.join("kube-controller-manager.log");
+        let bin = &self.binaries.kube_controller_manager;
+        let proc = Proc::spawn("kube-controller-manager", bin, args, log)?;
+        self.garbage_collector = Some(proc);
+        Ok(())
     }
 
     /// Freezes etcd (SIGSTOP) or thaws it (SIGCONT): requests hang, as on a stalled disk.
@@ -287,6 +315,9 @@ impl ControlPlane {
     /// Stops the apiserver, then etcd: SIGTERM, up to ~5 s each, then SIGKILL. Removes the temp
     /// dir unless `LIFTOFF_KEEP_TESTENV=1`.
     pub async fn stop(mut self) {
+        if let Some(proc) = self.garbage_collector.as_mut() {
+            proc.terminate(STOP_GRACE).await;
+        }
         for proc in [self.apiserver.as_mut(), self.etcd.as_mut()]
             .into_iter()
             .flatten()
@@ -299,7 +330,11 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        // Apiserver first, so it does not spin on a vanished etcd; each is killed and reaped.
+        // Clients first, then the apiserver, so it does not spin on a vanished etcd; each is
+        // killed and reaped.
+        if let Some(mut p) = self.garbage_collector.take() {
+            p.kill_now();
+        }
         if let Some(mut p) = self.apiserver.take() {
             p.kill_now();
         }
