@@ -4,6 +4,7 @@ pub mod actuators;
 pub mod conditions;
 pub mod controller;
 pub mod crd;
+pub mod docs;
 pub mod engine;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;

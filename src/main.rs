@@ -24,6 +24,9 @@ enum Command {
     Run(RunArgs),
     /// Print the LaunchPolicy CustomResourceDefinition as YAML (what `crds/` holds).
     Crd,
+    /// Regenerate the generated parts of the docs (the metrics table, the LaunchPolicy
+    /// reference) in the repository in the current directory.
+    Docs,
 }
 
 #[derive(clap::Args)]
@@ -80,6 +83,12 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Crd => {
             print!("{}", liftoff::crd::crd_yaml());
+            Ok(())
+        }
+        Command::Docs => {
+            for page in liftoff::docs::write(std::path::Path::new("."))? {
+                println!("updated {page}");
+            }
             Ok(())
         }
         Command::Run(args) => run(args).await,

@@ -1,10 +1,53 @@
-//! Prometheus metrics. Their names are part of Liftoff's public interface (see README).
+//! Prometheus metrics. Their names are part of Liftoff's public interface (see docs/metrics.md).
 
-use std::time::Instant;
+use std::{cell::RefCell, time::Instant};
 
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    core::Collector,
 };
+
+/// One exported metric, as `docs/metrics.md` lists it (generated from the registry).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricDoc {
+    pub name: String,
+    /// `counter`, `gauge` or `histogram`.
+    pub kind: &'static str,
+    pub labels: Vec<String>,
+    pub help: String,
+}
+
+/// Registers collectors and records what each exports: every metric is registered through
+/// here, so the documented list cannot miss one.
+pub struct Registrar {
+    registry: Registry,
+    docs: RefCell<Vec<MetricDoc>>,
+}
+
+impl Registrar {
+    fn new() -> Self {
+        Registrar {
+            registry: Registry::new(),
+            docs: RefCell::default(),
+        }
+    }
+
+    /// Registers `collector` (of `kind`) and returns it.
+    pub fn add<C: Collector + Clone + 'static>(&self, kind: &'static str, collector: C) -> C {
+        for desc in collector.desc() {
+            self.docs.borrow_mut().push(MetricDoc {
+                name: desc.fq_name.clone(),
+                kind,
+                labels: desc.variable_labels.clone(),
+                help: desc.help.clone(),
+            });
+        }
+        self.registry
+            .register(Box::new(collector.clone()))
+            .expect("metric names are unique constants");
+        collector
+    }
+}
 
 /// Every metric the operator exports, registered in its own registry.
 #[derive(Clone)]
@@ -36,91 +79,88 @@ pub struct Metrics {
     /// `liftoff_invalid_policies{namespace,policy}`: 1 for each stored policy the operator cannot
     /// read (its `Ready` condition, reason `InvalidSpec`, names the field); absent otherwise.
     pub invalid_policies: IntGaugeVec,
+    /// Every metric above, as `docs/metrics.md` lists it.
+    pub catalog: Vec<MetricDoc>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let registry = Registry::new();
-        let reconciles = IntCounter::new(
+        let r = Registrar::new();
+        let counter =
+            |name: &str, help: &str| r.add("counter", IntCounter::new(name, help).unwrap());
+        let gauge = |name: &str, help: &str| r.add("gauge", IntGauge::new(name, help).unwrap());
+        let reconciles = counter(
             "liftoff_reconciles_total",
             "Reconciles run, successful or not",
-        )
-        .unwrap();
-        let reconcile_errors = IntCounterVec::new(
-            Opts::new(
-                "liftoff_reconcile_errors_total",
-                "Failed reconciles by error category",
-            ),
-            &["reason"],
-        )
-        .unwrap();
-        let reconcile_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "liftoff_reconcile_duration_seconds",
-                "Time spent per reconcile",
+        );
+        let reconcile_errors = r.add(
+            "counter",
+            IntCounterVec::new(
+                Opts::new(
+                    "liftoff_reconcile_errors_total",
+                    "Failed reconciles by error category (ApiRequestFailed, CohortUnreadable, InvalidObject)",
+                ),
+                &["reason"],
             )
-            .buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ]),
-        )
-        .unwrap();
-        let status_writes = IntCounter::new(
+            .unwrap(),
+        );
+        let status_conflicts = counter(
+            "liftoff_status_conflicts_total",
+            "Status writes refused (HTTP 409) because the policy changed after it was read; the \
+             policy is reconciled again from the new version, so a decision is never recorded \
+             over a state it did not see",
+        );
+        let reconcile_duration = r.add(
+            "histogram",
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "liftoff_reconcile_duration_seconds",
+                    "Time spent per reconcile",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
+            )
+            .unwrap(),
+        );
+        let status_writes = counter(
             "liftoff_status_writes_total",
             "Status patches sent to the apiserver",
-        )
-        .unwrap();
-        let status_writes_skipped = IntCounter::new(
+        );
+        let status_writes_skipped = counter(
             "liftoff_status_writes_skipped_total",
-            "Reconciles whose status was already up to date (no write sent)",
-        )
-        .unwrap();
-        let status_conflicts = IntCounter::new(
-            "liftoff_status_conflicts_total",
-            "Status writes refused because the policy changed since it was read (retried)",
-        )
-        .unwrap();
-        let ready = IntGauge::new(
+            "Reconciles that found the status already right (no write sent)",
+        );
+        let ready = gauge(
             "liftoff_ready",
-            "1 once caches are synced and the operator reconciles",
-        )
-        .unwrap();
-        let leader = IntGauge::new(
+            "1 once caches are synced; with --leader-election, once the replica knows its role \
+             (standby or leader)",
+        );
+        let leader = gauge(
             "liftoff_leader",
-            "1 while this replica leads (holds the Lease) and may act",
-        )
-        .unwrap();
-        let invalid_policies = IntGaugeVec::new(
-            Opts::new(
-                "liftoff_invalid_policies",
-                "1 for each stored LaunchPolicy that cannot be read (see its Ready condition)",
-            ),
-            &["namespace", "policy"],
-        )
-        .unwrap();
-        for c in [
-            Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(invalid_policies.clone()),
-            Box::new(reconcile_errors.clone()),
-            Box::new(reconcile_duration.clone()),
-            Box::new(status_writes.clone()),
-            Box::new(status_writes_skipped.clone()),
-            Box::new(status_conflicts.clone()),
-            Box::new(ready.clone()),
-            Box::new(leader.clone()),
-        ] {
-            registry.register(c).unwrap();
-        }
-        let triggers = crate::trigger_metrics::TriggerMetrics::register(&registry);
-        let rollouts = crate::rollout_metrics::RolloutMetrics::register(&registry);
-        let notifications_failed = IntCounter::new(
+            "1 while this replica holds the Lease and acts; always 1 without --leader-election",
+        );
+        let invalid_policies = r.add(
+            "gauge",
+            IntGaugeVec::new(
+                Opts::new(
+                    "liftoff_invalid_policies",
+                    "1 for each stored LaunchPolicy Liftoff cannot read (Ready=False InvalidSpec \
+                     names the field); absent otherwise",
+                ),
+                &["namespace", "policy"],
+            )
+            .unwrap(),
+        );
+        let triggers = crate::trigger_metrics::TriggerMetrics::register(&r);
+        let notifications_failed = counter(
             "liftoff_notifications_failed_total",
-            "Webhook notifications not delivered after every retry",
-        )
-        .unwrap();
-        registry
-            .register(Box::new(notifications_failed.clone()))
-            .unwrap();
+            "Webhook messages not delivered after every retry",
+        );
+        let rollouts = crate::rollout_metrics::RolloutMetrics::register(&r);
+        let Registrar { registry, docs } = r;
         Self {
+            catalog: docs.into_inner(),
             invalid_policies,
             notifications_failed,
             triggers,

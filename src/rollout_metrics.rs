@@ -1,10 +1,13 @@
 //! Per-rollout metrics: where each launch is, and its gates' live samples (status shows them
 //! at a coarse cadence; these follow every evaluation). Names and labels are part of the public
-//! interface (README, the chart's alerts and dashboard).
+//! interface (docs/metrics.md, the chart's alerts and dashboard).
 
-use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, IntGaugeVec, Opts};
 
-use crate::engine::rollout::{Phase, RolloutState, Users};
+use crate::{
+    crd::{Phase, RolloutState, Users},
+    metrics::Registrar,
+};
 
 const POLICY: &[&str] = &["namespace", "policy"];
 const PHASES: [Phase; 7] = [
@@ -34,38 +37,48 @@ pub struct RolloutMetrics {
 }
 
 impl RolloutMetrics {
-    pub fn register(registry: &Registry) -> Self {
+    pub fn register(registry: &Registrar) -> Self {
         let int = |name: &str, help: &str, labels: &[&str]| {
-            let g = IntGaugeVec::new(Opts::new(name, help), labels).unwrap();
-            registry.register(Box::new(g.clone())).unwrap();
-            g
+            registry.add(
+                "gauge",
+                IntGaugeVec::new(Opts::new(name, help), labels).unwrap(),
+            )
         };
-        let gate_value = GaugeVec::new(
-            Opts::new("liftoff_gate_value", "Last value of a health gate check"),
-            &[POLICY, &["gate"]].concat(),
-        )
-        .unwrap();
-        registry.register(Box::new(gate_value.clone())).unwrap();
+        let phase = int(
+            "liftoff_rollout_phase",
+            "1 for the rollout's current phase (Pending, AwaitingApproval, Baking, Paused, \
+             RolledBack, Completed, Aborted), 0 for the others",
+            &[POLICY, &["phase"]].concat(),
+        );
+        let stage = int(
+            "liftoff_rollout_stage",
+            "The current stage's position, 1 = first; 0 before the first",
+            POLICY,
+        );
+        let users = int(
+            "liftoff_rollout_users",
+            "Users admitted now; -1 = everyone",
+            POLICY,
+        );
+        let gate_value = registry.add(
+            "gauge",
+            GaugeVec::new(
+                Opts::new(
+                    "liftoff_gate_value",
+                    "A gate check's last value, at every evaluation; absent while unreadable",
+                ),
+                &[POLICY, &["gate"]].concat(),
+            )
+            .unwrap(),
+        );
         Self {
-            phase: int(
-                "liftoff_rollout_phase",
-                "1 for the rollout's current phase, 0 for the others",
-                &[POLICY, &["phase"]].concat(),
-            ),
-            stage: int(
-                "liftoff_rollout_stage",
-                "Position of the rollout's current stage (1 = first; 0 = none yet)",
-                POLICY,
-            ),
-            users: int(
-                "liftoff_rollout_users",
-                "Users admitted by the rollout now (-1 = everyone)",
-                POLICY,
-            ),
+            phase,
+            stage,
+            users,
             gate_value,
             gate_passing: int(
                 "liftoff_gate_passing",
-                "1 when a gate check's last value was within bounds, 0 when not",
+                "1 when a gate check's last value was within bounds, 0 when not; absent while unreadable",
                 &[POLICY, &["gate"]].concat(),
             ),
         }
@@ -74,10 +87,10 @@ impl RolloutMetrics {
     /// Records a rollout's state after an evaluation.
     pub fn record(&self, namespace: &str, policy: &str, state: &RolloutState) {
         for phase in PHASES {
-            let name = format!("{phase:?}");
+            let name = phase.as_str();
             let on = i64::from(phase == state.phase);
             self.phase
-                .with_label_values(&[namespace, policy, &name])
+                .with_label_values(&[namespace, policy, name])
                 .set(on);
         }
         let stage = state.stage.map_or(0, |i| i64::from(i) + 1);
@@ -111,8 +124,8 @@ impl RolloutMetrics {
     /// Drops every series of a policy's rollout (the policy or its rollout is gone).
     pub fn forget(&self, namespace: &str, policy: &str, gates: &[String]) {
         for phase in PHASES {
-            let name = format!("{phase:?}");
-            let _ = self.phase.remove_label_values(&[namespace, policy, &name]);
+            let name = phase.as_str();
+            let _ = self.phase.remove_label_values(&[namespace, policy, name]);
         }
         let _ = self.stage.remove_label_values(&[namespace, policy]);
         let _ = self.users.remove_label_values(&[namespace, policy]);
@@ -131,23 +144,14 @@ impl RolloutMetrics {
 
 #[cfg(test)]
 mod tests {
-    use prometheus::Encoder;
 
     use super::*;
     use crate::engine::rollout::GateState;
 
-    fn exposition(registry: &Registry) -> String {
-        let mut out = Vec::new();
-        prometheus::TextEncoder::new()
-            .encode(&registry.gather(), &mut out)
-            .unwrap();
-        String::from_utf8(out).unwrap()
-    }
-
     #[test]
     fn a_paused_rollout_shows_its_phase_stage_users_and_gates_and_is_forgotten_whole() {
-        let registry = Registry::new();
-        let m = RolloutMetrics::register(&registry);
+        let metrics = crate::metrics::Metrics::default();
+        let m = &metrics.rollouts;
         let state = RolloutState {
             phase: Phase::Paused,
             stage: Some(1),
@@ -168,7 +172,7 @@ mod tests {
             ..Default::default()
         };
         m.record("emr", "launch", &state);
-        let text = exposition(&registry);
+        let text = metrics.render();
         for line in [
             r#"liftoff_rollout_phase{namespace="emr",phase="Paused",policy="launch"} 1"#,
             r#"liftoff_rollout_phase{namespace="emr",phase="Baking",policy="launch"} 0"#,
@@ -191,11 +195,12 @@ mod tests {
         };
         m.record("emr", "launch", &everyone);
         assert!(
-            exposition(&registry)
+            metrics
+                .render()
                 .contains(r#"liftoff_rollout_users{namespace="emr",policy="launch"} -1"#)
         );
 
         m.forget("emr", "launch", &["p95".into(), "errors".into()]);
-        assert!(!exposition(&registry).contains("launch"));
+        assert!(!metrics.render().contains("launch"));
     }
 }

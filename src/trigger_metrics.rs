@@ -1,7 +1,9 @@
 //! Per-trigger metrics: live samples go here, not to status. Names and labels are part of the
 //! public interface (docs/metrics.md, the chart's alerts and dashboard).
 
-use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
+use prometheus::{GaugeVec, IntCounterVec, Opts};
+
+use crate::metrics::Registrar;
 
 const TRIGGER: &[&str] = &["namespace", "policy", "trigger"];
 
@@ -25,26 +27,28 @@ pub struct TriggerMetrics {
 }
 
 impl TriggerMetrics {
-    pub fn register(registry: &Registry) -> Self {
+    pub fn register(registry: &Registrar) -> Self {
         let gauge = |name: &str, help: &str| {
-            let g = GaugeVec::new(Opts::new(name, help), TRIGGER).unwrap();
-            registry.register(Box::new(g.clone())).unwrap();
-            g
+            registry.add(
+                "gauge",
+                GaugeVec::new(Opts::new(name, help), TRIGGER).unwrap(),
+            )
         };
         let counter = |name: &str, help: &str, extra: &str| {
             let labels = [TRIGGER, &[extra]].concat();
-            let c = IntCounterVec::new(Opts::new(name, help), &labels).unwrap();
-            registry.register(Box::new(c.clone())).unwrap();
-            c
+            registry.add(
+                "counter",
+                IntCounterVec::new(Opts::new(name, help), &labels).unwrap(),
+            )
         };
         Self {
             value: gauge(
                 "liftoff_trigger_value",
-                "Last sample of a trigger's metric (percent for cpu and redisMemory)",
+                "The last sample (percent for cpu and redisMemory); absent while the source is unreadable",
             ),
             threshold: gauge(
                 "liftoff_trigger_threshold",
-                "Threshold a trigger's sample is compared with",
+                "The threshold a trigger's sample is compared with",
             ),
             source_up: gauge(
                 "liftoff_trigger_source_up",
@@ -52,17 +56,17 @@ impl TriggerMetrics {
             ),
             actions: counter(
                 "liftoff_actions_total",
-                "Scaling actions taken, by kind",
+                "Actions taken: ScaleUp, ScaleDown, AddPartitions, ResizeDatabase, RecommendResize, MemoryHigh",
                 "action",
             ),
             action_failures: counter(
                 "liftoff_action_failures_total",
-                "Scaling actions that failed, by kind",
+                "Actions the target's API rejected",
                 "action",
             ),
             refused: counter(
                 "liftoff_actions_refused_total",
-                "Decisions to act that were not carried out, by reason",
+                "Decisions to act not carried out, per sample: Conflict (an HPA), Suspended, NotReady",
                 "reason",
             ),
         }

@@ -7,7 +7,7 @@
 //! | `liftoff.dev/pause` | any token, e.g. `$(date +%s)` | hold the current users |
 //! | `liftoff.dev/resume` | any token | carry on after a pause or rollback |
 //! | `liftoff.dev/abort` | any token | admit nobody and stop |
-//! | `liftoff.dev/retry` | any token | start the held stage over (see the README) |
+//! | `liftoff.dev/retry` | any token | start the held stage over (see docs/rollout.md) |
 //!
 //! A command's id is `annotation=value`, so each value is applied once; to repeat a command, set a
 //! new value (`kubectl annotate --overwrite lp/NAME liftoff.dev/pause=$(date +%s)`). Who issued it is

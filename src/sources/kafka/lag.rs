@@ -1,4 +1,4 @@
-//! The lag rules, as pure functions of the offsets read from the broker (see `docs/kafka-lag.md`).
+//! The lag rules, as pure functions of the offsets read from the broker (see `docs/triggers/kafka-lag.md`).
 
 /// Lag of one partition, with the offsets it was computed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! (OffsetFetch, through a librdkafka handle whose `group.id` is the group; it never joins the
 //! group, so the group may have no members at all) against each partition's **watermarks**
 //! (ListOffsets). Per partition, with `high` the high watermark and `low` the first retained
-//! offset (rules in [`partition_lag`], reasons and KEDA comparison in `docs/kafka-lag.md`):
+//! offset (rules in [`partition_lag`], reasons and KEDA comparison in `docs/triggers/kafka-lag.md`):
 //!
 //! | partition state | lag |
 //! | --- | --- |
