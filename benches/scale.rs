@@ -1,6 +1,6 @@
 //! Benchmark, not a test: how fast the operator brings N LaunchPolicies to Ready, and what N
 //! policies cost in steady state (status writes, reconciles, CPU, memory, Prometheus queries,
-//! apiserver requests). `#[ignore]`d, so `cargo test` only compiles it; run it with
+//! apiserver requests). Not compiled by `cargo test`; run it with
 //! `scripts/bench-scale.sh` (release build, results as Markdown for `docs/benchmarks.md`).
 //!
 //! Setup: a control plane, an exporter serving `cpu_utilization{app="api"} 20` scraped by
@@ -17,6 +17,7 @@
 //! (seconds, default 120) — the steady-state window; `LIFTOFF_BENCH_LOG` (the operator's
 //! `RUST_LOG`, default `info`); `LIFTOFF_BENCH_OUT`, a file to write the Markdown results to.
 
+#[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::{
@@ -218,8 +219,11 @@ impl Window {
 
 const WINDOW_HEADER: &str = "| Window | Length | Reconciles | Status writes | Writes skipped | Conflicts | Mean reconcile | Reconcile errors | Prometheus queries | CPU of one core: operator / apiserver / etcd / Prometheus | apiserver requests | LaunchPolicy status writes (apiserver) |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
 
-#[tokio::test]
-#[ignore = "benchmark: run it with scripts/bench-scale.sh"]
+#[tokio::main]
+async fn main() {
+    policies_to_ready_and_steady_state().await;
+}
+
 async fn policies_to_ready_and_steady_state() {
     let n = env_num("LIFTOFF_BENCH_POLICIES", 1000) as usize;
     let cap = Duration::from_secs(env_num("LIFTOFF_BENCH_READY_CAP", 900));

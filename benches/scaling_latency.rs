@@ -1,6 +1,6 @@
 //! Benchmark, not a test: breach-to-action latency of every scaling trigger kind (issue 4,
 //! "Performance"), measured against the real servers and the real operator binary, plus the
-//! operator's memory. `#[ignore]`d, so `cargo test` only compiles it; run it with
+//! operator's memory. Not compiled by `cargo test`; run it with
 //! `scripts/bench-scaling.sh` (release build, results as Markdown for `docs/benchmarks.md`).
 //!
 //! Each run of each kind uses fresh objects, so runs are independent: a new workload or topic
@@ -18,6 +18,7 @@
 //! (default all: `cpu,kafkaLag,databaseConnections,redisMemory`); `LIFTOFF_BENCH_OUT`, a file to
 //! write the Markdown results to.
 
+#[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::{
@@ -162,8 +163,11 @@ struct Bench {
     operator: Operator,
 }
 
-#[tokio::test]
-#[ignore = "benchmark: run it with scripts/bench-scaling.sh"]
+#[tokio::main]
+async fn main() {
+    breach_to_action_latency().await;
+}
+
 async fn breach_to_action_latency() {
     let runs: usize = std::env::var("LIFTOFF_BENCH_RUNS")
         .ok()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark (not part of the test suite): how fast the operator brings N LaunchPolicies to Ready,
-# and what N policies cost in steady state (tests/bench_scale.rs, #[ignore]d). Builds in release
+# and what N policies cost in steady state (benches/scale.rs). Builds in release
 # mode, so the operator under test is the release binary.
 #
 #   scripts/bench-scale.sh                                   # 1000 policies
@@ -31,19 +31,19 @@ report="target/bench/scale-$stamp.md"
 export LIFTOFF_BENCH_OUT="$PWD/$results"
 
 step "Building (release)"
-cargo test --release --locked --test bench_scale --no-run
+cargo bench --locked --bench scale --no-run
 step "Benchmark: $LIFTOFF_BENCH_POLICIES policies"
 started="$(date -u '+%Y-%m-%d %H:%M UTC')"
 load="$(cut -d' ' -f1-3 /proc/loadavg)"
-cargo test --release --locked --test bench_scale -- --ignored --nocapture --test-threads=1
+cargo bench --locked --bench scale
 load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 commit="$(git rev-parse --short HEAD)"
-git diff --quiet HEAD -- src tests Cargo.toml Cargo.lock || commit="$commit + uncommitted changes"
+git diff --quiet HEAD -- src tests benches Cargo.toml Cargo.lock || commit="$commit + uncommitted changes"
 {
   echo "### $started, N = $LIFTOFF_BENCH_POLICIES"
   echo
-  echo "- Machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sort -u | head -1)), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, Linux $(uname -r)$(grep -qw hypervisor /proc/cpuinfo && echo ", virtual machine"); load average when the run started: $load, when it ended: $load_end"
+  echo "- Machine: $(machine); load average when the run started: $load, when it ended: $load_end"
   echo "- Commit: $commit"
   echo "- Command: \`LIFTOFF_BENCH_POLICIES=$LIFTOFF_BENCH_POLICIES LIFTOFF_BENCH_READY_CAP=$LIFTOFF_BENCH_READY_CAP LIFTOFF_BENCH_STEADY=$LIFTOFF_BENCH_STEADY${LIFTOFF_BENCH_LOG:+ LIFTOFF_BENCH_LOG=$LIFTOFF_BENCH_LOG} scripts/bench-scale.sh\`"
   echo

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark (not part of the test suite): breach-to-action latency of every scaling trigger kind
-# against the real servers, and the operator's memory (tests/bench_scaling.rs, #[ignore]d).
+# against the real servers, and the operator's memory (benches/scaling_latency.rs).
 # Builds in release mode, so the operator under test is the release binary.
 #
 #   scripts/bench-scaling.sh                       # 20 runs of each kind
@@ -26,18 +26,18 @@ report="target/bench/scaling-$stamp.md"
 export LIFTOFF_BENCH_OUT="$PWD/$results"
 
 step "Building (release)"
-cargo test --release --locked --test bench_scaling --no-run
+cargo bench --locked --bench scaling_latency --no-run
 step "Benchmark: $LIFTOFF_BENCH_RUNS runs per trigger kind"
 started="$(date -u '+%Y-%m-%d %H:%M UTC')"
 load="$(cut -d' ' -f1-3 /proc/loadavg)"
-cargo test --release --locked --test bench_scaling -- --ignored --nocapture --test-threads=1
+cargo bench --locked --bench scaling_latency
 
 commit="$(git rev-parse --short HEAD)"
-git diff --quiet HEAD -- src tests Cargo.toml Cargo.lock || commit="$commit + uncommitted changes"
+git diff --quiet HEAD -- src tests benches Cargo.toml Cargo.lock || commit="$commit + uncommitted changes"
 {
   echo "### $started"
   echo
-  echo "- Machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sort -u | head -1)), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, Linux $(uname -r)$(grep -qw hypervisor /proc/cpuinfo && echo ", virtual machine"); load average when the run started: $load"
+  echo "- Machine: $(machine); load average when the run started: $load"
   echo "- Commit: $commit"
   echo "- Command: \`LIFTOFF_BENCH_RUNS=$LIFTOFF_BENCH_RUNS${LIFTOFF_BENCH_TRIGGERS:+ LIFTOFF_BENCH_TRIGGERS=$LIFTOFF_BENCH_TRIGGERS} scripts/bench-scaling.sh\`"
   echo

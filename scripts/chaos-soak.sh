@@ -36,7 +36,7 @@ cargo bench --profile dev --locked --bench chaos_soak >"$results" || status=$?
 commit="$(git rev-parse --short HEAD)"
 git diff --quiet HEAD -- src tests benches Cargo.toml Cargo.lock || commit="$commit + uncommitted changes"
 {
-  echo "- Machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sort -u | head -1)), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, Linux $(uname -r)$(grep -qw hypervisor /proc/cpuinfo && echo ", virtual machine"); load average when the run started: $load"
+  echo "- Machine: $(machine); load average when the run started: $load"
   echo "- Commit: $commit"
   echo "- Command: \`${LIFTOFF_SOAK_KILLS:+LIFTOFF_SOAK_KILLS=$LIFTOFF_SOAK_KILLS }${LIFTOFF_SOAK_BAKE:+LIFTOFF_SOAK_BAKE=$LIFTOFF_SOAK_BAKE }scripts/chaos-soak.sh\`"
   echo

@@ -13,21 +13,4 @@ mod prometheus;
 mod redis;
 mod support;
 
-use std::future::Future;
-use std::time::{Duration, Instant};
-
-/// Polls `check` every 200 ms until it returns `Some`, failing the test after `limit`.
-pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+pub use support::eventually;

@@ -134,7 +134,7 @@ async fn kafka_create_partitions_raises_the_count_once_and_never_lowers_it() {
         })
     );
     // The broker's own tool sees the new count.
-    let seen = super::eventually("6 partitions in metadata", TIMEOUT, || async {
+    let seen = super::eventually(TIMEOUT, "6 partitions in metadata", || async {
         kafka.partitions("orders").await.ok().filter(|n| *n == 6)
     })
     .await;

@@ -31,7 +31,7 @@ async fn postgres_counts_each_held_session_exactly() {
 
     drop(sessions);
     // Backends exit asynchronously after their client goes away.
-    let after = super::eventually("sessions released", TIMEOUT, || async {
+    let after = super::eventually(TIMEOUT, "sessions released", || async {
         let n = connection_count(&pg.url(), TIMEOUT).await.unwrap();
         (n == before).then_some(n)
     })

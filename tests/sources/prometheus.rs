@@ -114,7 +114,7 @@ async fn prometheus_stopped_is_a_transport_error_not_zero_and_recovery_is_automa
 
     // The same client (same pooled connections) works again once the server is back.
     prom.restart().await.expect("prometheus restarts");
-    let value = super::eventually("value after restart", Duration::from_secs(30), || async {
+    let value = super::eventually(Duration::from_secs(30), "value after restart", || async {
         client.query_value(query).await.ok()
     })
     .await;
