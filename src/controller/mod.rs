@@ -4,10 +4,13 @@ mod backoff;
 pub mod events;
 pub mod invalid;
 pub mod lookup;
+pub mod memory;
 pub mod notify;
 pub mod pools;
+mod publish;
 mod reconcile;
 pub mod references;
+mod report;
 pub mod rollout;
 pub mod secrets;
 pub mod status;
@@ -37,8 +40,8 @@ use kube::{
 };
 use tracing::{info, warn};
 
-use crate::triggers::Memory;
 pub use lookup::Caches;
+use memory::Memory;
 use pools::Pools;
 use reconcile::reconcile;
 use secrets::Secrets;
@@ -265,9 +268,13 @@ async fn forget_deleted(ctx: Arc<Context>, store: Store<Watched>) {
             .collect();
         ctx.backoff.retain(|key| live.contains(key));
         ctx.metrics.forget_invalid(&live);
-        for (key, remembered) in ctx.memory.retain(|key| live.contains(key)) {
-            let (namespace, policy) = key.split_once('/').unwrap_or(("", &key));
-            for trigger in remembered.triggers.keys() {
+        let exists = |policy: &ObjectRef<LaunchPolicy>| {
+            let namespace = policy.namespace.as_deref().unwrap_or_default();
+            live.contains(&format!("{namespace}/{}", policy.name))
+        };
+        for (gone, remembered) in ctx.memory.retain(exists) {
+            let (namespace, policy) = (gone.namespace.as_deref().unwrap_or_default(), &gone.name);
+            for trigger in remembered.scaling.triggers.keys() {
                 ctx.metrics.triggers.forget([namespace, policy, trigger]);
             }
             if let Some(working) = remembered.rollout {

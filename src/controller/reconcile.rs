@@ -1,34 +1,33 @@
-//! One reconcile, as a pipeline: look up references → read every trigger and plan (the
-//! decisions are pure) → record the intents in status → act → write the final status (only if
-//! it changed) → tell what changed (Events, metrics).
+//! One reconcile, as a short driver of named steps: validate (every trigger has a kind) →
+//! dereference (what the spec points to: `Ready`) → sample and decide (the triggers that are
+//! due, then the rollout; the decisions are pure) → record the intents in status → act → write
+//! the final status (only if it changed) → report (the cohort, Events, messages, metrics).
 
 use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::jiff::Timestamp;
-use kube::{
-    Api, ResourceExt, core::error_boundary::InvalidObject, runtime::controller::Action,
-    runtime::events::EventType,
-};
-use tracing::{Instrument, debug, info, info_span, warn};
+use kube::{Api, ResourceExt, core::error_boundary::InvalidObject, runtime::controller::Action};
+use tracing::{Instrument, debug, info, info_span};
 
 use super::{
-    Context, Error, events, invalid,
+    Context, Error, invalid,
     lookup::KubeLookup,
-    notify, references, rollout,
+    memory::{Held, PolicyMemory},
+    publish, references, report, rollout,
     status::{self, write_if_changed},
     summary,
 };
 use crate::{
     conditions::Desired,
-    crd::{LaunchPolicy, LaunchPolicyStatus, NotificationEvent, RolloutStatus, TriggerStatus},
-    triggers::{self, Applied, Facts, Hold, Planning, TriggerKind, platform::Platform},
+    crd::{LaunchPolicy, LaunchPolicyStatus, RolloutStatus, TriggerStatus},
+    triggers::{self, Facts, Hold, TriggerKind, platform::Platform},
 };
 
 /// Floor for `spec.scaling.interval` and `spec.statusRefresh`: a `0s` in the spec must not turn
 /// into a hot loop of samples and status writes.
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The key of a policy in the controller's memory: `namespace/name`.
+/// A policy's `namespace/name`: its key for the retry backoff and `liftoff_invalid_policies`.
 pub fn key(policy: &impl kube::Resource) -> String {
     format!(
         "{}/{}",
@@ -81,6 +80,8 @@ pub async fn reconcile(watched: Arc<super::Watched>, ctx: Arc<Context>) -> Resul
     Ok(action)
 }
 
+/// One reconcile of a readable policy whose triggers all have a kind: a short driver of named
+/// steps, each below. The policy's memory is held by a guard, handed back however this ends.
 async fn reconcile_policy(
     policy: &LaunchPolicy,
     kinds: &[TriggerKind<'_>],
@@ -97,35 +98,23 @@ async fn reconcile_policy(
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let _timer = ctx.metrics.reconcile_started();
-    let api: Api<LaunchPolicy> = Api::namespaced(ctx.client.clone(), namespace);
+    let now = Timestamp::now();
     let lookup = KubeLookup {
         client: &ctx.client,
         caches: &ctx.caches,
         secrets: &ctx.secrets,
         namespace,
     };
-    let problems = references::check(&policy.spec, &lookup).await;
-    let ready = status::ready_condition(&problems, policy.spec.suspend);
-    let now = Timestamp::now();
+    let mut memory = Held::take(ctx, policy);
 
-    let scaling = policy.spec.scaling.as_ref();
-    let triggers = scaling.map(|s| s.triggers.as_slice()).unwrap_or_default();
-    let previous = policy
-        .status
-        .as_ref()
-        .map(|s| s.triggers.as_slice())
-        .unwrap_or_default();
-    let facts = Facts {
-        now,
-        status_refresh: Duration::from(policy.spec.status_refresh).max(MIN_INTERVAL),
-        hold: if policy.spec.suspend {
-            Some(Hold::Suspended)
-        } else if !problems.is_empty() {
-            Some(Hold::NotReady)
-        } else {
-            None
-        },
-    };
+    // Dereference: what the spec points to → Ready, and whether actions are held.
+    let refs = dereference(policy, &lookup, now).await;
+    let previous = previous_triggers(policy);
+    if triggers::is_stale(previous, &memory.scaling, now) {
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
+
+    // Sample and decide: the triggers that are due, then the rollout.
     let platform = Platform {
         client: &ctx.client,
         lookup: &lookup,
@@ -133,124 +122,168 @@ async fn reconcile_policy(
         namespace,
         prometheus: policy.spec.prometheus.as_ref(),
     };
-    let key = key(policy);
-    let mut histories = ctx.memory.take(&key);
-    if triggers::is_stale(previous, &histories, now) {
-        remember(ctx, policy, histories, triggers);
-        return Ok(Action::requeue(Duration::from_millis(500)));
-    }
-    let interval = scaling
+    let interval = policy
+        .spec
+        .scaling
+        .as_ref()
         .map(|s| Duration::from(s.interval))
         .unwrap_or_default();
+    let generation = policy.metadata.generation;
+    let scaling = &mut memory.scaling;
     let mut plans = triggers::read_and_plan(
-        kinds,
-        previous,
-        &platform,
-        &mut histories,
-        facts,
-        interval,
-        policy.metadata.generation,
+        kinds, previous, &platform, scaling, refs.facts, interval, generation,
     )
     .await;
-    record_samples(ctx, namespace, policy, &plans);
-    let rollout = match &policy.spec.rollout {
-        Some(spec) => {
-            let working = histories.rollout.as_ref();
-            let unpublished = match never_published(ctx, policy, namespace, &histories).await {
-                Ok(unpublished) => unpublished,
-                Err(e) => {
-                    remember(ctx, policy, histories, triggers);
-                    return Err(e);
-                }
-            };
-            let io = (&ctx.pools, &lookup);
-            let refresh = facts.status_refresh;
-            Some(rollout::evaluate(policy, spec, io, working, refresh, now, unpublished).await)
-        }
-        None => None,
-    };
+    report::samples(ctx, policy, &plans);
+    let rollout = step_rollout(ctx, policy, &lookup, &memory, refs.facts).await?;
     let rollout_status = rollout.as_ref().map(|r| r.status.clone());
-    let summaries = summary::schedule(
-        &policy.spec.notifications,
-        policy
-            .status
-            .as_ref()
-            .map(|s| s.summaries.as_slice())
-            .unwrap_or_default(),
-        summary::live(rollout_status.as_ref().map(|r| r.state.phase)),
-        now,
-    );
+    let summaries = schedule_summaries(policy, rollout_status.as_ref(), now);
 
-    // Record what is about to be done before doing it: a crash after this write re-applies the
-    // same targets; a crash before it decides afresh. Either way no action is doubled.
-    let mut stored = policy.status.clone();
-    let mut version = policy.metadata.resource_version.clone();
+    // Record intent: a crash after this write re-applies the same targets; a crash before it
+    // decides afresh. Either way no action is doubled.
+    let mut writer = StatusWriter::new(ctx, policy);
     if let Some(intents) = triggers::intents(&plans, now) {
         let rollout = rollout_status.clone();
-        let intent = assemble(policy, &ready, intents, rollout, &summaries, now);
-        if let Err(e) = write(ctx, &api, policy, &mut version, stored.as_ref(), &intent).await {
-            remember(ctx, policy, histories, triggers);
-            return Err(e);
-        }
-        stored = Some(intent);
-    }
-    if let Err(e) = ctx.ensure_leader() {
-        remember(ctx, policy, histories, triggers);
-        return Err(e);
-    }
-    let applied = triggers::apply_all(&mut plans, &platform, &mut histories, now).await;
-    remember(ctx, policy, histories, triggers);
-    record_actions(ctx, namespace, policy, &applied).await;
-    for a in applied.iter().filter(|a| a.result.is_ok()) {
-        let what = a.result.as_deref().unwrap_or_default();
-        let message = format!("{}: {what}, because {}", a.trigger, a.reason);
-        notify(
-            ctx,
-            &lookup,
-            policy,
-            NotificationEvent::ScalingAction,
-            &message,
-        )
-        .await;
+        let intent = assemble(policy, &refs.ready, intents, rollout, &summaries, now);
+        writer.write(&intent).await?;
     }
 
+    // Act.
+    ctx.ensure_leader()?;
+    let applied = triggers::apply_all(&mut plans, &platform, &mut memory.scaling, now).await;
+    report::actions(ctx, &lookup, policy, &applied).await;
+
+    // Write status, only if it changed.
     let statuses: Vec<TriggerStatus> = plans.into_iter().map(|p| p.plan.status).collect();
-    let mut new_status = assemble(policy, &ready, statuses, rollout_status, &summaries, now);
+    let mut status = assemble(
+        policy,
+        &refs.ready,
+        statuses,
+        rollout_status,
+        &summaries,
+        now,
+    );
     if let Some(evaluation) = &rollout
-        && stored.as_ref() != Some(&new_status)
+        && !writer.holds(&status)
     {
         // Writing anyway: show the freshest gate samples too, at no extra cost.
-        new_status.rollout = Some(evaluation.fresh.clone());
+        status.rollout = Some(evaluation.fresh.clone());
     }
-    let stored = stored.as_ref();
-    write(ctx, &api, policy, &mut version, stored, &new_status).await?;
-    remember_rollout(ctx, policy, &key, triggers, &new_status, rollout.as_ref());
-    send_summaries(ctx, &lookup, policy, &new_status, &summaries.due).await;
-    announce_transitions(ctx, policy, &new_status).await;
-    if let Some(evaluation) = &rollout {
-        // The cohort first: an event or a message announcing a stage follows the stage reaching
-        // the application.
-        publish_cohort(ctx, policy, &key, &evaluation.status).await;
-        for event in &evaluation.events {
-            let type_ = if event.kind.is_warning() {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            };
-            let reason = event.kind.as_str();
-            events::publish(&ctx.recorder, policy, type_, reason, &event.message).await;
-            if let Some(subscription) = event.kind.notification() {
-                notify(ctx, &lookup, policy, subscription, &event.message).await;
-            }
-        }
-    }
+    writer.write(&status).await?;
 
-    let settle = if problems.is_empty() {
-        ctx.settings.resync
-    } else {
-        ctx.settings.retry
+    // Report: the cohort first, so an Event or a message announcing a stage follows the stage
+    // reaching the application.
+    report::rollout_state(ctx, policy, &mut memory, &status, rollout.as_ref());
+    if let Some(evaluation) = &rollout {
+        publish::cohort(ctx, policy, &mut memory, &evaluation.status).await;
+    }
+    report::after_write(
+        ctx,
+        &lookup,
+        policy,
+        &status,
+        rollout.as_ref(),
+        &summaries.due,
+    )
+    .await;
+    Ok(next_reconcile(
+        ctx,
+        policy,
+        &refs,
+        rollout.as_ref(),
+        &summaries,
+    ))
+}
+
+/// What the references say: the `Ready` condition, and the policy-wide facts plans depend on.
+struct Dereferenced {
+    problems: usize,
+    ready: Desired,
+    facts: Facts,
+}
+
+async fn dereference(
+    policy: &LaunchPolicy,
+    lookup: &KubeLookup<'_>,
+    now: Timestamp,
+) -> Dereferenced {
+    let problems = references::check(&policy.spec, lookup).await;
+    let ready = status::ready_condition(&problems, policy.spec.suspend);
+    let hold = match (policy.spec.suspend, problems.is_empty()) {
+        (true, _) => Some(Hold::Suspended),
+        (false, false) => Some(Hold::NotReady),
+        (false, true) => None,
     };
-    let sample_every = scaling
+    let facts = Facts {
+        now,
+        status_refresh: Duration::from(policy.spec.status_refresh).max(MIN_INTERVAL),
+        hold,
+    };
+    Dereferenced {
+        problems: problems.len(),
+        ready,
+        facts,
+    }
+}
+
+fn previous_triggers(policy: &LaunchPolicy) -> &[TriggerStatus] {
+    policy
+        .status
+        .as_ref()
+        .map(|s| s.triggers.as_slice())
+        .unwrap_or_default()
+}
+
+/// Steps the rollout, if the policy has one.
+async fn step_rollout(
+    ctx: &Context,
+    policy: &LaunchPolicy,
+    lookup: &KubeLookup<'_>,
+    memory: &PolicyMemory,
+    facts: Facts,
+) -> Result<Option<rollout::Evaluation>, Error> {
+    let Some(spec) = &policy.spec.rollout else {
+        return Ok(None);
+    };
+    let unpublished = publish::never_published(ctx, policy, lookup.namespace, memory).await?;
+    let io = (&ctx.pools, lookup);
+    let working = memory.rollout.as_ref();
+    let (refresh, now) = (facts.status_refresh, facts.now);
+    let evaluation = rollout::evaluate(policy, spec, io, working, refresh, now, unpublished).await;
+    Ok(Some(evaluation))
+}
+
+fn schedule_summaries(
+    policy: &LaunchPolicy,
+    rollout: Option<&RolloutStatus>,
+    now: Timestamp,
+) -> summary::Schedule {
+    let sent = policy
+        .status
+        .as_ref()
+        .map(|s| s.summaries.as_slice())
+        .unwrap_or_default();
+    let live = summary::live(rollout.map(|r| r.state.phase));
+    summary::schedule(&policy.spec.notifications, sent, live, now)
+}
+
+/// When to reconcile again: the next sample, rollout timer or launch update, and at the latest
+/// the resync (or the retry, while a reference is broken).
+fn next_reconcile(
+    ctx: &Context,
+    policy: &LaunchPolicy,
+    refs: &Dereferenced,
+    rollout: Option<&rollout::Evaluation>,
+    summaries: &summary::Schedule,
+) -> Action {
+    let settle = match refs.problems {
+        0 => ctx.settings.resync,
+        _ => ctx.settings.retry,
+    };
+    let sample_every = policy
+        .spec
+        .scaling
+        .as_ref()
         .filter(|s| !s.triggers.is_empty())
         .map(|s| Duration::from(s.interval).max(MIN_INTERVAL))
         .unwrap_or(settle);
@@ -259,97 +292,7 @@ async fn reconcile_policy(
         .unwrap_or(settle)
         .max(Duration::from_millis(100));
     let next_summary = summaries.next_in.unwrap_or(settle);
-    Ok(Action::requeue(
-        settle.min(sample_every).min(next_timer).min(next_summary),
-    ))
-}
-
-/// Keeps the rollout's working copy (see [`rollout::display`]) and exports its state; forgets
-/// both when the policy no longer has a rollout.
-fn remember_rollout(
-    ctx: &Context,
-    policy: &LaunchPolicy,
-    key: &str,
-    triggers: &[crate::crd::Trigger],
-    written: &LaunchPolicyStatus,
-    evaluation: Option<&rollout::Evaluation>,
-) {
-    let (namespace, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
-    let mut memory = ctx.memory.take(key);
-    let previous = memory.rollout.take();
-    match evaluation {
-        Some(evaluation) => {
-            let fresh = &evaluation.fresh.state;
-            let dropped: Vec<String> = previous
-                .iter()
-                .flat_map(|p| &p.latest.gates)
-                .filter(|g| !fresh.gates.iter().any(|f| f.name == g.name))
-                .map(|g| g.name.clone())
-                .collect();
-            ctx.metrics
-                .rollouts
-                .forget_gates(&namespace, &name, &dropped);
-            ctx.metrics.rollouts.record(&namespace, &name, fresh);
-            memory.rollout = Some(rollout::display::Working {
-                written: written.rollout.clone().unwrap_or_default(),
-                latest: evaluation.fresh.state.clone(),
-            });
-        }
-        None => {
-            if let Some(gone) = previous {
-                let gates: Vec<String> = gone.latest.gates.into_iter().map(|g| g.name).collect();
-                ctx.metrics.rollouts.forget(&namespace, &name, &gates);
-            }
-        }
-    }
-    remember(ctx, policy, memory, triggers);
-}
-
-/// Sends the periodic launch update to each subscription that is due, now that `status`
-/// (which records the send) is written.
-async fn send_summaries(
-    ctx: &Context,
-    lookup: &KubeLookup<'_>,
-    policy: &LaunchPolicy,
-    status: &LaunchPolicyStatus,
-    due: &[usize],
-) {
-    for subscription in due.iter().filter_map(|&i| policy.spec.notifications.get(i)) {
-        let webhook = summary::webhook_key(subscription);
-        let next = status
-            .summaries
-            .iter()
-            .find(|e| e.webhook == webhook)
-            .and_then(|e| e.next_at.as_ref());
-        let text = summary::text(&policy.spec, status, next);
-        notify::send_to(
-            &ctx.http,
-            &ctx.metrics.notifications_failed,
-            lookup,
-            subscription,
-            &policy.name_any(),
-            notify::LAUNCH_UPDATE,
-            &text,
-        )
-        .await;
-        info!(%webhook, "launch update queued for the webhook");
-    }
-}
-
-/// Hands a policy's histories back to memory; a trigger no longer in the spec is forgotten
-/// there and its metric series are dropped, so no dashboard or alert shows a trigger that is gone.
-fn remember(
-    ctx: &Context,
-    policy: &LaunchPolicy,
-    histories: triggers::Histories,
-    triggers: &[crate::crd::Trigger],
-) {
-    let names: Vec<&str> = triggers.iter().map(|t| t.name.as_str()).collect();
-    let forgotten = ctx.memory.put(&key(policy), histories, &names);
-    let (namespace, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
-    for trigger in &forgotten {
-        ctx.metrics.triggers.forget([&namespace, &name, trigger]);
-    }
+    Action::requeue(settle.min(sample_every).min(next_timer).min(next_summary))
 }
 
 /// The whole status: conditions from the references, the triggers and the rollout, the
@@ -372,211 +315,55 @@ fn assemble(
     status
 }
 
-async fn notify(
-    ctx: &Context,
-    lookup: &KubeLookup<'_>,
-    policy: &LaunchPolicy,
-    event: NotificationEvent,
-    message: &str,
-) {
-    if policy.spec.notifications.is_empty() {
-        return;
-    }
-    notify::send(
-        &ctx.http,
-        ctx.metrics.notifications_failed.clone(),
-        lookup,
-        &policy.spec.notifications,
-        &policy.name_any(),
-        event,
-        message,
-    )
-    .await;
+/// Writes a policy's status during one reconcile, each write conditional on the version the
+/// previous one produced (or the version read), and none when nothing changed.
+struct StatusWriter<'a> {
+    ctx: &'a Context,
+    api: Api<LaunchPolicy>,
+    name: String,
+    version: Option<String>,
+    stored: Option<LaunchPolicyStatus>,
 }
 
-/// Whether the stage that status records was never published: checked only until this process
-/// has published the policy's cohort itself (i.e. after a start or a takeover), by reading the
-/// cohort's ConfigMaps. The operator that recorded the stage may have died before publishing
-/// it; within one process the cohort is published right after the status write. A read that
-/// fails counts as published (the stage carries on as recorded).
-async fn never_published(
-    ctx: &Context,
-    policy: &LaunchPolicy,
-    namespace: &str,
-    memory: &triggers::Histories,
-) -> Result<bool, Error> {
-    let Some(state) = policy.status.as_ref().and_then(|s| s.rollout.as_ref()) else {
-        return Ok(false);
-    };
-    let Some(spec) = policy.spec.rollout.as_ref().and_then(|r| r.cohort.as_ref()) else {
-        return Ok(false);
-    };
-    if memory.published_cohort.is_some() || state.state.stage.is_none() {
-        return Ok(false);
+impl<'a> StatusWriter<'a> {
+    fn new(ctx: &'a Context, policy: &LaunchPolicy) -> Self {
+        let namespace = policy.namespace().unwrap_or_default();
+        StatusWriter {
+            ctx,
+            api: Api::namespaced(ctx.client.clone(), &namespace),
+            name: policy.name_any(),
+            version: policy.metadata.resource_version.clone(),
+            stored: policy.status.clone(),
+        }
     }
-    match rollout::cohort::is_published(&ctx.client, namespace, spec, &state.state).await {
-        Ok(published) => {
-            if !published {
-                warn!(stage = ?state.state.stage_name, "the stage in status was never published; it is published now and bakes from now");
+
+    /// Whether the stored status is exactly `status`.
+    fn holds(&self, status: &LaunchPolicyStatus) -> bool {
+        self.stored.as_ref() == Some(status)
+    }
+
+    /// Writes `status` if it differs from what is stored.
+    async fn write(&mut self, status: &LaunchPolicyStatus) -> Result<(), Error> {
+        if self.holds(status) {
+            self.ctx.metrics.status_writes_skipped.inc();
+            return Ok(());
+        }
+        self.ctx.ensure_leader()?;
+        let (version, stored) = (self.version.as_deref(), self.stored.as_ref());
+        match write_if_changed(&self.api, &self.name, version, stored, status).await {
+            Ok(Some(written)) => {
+                self.version = Some(written);
+                self.ctx.metrics.status_writes.inc();
+                info!("status updated");
             }
-            Ok(!published)
-        }
-        // Neither guess is safe (advancing could skip a cohort, re-entering restarts a bake):
-        // retry the reconcile instead.
-        Err(e) => {
-            warn!(error = %e, "cannot read the published cohort; the reconcile is retried");
-            Err(Error::CohortUnreadable(e.to_string()))
-        }
-    }
-}
-
-/// Publishes the cohort that status now records, unless this process already published it.
-async fn publish_cohort(ctx: &Context, policy: &LaunchPolicy, key: &str, status: &RolloutStatus) {
-    let Some(spec) = policy.spec.rollout.as_ref().and_then(|r| r.cohort.as_ref()) else {
-        return;
-    };
-    let signature = format!(
-        "{:?}|{}",
-        rollout::cohort::cohort_data(&status.state),
-        serde_json::to_string(spec).unwrap_or_default()
-    );
-    let mut memory = ctx.memory.take(key);
-    if memory.published_cohort.as_deref() != Some(signature.as_str()) {
-        match rollout::cohort::publish(&ctx.client, policy, spec, &status.state).await {
-            Ok(()) => {
-                info!(users = %status.state.users, "cohort published");
-                memory.published_cohort = Some(signature);
+            Ok(None) => self.ctx.metrics.status_writes_skipped.inc(),
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                info!("status not written: the policy changed since it was read");
+                return Err(Error::Stale);
             }
-            Err(e) => {
-                warn!(error = %e, "cohort not published");
-                events::publish(
-                    &ctx.recorder,
-                    policy,
-                    EventType::Warning,
-                    "CohortNotPublished",
-                    &e,
-                )
-                .await;
-            }
+            Err(e) => return Err(e.into()),
         }
-    }
-    ctx.memory.put_back(key, memory);
-}
-
-/// Writes `status` if it differs from `stored`, on condition that the policy is still at
-/// `version` (which is then advanced to the written version).
-async fn write(
-    ctx: &Context,
-    api: &Api<LaunchPolicy>,
-    policy: &LaunchPolicy,
-    version: &mut Option<String>,
-    stored: Option<&LaunchPolicyStatus>,
-    status: &LaunchPolicyStatus,
-) -> Result<(), Error> {
-    if stored != Some(status) {
-        ctx.ensure_leader()?;
-    }
-    let name = policy.name_any();
-    match write_if_changed(api, &name, version.as_deref(), stored, status).await {
-        Ok(Some(written)) => {
-            *version = Some(written);
-            ctx.metrics.status_writes.inc();
-            info!("status updated");
-        }
-        Ok(None) => ctx.metrics.status_writes_skipped.inc(),
-        Err(kube::Error::Api(e)) if e.code == 409 => {
-            info!("status not written: the policy changed since it was read");
-            return Err(Error::Stale);
-        }
-        Err(e) => return Err(e.into()),
-    }
-    Ok(())
-}
-
-fn record_samples(ctx: &Context, namespace: &str, policy: &LaunchPolicy, plans: &[Planning<'_>]) {
-    let name = policy.name_any();
-    for p in plans {
-        let Some(reading) = &p.reading else { continue };
-        let trigger = &p.kind.trigger().name;
-        let labels = [namespace, name.as_str(), trigger.as_str()];
-        let threshold = p.kind.threshold();
-        ctx.metrics
-            .triggers
-            .sampled(labels, reading.sample.value(), threshold);
-        if let Some(reason) = p.plan.refused {
-            ctx.metrics
-                .triggers
-                .refused
-                .with_label_values(&[namespace, &name, trigger, reason])
-                .inc();
-        }
-    }
-}
-
-async fn record_actions(
-    ctx: &Context,
-    namespace: &str,
-    policy: &LaunchPolicy,
-    applied: &[Applied],
-) {
-    let name = policy.name_any();
-    for a in applied {
-        let labels = [
-            namespace,
-            name.as_str(),
-            a.trigger.as_str(),
-            a.action.label(),
-        ];
-        match &a.result {
-            Ok(what) => {
-                ctx.metrics
-                    .triggers
-                    .actions
-                    .with_label_values(&labels)
-                    .inc();
-                info!(trigger = %a.trigger, action = a.action.label(), "{what}");
-                let note = format!("{}: {what}, because {}", a.trigger, a.reason);
-                events::publish(
-                    &ctx.recorder,
-                    policy,
-                    EventType::Normal,
-                    a.action.label(),
-                    &note,
-                )
-                .await;
-            }
-            Err(why) => {
-                ctx.metrics
-                    .triggers
-                    .action_failures
-                    .with_label_values(&labels)
-                    .inc();
-                warn!(trigger = %a.trigger, action = a.action.label(), error = %why, "action failed");
-                let note = format!("{}: {} failed: {why}", a.trigger, a.action.label());
-                events::publish(
-                    &ctx.recorder,
-                    policy,
-                    EventType::Warning,
-                    "ActionFailed",
-                    &note,
-                )
-                .await;
-            }
-        }
-    }
-}
-
-/// Events for conditions that changed: Ready, Degraded and ScalingActive.
-/// One decision, one Event: a rollout phase change is announced by the rollout's own event
-/// (`Paused`, `Aborted`, …, with its evidence), so `RolloutProgressing` is not announced again.
-async fn announce_transitions(ctx: &Context, policy: &LaunchPolicy, status: &LaunchPolicyStatus) {
-    for condition in &status.conditions {
-        let healthy = match condition.type_.as_str() {
-            status::READY => condition.status == "True",
-            triggers::DEGRADED => condition.status == "False",
-            rollout::ROLLOUT_PROGRESSING => continue,
-            _ => true,
-        };
-        events::on_transition(&ctx.recorder, policy, condition, healthy).await;
+        self.stored = Some(status.clone());
+        Ok(())
     }
 }

@@ -20,7 +20,7 @@ use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 
 pub use conditions::{DEGRADED, SCALING_ACTIVE, scaling_conditions};
 pub use kind::{KindError, TriggerKind};
-pub use memory::{Histories, Memory};
+pub use memory::Histories;
 pub use plan::{Current, Facts, Hold, Planned, Reading, TriggerPlan};
 
 use crate::{
