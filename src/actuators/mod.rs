@@ -3,12 +3,11 @@
 //!
 //! - [`configmap`]: the ConfigMaps that publish the rollout's cohort, owned by their policy;
 //! - [`scale`]: the `/scale` subresource of Deployments, StatefulSets and any scalable resource;
+//! - [`kafka`]: a Kafka topic's partitions, through the admin API;
 //! - [`objects`]: patches of other operators' objects: an ACK `DBInstance`'s class, a Strimzi
 //!   `KafkaTopic`'s partitions.
-//!
-//! Kafka partitions through the admin API are in [`crate::sources::kafka`], next to the client
-//! that reads the lag.
 
 pub mod configmap;
+pub mod kafka;
 pub mod objects;
 pub mod scale;

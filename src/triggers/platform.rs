@@ -9,13 +9,14 @@ use serde_json::json;
 use super::{Planned, Reading, TriggerIo, kind::TriggerKind};
 use crate::{
     actuators::{
+        kafka::PartitionsOutcome,
         objects::{DB_INSTANCE_CLASS, KAFKA_TOPIC_PARTITIONS},
         scale::ScaleApi,
     },
     controller::{lookup::KubeLookup, pools::Pools},
     crd::{KafkaLagTrigger, PrometheusSource, ScaleTargetRef, SecretKeyRef},
     engine::scaling::Sample,
-    sources::{kafka::PartitionsOutcome, metrics_api, postgres, redact_url, redis},
+    sources::{metrics_api, postgres, redact_url, redis},
 };
 
 /// Bound on one read of Kafka, PostgreSQL or Redis (Prometheus has `spec.prometheus.timeout`).

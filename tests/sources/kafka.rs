@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::support::kafka::{commit, config, produce};
-use liftoff::sources::kafka::{Cluster, KafkaError, PartitionLag, PartitionsOutcome};
+use liftoff::actuators::kafka::PartitionsOutcome;
+use liftoff::sources::kafka::{Cluster, KafkaError, PartitionLag};
 use liftoff_testenv::Kafka;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;

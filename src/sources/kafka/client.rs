@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions};
+use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -13,7 +13,7 @@ use rdkafka::error::KafkaError as RdError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::error::{KafkaError, PartitionsOutcome, scrub, settings_error};
+use super::error::{KafkaError, scrub, settings_error};
 use super::lag::{Lag, topic_lag};
 
 /// One Kafka cluster, as reached with one set of client settings. Clone it freely: clones share
@@ -145,71 +145,19 @@ impl Cluster {
         .await
     }
 
-    /// Raises `topic` to `total` partitions (CreatePartitions). Idempotent and never
-    /// decreasing: with `total` or more partitions already, nothing is sent and the outcome
-    /// says so; if another client raised it concurrently, the outcome reports that too.
-    pub async fn create_partitions(
-        &self,
-        topic: &str,
-        total: i32,
-        timeout: Duration,
-    ) -> Result<PartitionsOutcome, KafkaError> {
-        if total < 1 {
-            return Err(KafkaError::InvalidPartitionCount {
-                topic: topic.to_string(),
-                total,
-            });
-        }
-        let started = Instant::now();
-        let before = self.partition_count(topic, timeout).await?;
-        if before >= total {
-            return Ok(PartitionsOutcome::AlreadyAtLeast {
-                current: before,
-                requested: total,
-            });
-        }
-        let left = timeout.saturating_sub(started.elapsed());
-        let options = AdminOptions::new()
-            .request_timeout(Some(left))
-            .operation_timeout(Some(left));
-        let request = NewPartitions::new(topic, total as usize);
-        let failed = |reason: String| KafkaError::CreatePartitions {
-            topic: topic.to_string(),
-            total,
-            reason,
-        };
-        let results = self
-            .inner
-            .admin
-            .create_partitions([&request], &options)
-            .await
-            .map_err(|e| failed(self.inner.reason(&e, timeout)))?;
-        match results.into_iter().next() {
-            Some(Ok(_)) => Ok(PartitionsOutcome::Created {
-                before,
-                after: total,
-            }),
-            // Raced with another client: report what the topic has now if that is enough.
-            Some(Err((_, RDKafkaErrorCode::InvalidPartitions))) => {
-                let current = self.partition_count(topic, timeout).await?;
-                if current >= total {
-                    Ok(PartitionsOutcome::AlreadyAtLeast {
-                        current,
-                        requested: total,
-                    })
-                } else {
-                    Err(failed(RDKafkaErrorCode::InvalidPartitions.to_string()))
-                }
-            }
-            Some(Err((_, RDKafkaErrorCode::UnknownTopicOrPartition))) => {
-                Err(KafkaError::TopicNotFound {
-                    topic: topic.to_string(),
-                    bootstrap: self.inner.bootstrap.clone(),
-                })
-            }
-            Some(Err((_, code))) => Err(failed(self.inner.scrub(&code.to_string()))),
-            None => Err(failed("the broker returned no result".into())),
-        }
+    /// The admin handle, for the writes in [`crate::actuators::kafka`].
+    pub(crate) fn admin(&self) -> &AdminClient<DefaultClientContext> {
+        &self.inner.admin
+    }
+
+    /// An error's text for a message, scrubbed of secret setting values.
+    pub(crate) fn reason(&self, err: &RdError, timeout: Duration) -> String {
+        self.inner.reason(err, timeout)
+    }
+
+    /// `text` scrubbed of secret setting values.
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        self.inner.scrub(text)
     }
 
     /// Runs `work` on the blocking pool (librdkafka calls block their thread), once one of the

@@ -49,15 +49,6 @@ pub enum KafkaError {
     Internal { topic: String, reason: String },
 }
 
-/// What [`Cluster::create_partitions`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PartitionsOutcome {
-    /// The topic had `before` partitions and now has `after` (the requested total).
-    Created { before: i32, after: i32 },
-    /// The topic already had `current` ≥ the requested total partitions: nothing was changed.
-    AlreadyAtLeast { current: i32, requested: i32 },
-}
-
 /// `text` with every secret value replaced by `***`.
 pub(super) fn scrub(text: &str, secrets: &[String]) -> String {
     secrets.iter().fold(text.to_string(), |t, secret| {

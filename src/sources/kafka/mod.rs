@@ -1,4 +1,5 @@
-//! Kafka: consumer-group lag on a topic, partition counts, and raising them (CreatePartitions).
+//! Kafka: consumer-group lag on a topic and partition counts (raising them is a write:
+//! [`crate::actuators::kafka`]).
 //!
 //! Lag is read from the broker, not from the consumers: the group's **committed offsets**
 //! (OffsetFetch, through a librdkafka handle whose `group.id` is the group; it never joins the
@@ -43,5 +44,5 @@ mod error;
 mod lag;
 
 pub use client::Cluster;
-pub use error::{KafkaError, PartitionsOutcome};
+pub use error::KafkaError;
 pub use lag::{Lag, PartitionLag, partition_lag, topic_lag};
