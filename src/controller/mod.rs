@@ -207,7 +207,11 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
         },
         pools: Pools::default(),
         memory: Memory::default(),
-        http: reqwest::Client::new(),
+        // A webhook that redirects is not followed: the URL in the Secret is the one used.
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default(),
         backoff: Default::default(),
     });
 

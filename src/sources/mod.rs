@@ -82,6 +82,58 @@ pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The class of a failure to reach a server, for status and Events: never the error's own
+/// text, which can carry what the server sent (a TLS certificate's names, a protocol greeting).
+/// The full chain belongs in the operator's debug log.
+pub(crate) fn connect_failure(err: &(dyn std::error::Error + 'static)) -> &'static str {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut chain = String::new();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            match io.kind() {
+                ConnectionRefused => return "connection refused",
+                ConnectionReset | ConnectionAborted | BrokenPipe => {
+                    return "the connection was closed by the server";
+                }
+                TimedOut => return "the connection timed out",
+                HostUnreachable | NetworkUnreachable => return "the host is unreachable",
+                _ => {}
+            }
+        }
+        chain.push_str(&e.to_string().to_lowercase());
+        chain.push(' ');
+        source = e.source();
+    }
+    let has = |words: &[&str]| words.iter().any(|w| chain.contains(w));
+    if has(&[
+        "dns error",
+        "failed to lookup",
+        "name or service not known",
+        "no such host",
+    ]) {
+        "the host name does not resolve"
+    } else if has(&["certificate", "tls", "handshake", "ssl"]) {
+        "the TLS handshake failed (check https:// against http:// and the server's certificate)"
+    } else if has(&["connection refused"]) {
+        "connection refused"
+    } else if has(&["timed out", "timeout"]) {
+        "the connection timed out"
+    } else if has(&[
+        "invalid http",
+        "parse",
+        "protocol",
+        "unexpected",
+        "incomplete",
+    ]) {
+        "the server does not speak the expected protocol"
+    } else if has(&["closed", "reset", "broken pipe", "eof"]) {
+        "the connection was closed by the server"
+    } else {
+        "the connection failed"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,16 +42,16 @@ pub const CONNECTION_COUNT_SQL: &str =
 pub enum PgError {
     #[error("the PostgreSQL connection string is not valid: {reason}")]
     InvalidUrl { reason: String },
-    #[error("could not connect to PostgreSQL at {server}: {reason}")]
-    Connect { server: String, reason: String },
+    #[error("could not connect to PostgreSQL at {server}: {class}")]
+    Connect { server: String, class: String },
     #[error("PostgreSQL at {server} did not answer within {timeout:?}")]
     Timeout { server: String, timeout: Duration },
     #[error(
         "PostgreSQL at {server} is busy: the sample waited {timeout:?} for one of Liftoff's {MAX_SAMPLES_IN_FLIGHT} connections to it"
     )]
     Busy { server: String, timeout: Duration },
-    #[error("counting connections on PostgreSQL at {server} failed: {reason}")]
-    Query { server: String, reason: String },
+    #[error("counting connections on PostgreSQL at {server} failed: {class}")]
+    Query { server: String, class: String },
 }
 
 /// The number of client sessions on the server (see the module docs for what is counted).
@@ -67,9 +67,13 @@ pub async fn connection_count(url: &str, timeout: Duration) -> Result<i64, PgErr
         .map(|p| String::from_utf8_lossy(p).into_owned());
     let server = server_name(&config);
     let sample = async {
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| PgError::Connect {
-            server: server.clone(),
-            reason: scrub(&reason(&e), url, password.as_deref()),
+        let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+            let error = scrub(&super::error_chain(&e), url, password.as_deref());
+            tracing::debug!(%server, %error, "cannot connect to PostgreSQL");
+            PgError::Connect {
+                server: server.clone(),
+                class: failure(&e),
+            }
         })?;
         // Closes the connection however this sample ends, also when the timeout drops it
         // mid-query: the turn it held must not outlive its connection.
@@ -77,14 +81,18 @@ pub async fn connection_count(url: &str, timeout: Duration) -> Result<i64, PgErr
         let row = client
             .query_one(CONNECTION_COUNT_SQL, &[])
             .await
-            .map_err(|e| PgError::Query {
-                server: server.clone(),
-                reason: scrub(&reason(&e), url, password.as_deref()),
+            .map_err(|e| {
+                let error = scrub(&super::error_chain(&e), url, password.as_deref());
+                tracing::debug!(%server, %error, "counting connections failed");
+                PgError::Query {
+                    server: server.clone(),
+                    class: failure(&e),
+                }
             });
         drop(client);
-        row?.try_get::<_, i64>(0).map_err(|e| PgError::Query {
+        row?.try_get::<_, i64>(0).map_err(|_| PgError::Query {
             server: server.clone(),
-            reason: e.to_string(),
+            class: "the count is not a 64-bit integer".into(),
         })
     };
     let Some(_turn) = TURNS.take_within(&server, timeout).await else {
@@ -123,12 +131,29 @@ fn server_name(config: &tokio_postgres::Config) -> String {
     }
 }
 
-/// The server's message for database errors (e.g. "password authentication failed for user
-/// \"app\""), else the error with its causes.
-fn reason(err: &tokio_postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => db.message().to_string(),
-        None => super::error_chain(err),
+/// The class of a failure, never the server's own words (see `docs/security.md`): for an
+/// error the server reported, what its SQLSTATE means; else how the connection failed.
+fn failure(err: &tokio_postgres::Error) -> String {
+    let Some(db) = err.as_db_error() else {
+        return super::connect_failure(err).to_string();
+    };
+    let code = db.code().code();
+    let meaning = match code {
+        "28P01" | "28000" => "the user name or password was refused",
+        "3D000" => "the database does not exist",
+        "53300" => "the server has no free connection slot",
+        "42501" => "the user may not read pg_stat_activity",
+        "57P03" => "the server is starting up or shutting down",
+        _ => "the server refused the request",
+    };
+    // A SQLSTATE is five digits or capital letters; anything else is not shown.
+    let shown = code.len() == 5
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase());
+    match shown {
+        true => format!("{meaning} (SQLSTATE {code})"),
+        false => meaning.to_string(),
     }
 }
 

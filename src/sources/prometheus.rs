@@ -10,10 +10,15 @@
 //! | N > 1 series | `query returned N series; aggregate it to one, e.g. with sum() or max()` |
 //! | `NaN`, `+Inf`, `-Inf` (e.g. a division by zero) | `query returned NaN, …` |
 //! | a range vector (matrix) or a string | `query returned a matrix result; …` |
-//! | HTTP 4xx/5xx | `Prometheus at … answered HTTP 400: <Prometheus's error text>` |
-//! | `"status":"error"` with HTTP 2xx | `Prometheus rejected the query (<errorType>): <error>` |
-//! | body that is not a query result | `Prometheus at … sent a response that is not …` |
-//! | connection refused, DNS, TLS | `could not reach Prometheus at …: <cause>` |
+//! | HTTP 3xx/4xx/5xx | `Prometheus at … answered HTTP 400: a bad request, usually …` |
+//! | `"status":"error"` with HTTP 2xx | `Prometheus rejected the query (bad_data): <hint>` |
+//! | body that is not a query result | `the server at … is not a Prometheus query API: …` |
+//! | connection refused, DNS, TLS | `could not reach Prometheus at …: <class>` |
+//!
+//! No error quotes what the server sent (a policy's address can point anywhere the operator
+//! reaches; its status must not become a way to read other servers): the class of the failure
+//! is in the text, and a bounded excerpt of the answer in the operator's debug log. Redirects
+//! are not followed.
 //! | no answer within the timeout | `Prometheus at … did not answer within …` |
 //!
 //! Authentication is optional: a bearer token or basic auth ([`Auth`]), typically read from a
@@ -77,26 +82,33 @@ pub enum Error {
 }
 
 /// Why a query gave no usable value. Each variant's text is one sentence for `status`.
+///
+/// The text describes a failure by its class and never quotes the server's answer: an address
+/// in a policy can point anywhere the operator reaches, and whatever a server sends back must not
+/// become readable through the policy's status, Events or messages (see `docs/security.md`).
+/// The operator's debug log keeps a bounded excerpt.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum QueryError {
-    #[error("could not reach Prometheus at {address}: {reason}")]
-    Transport { address: String, reason: String },
+    #[error("could not reach Prometheus at {address}: {class}")]
+    Transport {
+        address: String,
+        class: &'static str,
+    },
     #[error("Prometheus at {address} did not answer within {timeout:?}")]
     Timeout { address: String, timeout: Duration },
     #[error(
         "Prometheus at {address} is busy: the query waited {timeout:?} for one of Liftoff's {MAX_QUERIES_IN_FLIGHT} queries in flight to it"
     )]
     Busy { address: String, timeout: Duration },
-    #[error("Prometheus at {address} answered HTTP {status}: {message}")]
-    Http {
+    #[error("Prometheus at {address} answered HTTP {status}: {}", http_meaning(*status))]
+    Http { address: String, status: u16 },
+    #[error("the server at {address} is not a Prometheus query API: {reason}")]
+    InvalidBody {
         address: String,
-        status: u16,
-        message: String,
+        reason: &'static str,
     },
-    #[error("Prometheus at {address} sent a response that is not a query result: {reason}")]
-    InvalidBody { address: String, reason: String },
-    #[error("Prometheus rejected the query ({error_type}): {message}")]
-    Rejected { error_type: String, message: String },
+    #[error("Prometheus rejected the query ({}): {}", error_type.as_str(), error_type.hint())]
+    Rejected { error_type: ApiErrorType },
     #[error("query returned no series")]
     NoSeries,
     #[error("query returned {count} series; aggregate it to one, e.g. with sum() or max()")]
@@ -104,15 +116,90 @@ pub enum QueryError {
     #[error(
         "query returned {value}, not a number a threshold can be compared with (check for a division by zero)"
     )]
-    NotFinite { value: String },
+    NotFinite { value: &'static str },
     #[error(
         "query returned a {result_type} result; use an expression that gives an instant vector or a scalar (no [5m] range at the top level)"
     )]
-    UnsupportedResultType { result_type: String },
+    UnsupportedResultType { result_type: &'static str },
     #[error(
         "query returned a native histogram; reduce it to a number, e.g. with histogram_quantile()"
     )]
     Histogram,
+}
+
+/// Prometheus's `errorType`, from its fixed set (anything else is `Unknown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiErrorType {
+    BadData,
+    Execution,
+    Timeout,
+    Canceled,
+    Internal,
+    Unavailable,
+    NotFound,
+    NotAcceptable,
+    Unknown,
+}
+
+impl ApiErrorType {
+    fn parse(text: Option<&str>) -> ApiErrorType {
+        match text {
+            Some("bad_data") => ApiErrorType::BadData,
+            Some("execution") => ApiErrorType::Execution,
+            Some("timeout") => ApiErrorType::Timeout,
+            Some("canceled") => ApiErrorType::Canceled,
+            Some("internal") => ApiErrorType::Internal,
+            Some("unavailable") => ApiErrorType::Unavailable,
+            Some("not_found") => ApiErrorType::NotFound,
+            Some("not_acceptable") => ApiErrorType::NotAcceptable,
+            _ => ApiErrorType::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiErrorType::BadData => "bad_data",
+            ApiErrorType::Execution => "execution",
+            ApiErrorType::Timeout => "timeout",
+            ApiErrorType::Canceled => "canceled",
+            ApiErrorType::Internal => "internal",
+            ApiErrorType::Unavailable => "unavailable",
+            ApiErrorType::NotFound => "not_found",
+            ApiErrorType::NotAcceptable => "not_acceptable",
+            ApiErrorType::Unknown => "unknown",
+        }
+    }
+
+    fn hint(self) -> &'static str {
+        match self {
+            ApiErrorType::BadData => {
+                "the query is not valid PromQL; run it in the Prometheus UI to see where"
+            }
+            ApiErrorType::Execution => "the query failed while Prometheus evaluated it",
+            ApiErrorType::Timeout => "Prometheus gave up on the query (its --query.timeout)",
+            ApiErrorType::Canceled => "Prometheus canceled the query",
+            ApiErrorType::Internal => "Prometheus had an internal error",
+            ApiErrorType::Unavailable => "Prometheus is not ready to answer queries",
+            ApiErrorType::NotFound | ApiErrorType::NotAcceptable => {
+                "the query API refused the request"
+            }
+            ApiErrorType::Unknown => "the answer gives no reason Liftoff knows",
+        }
+    }
+}
+
+/// What an HTTP status says about a Prometheus query, without the server's own words.
+fn http_meaning(status: u16) -> &'static str {
+    match status {
+        300..=399 => "a redirect, which Liftoff does not follow: set the address it points to",
+        400 => "a bad request, usually a query that is not valid PromQL",
+        401 | 403 => "not authorized: check spec.prometheus.authSecretRef",
+        404 => "no query API at this address (check its path prefix)",
+        422 => "the query could not be evaluated",
+        429 => "too many requests",
+        500..=599 => "a server error",
+        _ => "an unexpected status",
+    }
 }
 
 /// Queries one Prometheus server runs at once for Liftoff (Prometheus itself evaluates 20 at a
@@ -167,6 +254,7 @@ impl Client {
                 reason: e.to_string(),
             })?;
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("liftoff/", env!("CARGO_PKG_VERSION")))
@@ -222,7 +310,13 @@ impl Client {
         let response = request.send().await.map_err(|e| self.transport(e))?;
         let status = response.status().as_u16();
         let body = response.text().await.map_err(|e| self.transport(e))?;
-        parse_response(status, &body).map_err(|e| e.at(&self.address))
+        parse_response(status, &body).map_err(|e| {
+            if matches!(e, QueryError::Http { .. } | QueryError::InvalidBody { .. }) {
+                // For the operator's eyes only: the policy's status says what class it was.
+                tracing::debug!(address = %self.address, status, body = %quote(&body), "unusable answer from Prometheus");
+            }
+            e.at(&self.address)
+        })
     }
 
     fn transport(&self, err: reqwest::Error) -> QueryError {
@@ -232,10 +326,11 @@ impl Client {
                 timeout: self.timeout,
             };
         }
-        // The URL (with the query) is left out; the innermost causes say what went wrong.
+        let err = err.without_url();
+        tracing::debug!(address = %self.address, error = %error_chain(&err), "cannot reach Prometheus");
         QueryError::Transport {
             address: self.address.clone(),
-            reason: error_chain(&err.without_url()),
+            class: super::connect_failure(&err),
         }
     }
 }
@@ -271,8 +366,6 @@ struct ApiResponse {
     data: Option<ApiData>,
     #[serde(default, rename = "errorType")]
     error_type: Option<String>,
-    #[serde(default)]
-    error: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -292,55 +385,52 @@ struct VectorSample {
 
 /// Turns an `/api/v1/query` answer (HTTP status code and body) into the query's single value.
 /// Errors that name the server carry an empty address here; [`Client::query_value`] fills it in.
+/// No error quotes the body.
 pub fn parse_response(status: u16, body: &str) -> Result<f64, QueryError> {
-    let parsed: Result<ApiResponse, _> = serde_json::from_str(body);
     if !(200..300).contains(&status) {
-        let message = match &parsed {
-            Ok(ApiResponse {
-                error: Some(error), ..
-            }) => error.clone(),
-            _ => quote(body),
-        };
         return Err(QueryError::Http {
             address: String::new(),
             status,
-            message,
         });
     }
-    let response = parsed.map_err(|e| invalid(format!("{e} in {}", quote(body))))?;
+    let value: serde_json::Value =
+        serde_json::from_str(body).map_err(|_| invalid("the answer is not JSON"))?;
+    let response: ApiResponse = serde_json::from_value(value)
+        .map_err(|_| invalid("the JSON is not a Prometheus API response"))?;
     if response.status != "success" {
         return Err(QueryError::Rejected {
-            error_type: response.error_type.unwrap_or_else(|| "unknown".into()),
-            message: response
-                .error
-                .unwrap_or_else(|| format!("status {:?} without an error text", response.status)),
+            error_type: ApiErrorType::parse(response.error_type.as_deref()),
         });
     }
     let data = response
         .data
-        .ok_or_else(|| invalid("\"data\" is missing".into()))?;
+        .ok_or_else(|| invalid("\"data\" is missing"))?;
     match data.result_type.as_str() {
         "scalar" => {
             let (_, value): (serde_json::Value, String) = serde_json::from_value(data.result)
-                .map_err(|e| invalid(format!("scalar result: {e}")))?;
+                .map_err(|_| invalid("the scalar result is malformed"))?;
             finite(&value)
         }
         "vector" => {
             let samples: Vec<VectorSample> = serde_json::from_value(data.result)
-                .map_err(|e| invalid(format!("vector result: {e}")))?;
+                .map_err(|_| invalid("the vector result is malformed"))?;
             match samples.as_slice() {
                 [] => Err(QueryError::NoSeries),
                 [sample] => match (&sample.value, &sample.histogram) {
                     (Some((_, value)), _) => finite(value),
                     (None, Some(_)) => Err(QueryError::Histogram),
-                    (None, None) => Err(invalid("the series has no \"value\"".into())),
+                    (None, None) => Err(invalid("the series has no \"value\"")),
                 },
                 many => Err(QueryError::ManySeries { count: many.len() }),
             }
         }
-        other => Err(QueryError::UnsupportedResultType {
-            result_type: other.to_string(),
+        "matrix" => Err(QueryError::UnsupportedResultType {
+            result_type: "matrix",
         }),
+        "string" => Err(QueryError::UnsupportedResultType {
+            result_type: "string",
+        }),
+        _ => Err(invalid("the result type is not one Prometheus has")),
     }
 }
 
@@ -348,17 +438,16 @@ pub fn parse_response(status: u16, body: &str) -> Result<f64, QueryError> {
 fn finite(text: &str) -> Result<f64, QueryError> {
     let value: f64 = text
         .parse()
-        .map_err(|_| invalid(format!("sample value {text:?} is not a number")))?;
-    if value.is_finite() {
-        Ok(value)
-    } else {
-        Err(QueryError::NotFinite {
-            value: text.to_string(),
-        })
+        .map_err(|_| invalid("a sample value is not a number"))?;
+    match value {
+        v if v.is_finite() => Ok(v),
+        v if v.is_nan() => Err(QueryError::NotFinite { value: "NaN" }),
+        v if v > 0.0 => Err(QueryError::NotFinite { value: "+Inf" }),
+        _ => Err(QueryError::NotFinite { value: "-Inf" }),
     }
 }
 
-fn invalid(reason: String) -> QueryError {
+fn invalid(reason: &'static str) -> QueryError {
     QueryError::InvalidBody {
         address: String::new(),
         reason,
@@ -381,12 +470,9 @@ impl QueryError {
     /// Fills in the server address of errors produced by [`parse_response`].
     fn at(self, server: &str) -> QueryError {
         match self {
-            QueryError::Http {
-                status, message, ..
-            } => QueryError::Http {
+            QueryError::Http { status, .. } => QueryError::Http {
                 address: server.to_string(),
                 status,
-                message,
             },
             QueryError::InvalidBody { reason, .. } => QueryError::InvalidBody {
                 address: server.to_string(),

@@ -33,16 +33,16 @@ static TURNS: LazyLock<Turns> = LazyLock::new(|| Turns::new(MAX_SAMPLES_IN_FLIGH
 pub enum RedisError {
     #[error("the Redis URL {url} is not valid: {reason}")]
     InvalidUrl { url: String, reason: String },
-    #[error("could not connect to redis {server}: {reason}")]
-    Connect { server: String, reason: String },
+    #[error("could not connect to redis {server}: {class}")]
+    Connect { server: String, class: &'static str },
     #[error("redis {server} did not answer within {timeout:?}")]
     Timeout { server: String, timeout: Duration },
     #[error(
         "redis {server} is busy: the sample waited {timeout:?} for one of Liftoff's {MAX_SAMPLES_IN_FLIGHT} connections to it"
     )]
     Busy { server: String, timeout: Duration },
-    #[error("INFO memory failed on redis {server}: {reason}")]
-    Command { server: String, reason: String },
+    #[error("INFO memory failed on redis {server}: {class}")]
+    Command { server: String, class: &'static str },
     #[error("INFO memory from redis {server} has no usable {field} field")]
     MissingField { server: String, field: &'static str },
     #[error(
@@ -87,17 +87,23 @@ pub async fn memory_percent(
         let mut connection = client
             .get_multiplexed_async_connection()
             .await
-            .map_err(|e| RedisError::Connect {
-                server: server.clone(),
-                reason: scrub(e.to_string()),
+            .map_err(|e| {
+                tracing::debug!(%server, error = %scrub(e.to_string()), "cannot connect to Redis");
+                RedisError::Connect {
+                    server: server.clone(),
+                    class: failure(&e),
+                }
             })?;
         redis::cmd("INFO")
             .arg("memory")
             .query_async::<String>(&mut connection)
             .await
-            .map_err(|e| RedisError::Command {
-                server: server.clone(),
-                reason: scrub(e.to_string()),
+            .map_err(|e| {
+                tracing::debug!(%server, error = %scrub(e.to_string()), "INFO memory failed");
+                RedisError::Command {
+                    server: server.clone(),
+                    class: failure(&e),
+                }
             })
     };
     let Some(_turn) = TURNS.take_within(&server, timeout).await else {
@@ -115,6 +121,23 @@ pub async fn memory_percent(
         field,
     })?;
     percent_of_limit(memory, max_memory_override, &server)
+}
+
+/// The class of a Redis failure, never the server's own words (see `docs/security.md`).
+fn failure(err: &redis::RedisError) -> &'static str {
+    if err.is_io_error() || err.is_connection_refusal() || err.is_timeout() {
+        return super::connect_failure(err);
+    }
+    match (err.code(), err.kind()) {
+        (Some("NOAUTH"), _) => "the server requires a password (put it in the address URL)",
+        (Some("WRONGPASS"), _) | (_, redis::ErrorKind::AuthenticationFailed) => {
+            "the server refused the user name or password"
+        }
+        (Some("NOPERM"), _) => "the user may not run INFO memory",
+        (Some("LOADING"), _) => "the server is loading its dataset",
+        (Some(_), _) => "the server refused the command",
+        (None, _) => "the server does not answer like Redis",
+    }
 }
 
 /// Reads `used_memory` and `maxmemory` from an `INFO` reply; `Err` names a missing field.

@@ -76,7 +76,7 @@ async fn postgres_wrong_password_is_an_error_without_the_password() {
         text,
         format!(
             "could not connect to PostgreSQL at 127.0.0.1:{port}: \
-             password authentication failed for user \"app\""
+             the user name or password was refused (SQLSTATE 28P01)"
         )
     );
     assert!(!format!("{err:?}").contains("Wrong-Pw-456"));

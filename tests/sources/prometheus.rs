@@ -53,43 +53,31 @@ async fn prometheus_query_gives_the_single_series_value_and_names_each_bad_shape
     );
 
     let nan = client.query_value("sum(liftoff_test_cpu) * 0 / 0").await;
-    assert_eq!(
-        nan,
-        Err(QueryError::NotFinite {
-            value: "NaN".into()
-        })
-    );
+    assert_eq!(nan, Err(QueryError::NotFinite { value: "NaN" }));
     let inf = client.query_value("sum(liftoff_test_cpu) / 0").await;
-    assert_eq!(
-        inf,
-        Err(QueryError::NotFinite {
-            value: "+Inf".into()
-        })
-    );
+    assert_eq!(inf, Err(QueryError::NotFinite { value: "+Inf" }));
 
     let matrix = client
         .query_value("liftoff_test_cpu[1m]")
         .await
         .unwrap_err();
     assert!(
-        matches!(&matrix, QueryError::UnsupportedResultType { result_type } if result_type == "matrix"),
+        matches!(&matrix, QueryError::UnsupportedResultType { result_type } if *result_type == "matrix"),
         "{matrix:?}"
     );
 
     let syntax = client.query_value("sum(").await.unwrap_err();
-    let QueryError::Http {
-        status, message, ..
-    } = &syntax
-    else {
+    let QueryError::Http { status, .. } = &syntax else {
         panic!("{syntax:?}")
     };
     assert_eq!(*status, 400);
-    assert!(message.contains("parse error"), "{message}");
-    assert!(
-        syntax
-            .to_string()
-            .starts_with(&format!("Prometheus at {} answered HTTP 400: ", prom.url())),
-        "{syntax}"
+    // Told by its class; Prometheus's own words stay out of status (docs/security.md).
+    assert_eq!(
+        syntax.to_string(),
+        format!(
+            "Prometheus at {} answered HTTP 400: a bad request, usually a query that is not valid PromQL",
+            prom.url()
+        )
     );
 }
 
