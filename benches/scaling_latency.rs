@@ -784,7 +784,8 @@ async fn trigger_status(client: &Client, ns: &str, policy: &str) -> Option<Trigg
 }
 
 async fn pg_count(url: &str) -> i64 {
-    connection_count(url, Duration::from_secs(5))
+    let open = liftoff::sources::address::AddressPolicy::allow_all();
+    connection_count(url, Duration::from_secs(5), &open)
         .await
         .expect("connection count")
 }

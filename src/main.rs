@@ -7,6 +7,7 @@ use liftoff::{
     controller, http,
     leader::{self, LeaseSettings, Role},
     metrics::Metrics,
+    sources::address::{AddressPolicy, Rule},
     telemetry,
 };
 
@@ -21,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator against the cluster in KUBECONFIG or the in-cluster service account.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the LaunchPolicy CustomResourceDefinition as YAML (what `crds/` holds).
     Crd,
     /// Regenerate the generated parts of the docs (the metrics table, the LaunchPolicy
@@ -43,6 +44,23 @@ struct RunArgs {
     /// How often a healthy policy is re-checked even without changes (Secrets are not watched).
     #[arg(long, env = "LIFTOFF_RESYNC", default_value = "5m", value_parser = humantime::parse_duration)]
     resync: Duration,
+    /// Addresses policies may not make the operator contact, besides the defaults (link-local
+    /// and cloud metadata addresses, the apiserver): CIDRs or IPs, optionally for one destination
+    /// (`redis=10.9.0.0/16`). Repeat the flag, or separate with commas.
+    #[arg(
+        long = "deny-address",
+        env = "LIFTOFF_DENY_ADDRESS",
+        value_delimiter = ','
+    )]
+    deny_address: Vec<Rule>,
+    /// When a destination (prometheus, kafka, postgres, redis, webhook) has rules here, policies
+    /// may make the operator contact only those networks for it (`prometheus=10.20.0.0/16`).
+    #[arg(
+        long = "allow-address",
+        env = "LIFTOFF_ALLOW_ADDRESS",
+        value_delimiter = ','
+    )]
+    allow_address: Vec<Rule>,
     /// How often a policy with unresolved references is re-checked.
     #[arg(long, env = "LIFTOFF_RETRY", default_value = "30s", value_parser = humantime::parse_duration)]
     retry: Duration,
@@ -91,19 +109,25 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => run(*args).await,
     }
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format);
-    let client = kube::Client::try_default().await?;
+    let config = kube::Config::infer().await?;
+    let url = &config.cluster_url;
+    let apiserver = apiserver_addresses(url.host(), url.port_u16().unwrap_or(443)).await;
+    let client = kube::Client::try_from(config)?;
     let metrics = Metrics::default();
+    let address_policy = AddressPolicy::new(&args.deny_address, &args.allow_address, &apiserver);
+    tracing::info!(?address_policy, "address policy");
     let settings = controller::Settings {
         namespace: args.namespace,
         resync: args.resync,
         retry: args.retry,
         leader: None,
+        address_policy,
     };
     let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(args.metrics_addr, metrics.clone(), async {
@@ -122,6 +146,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Err(e) => tracing::error!(error = %e, "exiting"),
     }
     result
+}
+
+/// The addresses of the apiserver the operator talks to, which policies may not name.
+async fn apiserver_addresses(host: Option<&str>, port: u16) -> Vec<std::net::SocketAddr> {
+    let Some(host) = host else {
+        return Vec::new();
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(found) => found.collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot resolve the apiserver's address to deny it to policies");
+            Vec::new()
+        }
+    }
 }
 
 /// Waits for the Lease, then runs the controller while leading. Losing the Lease ends the

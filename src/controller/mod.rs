@@ -47,7 +47,7 @@ use reconcile::reconcile;
 use secrets::Secrets;
 use synced::Synced;
 
-use crate::{crd::LaunchPolicy, metrics::Metrics};
+use crate::{crd::LaunchPolicy, metrics::Metrics, sources::address::AddressPolicy};
 
 /// A LaunchPolicy as watched: one that cannot be deserialized is kept as an error (with its
 /// metadata) instead of failing the watch, so it is reported on itself and stops nothing else.
@@ -105,8 +105,8 @@ pub struct Context {
     pub secrets: Secrets,
     pub pools: Pools,
     pub memory: Memory,
-    /// HTTP client for webhook notifications.
-    pub http: reqwest::Client,
+    /// The client webhook notifications are sent with.
+    pub http: notify::Webhooks,
     /// When to retry policies whose reconcile failed.
     pub backoff: backoff::Backoff,
 }
@@ -122,6 +122,8 @@ pub struct Settings {
     pub retry: Duration,
     /// With leader election: the lease state, checked right before every write and action.
     pub leader: Option<crate::leader::State>,
+    /// Which destinations policies may make the operator contact.
+    pub address_policy: AddressPolicy,
 }
 
 impl Default for Settings {
@@ -131,6 +133,7 @@ impl Default for Settings {
             resync: Duration::from_secs(300),
             retry: Duration::from_secs(30),
             leader: None,
+            address_policy: AddressPolicy::new(&[], &[], &[]),
         }
     }
 }
@@ -205,13 +208,9 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
             discovered: Default::default(),
             synced: [deployments_synced, statefulsets_synced, hpas_synced],
         },
-        pools: Pools::default(),
+        pools: Pools::new(settings.address_policy.clone()),
         memory: Memory::default(),
-        // A webhook that redirects is not followed: the URL in the Secret is the one used.
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default(),
+        http: notify::Webhooks::new(settings.address_policy.clone()),
         backoff: Default::default(),
     });
 

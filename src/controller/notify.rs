@@ -14,7 +14,44 @@ use serde_json::json;
 use tracing::warn;
 
 use super::lookup::KubeLookup;
-use crate::crd::{Notification, NotificationEvent};
+use crate::{
+    crd::{Notification, NotificationEvent},
+    sources::address::{AddressPolicy, Destination, PolicyResolver, Refusal},
+};
+
+/// The HTTP client webhooks are sent with, under the operator's address policy: a webhook URL
+/// written with an IP is checked before the request, a name on every connection once resolved,
+/// and redirects are not followed (the URL in the Secret is the one used).
+#[derive(Clone)]
+pub struct Webhooks {
+    http: reqwest::Client,
+    policy: AddressPolicy,
+}
+
+impl Webhooks {
+    pub fn new(policy: AddressPolicy) -> Webhooks {
+        let resolver = PolicyResolver {
+            policy: policy.clone(),
+            destination: Destination::Webhook,
+        };
+        let http = reqwest::Client::builder()
+            .dns_resolver(std::sync::Arc::new(resolver))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Webhooks { http, policy }
+    }
+
+    /// Whether the policy lets `url` be contacted (its host resolved, with its port).
+    async fn permits(&self, url: &str) -> bool {
+        match self.policy.check_url(Destination::Webhook, url).await {
+            Ok(()) => true,
+            Err(Refusal::Denied(_)) => false,
+            // A name that does not resolve fails as a delivery, like any other.
+            Err(Refusal::Unresolved) => true,
+        }
+    }
+}
 
 /// Tries per message.
 pub const ATTEMPTS: u32 = 4;
@@ -34,7 +71,7 @@ pub const LAUNCH_UPDATE: &str = "LaunchUpdate";
 
 /// Sends `message` to every subscription of `event`, in the background.
 pub async fn send(
-    http: &reqwest::Client,
+    http: &Webhooks,
     failures: prometheus::IntCounter,
     lookup: &KubeLookup<'_>,
     subscriptions: &[Notification],
@@ -42,7 +79,7 @@ pub async fn send(
     event: NotificationEvent,
     message: &str,
 ) {
-    let label = format!("{event:?}");
+    let label = event.as_str();
     for subscription in subscriptions.iter().filter(|s| s.events.contains(&event)) {
         send_to(
             http,
@@ -50,7 +87,7 @@ pub async fn send(
             lookup,
             subscription,
             policy,
-            &label,
+            label,
             message,
         )
         .await;
@@ -59,7 +96,7 @@ pub async fn send(
 
 /// Sends `message` labelled `label` to one subscription, in the background.
 pub async fn send_to(
-    http: &reqwest::Client,
+    http: &Webhooks,
     failures: &prometheus::IntCounter,
     lookup: &KubeLookup<'_>,
     subscription: &Notification,
@@ -77,8 +114,13 @@ pub async fn send_to(
         failures.inc();
         return;
     };
+    if !http.permits(&url).await {
+        warn!(secret = %r.name, key = %r.key, "notification not sent: the webhook address is refused by the operator's address policy");
+        failures.inc();
+        return;
+    }
     let body = payload(lookup.namespace, policy, label, message);
-    let (http, failures) = (http.clone(), failures.clone());
+    let (http, failures) = (http.http.clone(), failures.clone());
     tokio::spawn(async move {
         if let Err(e) = deliver(&http, &url, &body).await {
             warn!(error = %e, "notification not delivered after {ATTEMPTS} tries");

@@ -14,6 +14,7 @@ use super::lookup::KubeLookup;
 use crate::{
     crd::{KafkaLagTrigger, PrometheusSource},
     sources::{
+        address::{AddressPolicy, Destination},
         kafka::Cluster,
         prometheus::{self, Auth},
         redact_url,
@@ -27,6 +28,8 @@ pub const IDLE: Duration = Duration::from_secs(15 * 60);
 /// Cached clients, keyed by what they were built from.
 #[derive(Default)]
 pub struct Pools {
+    /// Which addresses clients may contact.
+    policy: AddressPolicy,
     prometheus: Mutex<HashMap<String, (String, prometheus::Client)>>,
     /// The bound on queries in flight, shared by every client of one Prometheus address.
     prometheus_in_flight: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
@@ -34,6 +37,20 @@ pub struct Pools {
 }
 
 impl Pools {
+    pub fn new(policy: AddressPolicy) -> Pools {
+        Pools {
+            policy,
+            prometheus: Default::default(),
+            prometheus_in_flight: Default::default(),
+            kafka: Default::default(),
+        }
+    }
+
+    /// The address policy the clients obey.
+    pub fn policy(&self) -> &AddressPolicy {
+        &self.policy
+    }
+
     /// The client for `spec.prometheus`, with its credentials from `authSecretRef`.
     pub async fn prometheus(
         &self,
@@ -72,12 +89,17 @@ impl Pools {
         {
             return Ok(client.clone());
         }
-        let client = prometheus::Client::new(&spec.address, auth, timeout).map_err(|e| {
-            format!(
-                "cannot build a client for {}: {e}",
-                redact_url(&spec.address)
-            )
-        })?;
+        self.policy
+            .check_url(Destination::Prometheus, &spec.address)
+            .await
+            .map_err(|e| format!("{}: {e}", redact_url(&spec.address)))?;
+        let client = prometheus::Client::with_policy(&spec.address, auth, timeout, &self.policy)
+            .map_err(|e| {
+                format!(
+                    "cannot build a client for {}: {e}",
+                    redact_url(&spec.address)
+                )
+            })?;
         let in_flight = self
             .prometheus_in_flight
             .lock()
@@ -119,6 +141,14 @@ impl Pools {
         {
             *used = Instant::now();
             return Ok(cluster.clone());
+        }
+        for server in spec.bootstrap_servers.split(',').map(str::trim) {
+            let (host, port) = server.rsplit_once(':').unwrap_or((server, "9092"));
+            let port = port.parse().unwrap_or(9092);
+            self.policy
+                .resolve(Destination::Kafka, host, port)
+                .await
+                .map_err(|e| format!("bootstrap server {server}: {e}"))?;
         }
         let cluster =
             Cluster::connect(&spec.bootstrap_servers, &settings).map_err(|e| e.to_string())?;

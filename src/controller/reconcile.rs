@@ -20,6 +20,7 @@ use super::{
 use crate::{
     conditions::Desired,
     crd::{LaunchPolicy, LaunchPolicyStatus, RolloutStatus, TriggerStatus},
+    sources::address::AddressPolicy,
     triggers::{self, Facts, Hold, TriggerKind, platform::Platform},
 };
 
@@ -108,7 +109,7 @@ async fn reconcile_policy(
     let mut memory = Held::take(ctx, policy);
 
     // Dereference: what the spec points to → Ready, and whether actions are held.
-    let refs = dereference(policy, &lookup, now).await;
+    let refs = dereference(policy, &lookup, ctx.pools.policy(), now).await;
     let previous = previous_triggers(policy);
     if triggers::is_stale(previous, &memory.scaling, now) {
         return Ok(Action::requeue(Duration::from_millis(500)));
@@ -205,9 +206,11 @@ struct Dereferenced {
 async fn dereference(
     policy: &LaunchPolicy,
     lookup: &KubeLookup<'_>,
+    addresses: &AddressPolicy,
     now: Timestamp,
 ) -> Dereferenced {
-    let problems = references::check(&policy.spec, lookup).await;
+    let mut problems = references::refused_addresses(&policy.spec, addresses);
+    problems.extend(references::check(&policy.spec, lookup).await);
     let ready = status::ready_condition(&problems, policy.spec.suspend);
     let hold = match (policy.spec.suspend, problems.is_empty()) {
         (true, _) => Some(Hold::Suspended),

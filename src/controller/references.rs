@@ -3,7 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::crd::{LaunchPolicySpec, ScaleTargetRef, SecretKeyRef};
+use crate::{
+    crd::{LaunchPolicySpec, ScaleTargetRef, SecretKeyRef},
+    sources::address::{AddressPolicy, Destination},
+};
 
 /// Reads what references point to. The kube implementation lives in `lookup.rs`; tests use plain values.
 pub trait Lookup {
@@ -132,6 +135,47 @@ pub async fn check(spec: &LaunchPolicySpec, lookup: &impl Lookup) -> Vec<Problem
                 reason: "LookupFailed",
                 message: format!("{at}: could not read Secret {name}: {e}"),
             }),
+        }
+    }
+    problems
+}
+
+/// The addresses written in the spec that the operator's address policy refuses outright (an
+/// IP, a metadata host name): `AddressDenied`, naming the field, before anything is contacted.
+/// Names are checked again once resolved, on every connection.
+pub fn refused_addresses(spec: &LaunchPolicySpec, policy: &AddressPolicy) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut refuse = |at: String, destination, host: &str, port| {
+        if let Err(denied) = policy.check_host(destination, host, port) {
+            problems.push(Problem {
+                reason: "AddressDenied",
+                message: format!(
+                    "{at}: {denied}; ask the platform team which addresses policies may use"
+                ),
+            });
+        }
+    };
+    if let Some(prometheus) = &spec.prometheus
+        && let Ok(url) = reqwest::Url::parse(prometheus.address.trim())
+    {
+        let port = url.port_or_known_default().unwrap_or(80);
+        let host = url.host_str().unwrap_or_default();
+        refuse(
+            "spec.prometheus.address".into(),
+            Destination::Prometheus,
+            host,
+            port,
+        );
+    }
+    let triggers = spec.scaling.iter().flat_map(|s| s.triggers.iter());
+    for (i, trigger) in triggers.enumerate() {
+        let Some(kafka) = &trigger.kafka_lag else {
+            continue;
+        };
+        for server in kafka.bootstrap_servers.split(',').map(str::trim) {
+            let (host, port) = server.rsplit_once(':').unwrap_or((server, "9092"));
+            let at = format!("spec.scaling.triggers[{i}].kafkaLag.bootstrapServers");
+            refuse(at, Destination::Kafka, host, port.parse().unwrap_or(9092));
         }
     }
     problems

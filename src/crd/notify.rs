@@ -52,3 +52,17 @@ pub enum NotificationEvent {
     /// The last stage was reached.
     RolloutCompleted,
 }
+
+impl NotificationEvent {
+    /// The event's name, as the webhook message labels it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationEvent::StageAdvanced => "StageAdvanced",
+            NotificationEvent::GateFailed => "GateFailed",
+            NotificationEvent::ScalingAction => "ScalingAction",
+            NotificationEvent::RolloutPaused => "RolloutPaused",
+            NotificationEvent::RolloutRolledBack => "RolloutRolledBack",
+            NotificationEvent::RolloutCompleted => "RolloutCompleted",
+        }
+    }
+}

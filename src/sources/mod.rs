@@ -15,8 +15,12 @@
 //!
 //! Error texts are written for the platform engineer reading `kubectl describe lp`: one sentence
 //! naming what failed and where. They never carry secret material: passwords, tokens and Kafka
-//! client settings are kept out, and URLs are printed through [`redact_url`].
+//! client settings are kept out, and URLs are printed through [`redact_url`]. Nor do they carry
+//! what a server sent: a failure is described by its class (see [`connect_failure`]), since a
+//! policy's address can point at any server the operator reaches. Which servers those may be is
+//! the operator's [`address`] policy.
 
+pub mod address;
 pub mod kafka;
 pub mod metrics_api;
 pub mod postgres;
@@ -89,6 +93,11 @@ pub(crate) fn connect_failure(err: &(dyn std::error::Error + 'static)) -> &'stat
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     let mut chain = String::new();
     while let Some(e) = source {
+        if e.downcast_ref::<address::Refusal>().is_some()
+            || e.downcast_ref::<address::Denied>().is_some()
+        {
+            return "the address is refused by the operator's address policy";
+        }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind::*;
             match io.kind() {
@@ -106,7 +115,9 @@ pub(crate) fn connect_failure(err: &(dyn std::error::Error + 'static)) -> &'stat
         source = e.source();
     }
     let has = |words: &[&str]| words.iter().any(|w| chain.contains(w));
-    if has(&[
+    if has(&["operator's address policy"]) {
+        "the address is refused by the operator's address policy"
+    } else if has(&[
         "dns error",
         "failed to lookup",
         "name or service not known",

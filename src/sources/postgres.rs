@@ -30,7 +30,10 @@ use std::{sync::LazyLock, time::Duration};
 
 use tokio_postgres::NoTls;
 
-use super::turns::Turns;
+use super::{
+    address::{AddressPolicy, Destination},
+    turns::Turns,
+};
 use tokio_postgres::config::Host;
 
 /// The query behind [`connection_count`].
@@ -52,10 +55,16 @@ pub enum PgError {
     Busy { server: String, timeout: Duration },
     #[error("counting connections on PostgreSQL at {server} failed: {class}")]
     Query { server: String, class: String },
+    #[error("PostgreSQL at {server}: {why}")]
+    Refused { server: String, why: String },
 }
 
 /// The number of client sessions on the server (see the module docs for what is counted).
-pub async fn connection_count(url: &str, timeout: Duration) -> Result<i64, PgError> {
+pub async fn connection_count(
+    url: &str,
+    timeout: Duration,
+    policy: &AddressPolicy,
+) -> Result<i64, PgError> {
     let mut config: tokio_postgres::Config =
         url.parse()
             .map_err(|e: tokio_postgres::Error| PgError::InvalidUrl {
@@ -66,6 +75,28 @@ pub async fn connection_count(url: &str, timeout: Duration) -> Result<i64, PgErr
         .get_password()
         .map(|p| String::from_utf8_lossy(p).into_owned());
     let server = server_name(&config);
+    // The address policy decides where the connection goes: each host is resolved here and the
+    // connection made to the allowed address (`hostaddr`), so it cannot resolve elsewhere.
+    let hosts = config.get_hosts().to_vec();
+    let ports = config.get_ports().to_vec();
+    let mut pinned = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let Host::Tcp(name) = host else { continue };
+        let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+        let allowed = policy
+            .resolve(Destination::Postgres, name, port)
+            .await
+            .map_err(|e| PgError::Refused {
+                server: server.clone(),
+                why: e.to_string(),
+            })?;
+        pinned.push(allowed[0].ip());
+    }
+    if pinned.len() == hosts.len() {
+        for ip in pinned {
+            config.hostaddr(ip);
+        }
+    }
     let sample = async {
         let (client, connection) = config.connect(NoTls).await.map_err(|e| {
             let error = scrub(&super::error_chain(&e), url, password.as_deref());
@@ -193,6 +224,7 @@ mod tests {
         let err = connection_count(
             "postgres://app:secret@db:notaport/x",
             Duration::from_secs(1),
+            &AddressPolicy::allow_all(),
         )
         .await
         .unwrap_err();

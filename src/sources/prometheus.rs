@@ -46,7 +46,10 @@ use reqwest::Url;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
-use super::{error_chain, redact_url};
+use super::{
+    address::{AddressPolicy, Destination, PolicyResolver},
+    error_chain, redact_url,
+};
 
 /// How the client authenticates to Prometheus (or to the proxy in front of it).
 #[derive(Clone, PartialEq, Eq)]
@@ -79,6 +82,8 @@ pub enum Error {
     UnsupportedScheme { address: String },
     #[error("could not set up the HTTP client for Prometheus: {0}")]
     HttpClient(String),
+    #[error(transparent)]
+    Denied(#[from] super::address::Denied),
 }
 
 /// Why a query gave no usable value. Each variant's text is one sentence for `status`.
@@ -221,8 +226,19 @@ pub struct Client {
 impl Client {
     /// A client for `address` (`http(s)://host:port`, optionally with a path prefix such as
     /// `/prometheus`). `timeout` bounds each query end to end (connect, send, wait, read).
-    /// Nothing is contacted here.
+    /// Nothing is contacted here. Any address may be contacted: see [`Client::with_policy`].
     pub fn new(address: &str, auth: Option<Auth>, timeout: Duration) -> Result<Client, Error> {
+        Client::with_policy(address, auth, timeout, &AddressPolicy::allow_all())
+    }
+
+    /// [`Client::new`] under the operator's address policy: an address written as an IP is
+    /// refused here, and a name on every connection, once resolved.
+    pub fn with_policy(
+        address: &str,
+        auth: Option<Auth>,
+        timeout: Duration,
+        policy: &AddressPolicy,
+    ) -> Result<Client, Error> {
         let shown = redact_url(address.trim());
         let mut url = Url::parse(address.trim()).map_err(|e| Error::InvalidAddress {
             address: shown.clone(),
@@ -242,6 +258,9 @@ impl Client {
         }
         url.set_query(None);
         url.set_fragment(None);
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port_or_known_default().unwrap_or(80);
+        policy.check_host(Destination::Prometheus, host, port)?;
         let address = url.as_str().trim_end_matches('/').to_string();
         if !url.path().ends_with('/') {
             let path = format!("{}/", url.path());
@@ -253,7 +272,12 @@ impl Client {
                 address: shown,
                 reason: e.to_string(),
             })?;
+        let resolver = PolicyResolver {
+            policy: policy.clone(),
+            destination: Destination::Prometheus,
+        };
         let http = reqwest::Client::builder()
+            .dns_resolver(Arc::new(resolver))
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout)

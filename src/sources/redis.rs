@@ -21,7 +21,10 @@
 
 use std::{sync::LazyLock, time::Duration};
 
-use super::turns::Turns;
+use super::{
+    address::{AddressPolicy, Destination},
+    turns::Turns,
+};
 
 /// At most this many samples of one server at once (each opens a connection).
 pub const MAX_SAMPLES_IN_FLIGHT: usize = 8;
@@ -51,6 +54,8 @@ pub enum RedisError {
     MaxMemoryUnset { server: String },
     #[error("redisMemory.maxMemoryBytes must be greater than 0, not {value}")]
     InvalidOverride { value: i64 },
+    #[error("redis {server}: {why}")]
+    Refused { server: String, why: String },
 }
 
 /// The two fields of `INFO memory` the percentage needs, in bytes.
@@ -67,6 +72,7 @@ pub async fn memory_percent(
     url: &str,
     max_memory_override: Option<i64>,
     timeout: Duration,
+    policy: &AddressPolicy,
 ) -> Result<f64, RedisError> {
     if let Some(value) = max_memory_override.filter(|v| *v <= 0) {
         return Err(RedisError::InvalidOverride { value });
@@ -83,6 +89,35 @@ pub async fn memory_percent(
         url: super::redact_url(url),
         reason: scrub(e.to_string()),
     })?;
+    // The address policy decides where the connection goes: a name is resolved here and the
+    // connection made to the allowed address, so it cannot resolve elsewhere in between.
+    let refused = |e: super::address::Refusal| RedisError::Refused {
+        server: server.clone(),
+        why: e.to_string(),
+    };
+    let info = client.get_connection_info().clone();
+    let client = match info.addr().clone() {
+        redis::ConnectionAddr::Tcp(host, port) => {
+            let allowed = policy
+                .resolve(Destination::Redis, &host, port)
+                .await
+                .map_err(refused)?;
+            let pinned = redis::ConnectionAddr::Tcp(allowed[0].ip().to_string(), port);
+            redis::Client::open(info.set_addr(pinned)).map_err(|e| RedisError::InvalidUrl {
+                url: super::redact_url(url),
+                reason: scrub(e.to_string()),
+            })?
+        }
+        redis::ConnectionAddr::TcpTls { host, port, .. } => {
+            // TLS verifies the name: checked, then connected by name.
+            policy
+                .resolve(Destination::Redis, &host, port)
+                .await
+                .map_err(refused)?;
+            client
+        }
+        _ => client,
+    };
     let sample = async {
         let mut connection = client
             .get_multiplexed_async_connection()
@@ -225,9 +260,14 @@ mod tests {
 
     #[tokio::test]
     async fn tls_urls_are_refused_before_connecting() {
-        let err = memory_percent("rediss://:pw-77@cache:6380", None, Duration::from_secs(1))
-            .await
-            .unwrap_err();
+        let err = memory_percent(
+            "rediss://:pw-77@cache:6380",
+            None,
+            Duration::from_secs(1),
+            &AddressPolicy::allow_all(),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, RedisError::InvalidUrl { .. }), "{err:?}");
         assert!(!err.to_string().contains("pw-77"), "{err}");
     }

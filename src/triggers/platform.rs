@@ -93,7 +93,8 @@ impl Platform<'_> {
             Ok(url) => url,
             Err(e) => return Sample::unknown("postgres", e),
         };
-        match postgres::connection_count(&url, SOURCE_TIMEOUT).await {
+        let policy = self.pools.policy();
+        match postgres::connection_count(&url, SOURCE_TIMEOUT, policy).await {
             Ok(n) => Sample::Value(n as f64),
             // The error names host:port; the connection string itself may be a libpq
             // key=value string with a password in it, so it is never shown.
@@ -112,7 +113,8 @@ impl Platform<'_> {
             Ok(url) => url,
             Err(e) => return Sample::unknown("redis", e),
         };
-        match redis::memory_percent(&url, max_memory_bytes, SOURCE_TIMEOUT).await {
+        let policy = self.pools.policy();
+        match redis::memory_percent(&url, max_memory_bytes, SOURCE_TIMEOUT, policy).await {
             Ok(p) => Sample::Value(p),
             Err(e) => Sample::unknown("redis", e.to_string()),
         }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use liftoff::sources::address::AddressPolicy;
 use liftoff::sources::postgres::{PgError, connection_count};
 use liftoff_testenv::Postgres;
 
@@ -16,7 +17,9 @@ async fn server_side_count(pg: &Postgres) -> i64 {
 #[tokio::test]
 async fn postgres_counts_each_held_session_exactly() {
     let pg = Postgres::start().await.expect("postgres starts");
-    let before = connection_count(&pg.url(), TIMEOUT).await.unwrap();
+    let before = connection_count(&pg.url(), TIMEOUT, &AddressPolicy::allow_all())
+        .await
+        .unwrap();
     // Our own sampling connection is a client session too.
     assert!(before >= 1, "{before}");
 
@@ -25,14 +28,18 @@ async fn postgres_counts_each_held_session_exactly() {
     for _ in 0..HELD {
         sessions.push(pg.connect().await.unwrap());
     }
-    let held = connection_count(&pg.url(), TIMEOUT).await.unwrap();
+    let held = connection_count(&pg.url(), TIMEOUT, &AddressPolicy::allow_all())
+        .await
+        .unwrap();
     assert_eq!(held, before + HELD);
     assert_eq!(server_side_count(&pg).await, held, "same count as psql's");
 
     drop(sessions);
     // Backends exit asynchronously after their client goes away.
     let after = super::eventually(TIMEOUT, "sessions released", || async {
-        let n = connection_count(&pg.url(), TIMEOUT).await.unwrap();
+        let n = connection_count(&pg.url(), TIMEOUT, &AddressPolicy::allow_all())
+            .await
+            .unwrap();
         (n == before).then_some(n)
     })
     .await;
@@ -69,7 +76,9 @@ async fn postgres_wrong_password_is_an_error_without_the_password() {
     let port = pg.port();
 
     let wrong = format!("postgres://app:Wrong-Pw-456@127.0.0.1:{port}/postgres");
-    let err = connection_count(&wrong, TIMEOUT).await.unwrap_err();
+    let err = connection_count(&wrong, TIMEOUT, &AddressPolicy::allow_all())
+        .await
+        .unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, PgError::Connect { .. }), "{err:?}");
     assert_eq!(
@@ -84,8 +93,12 @@ async fn postgres_wrong_password_is_an_error_without_the_password() {
     // The right password and pg_monitor: the same count as the superuser sees.
     let right = format!("postgres://app:Right-Pw-123@127.0.0.1:{port}/postgres");
     let _held = [pg.connect().await.unwrap(), pg.connect().await.unwrap()];
-    let as_app = connection_count(&right, TIMEOUT).await.unwrap();
-    let as_superuser = connection_count(&pg.url(), TIMEOUT).await.unwrap();
+    let as_app = connection_count(&right, TIMEOUT, &AddressPolicy::allow_all())
+        .await
+        .unwrap();
+    let as_superuser = connection_count(&pg.url(), TIMEOUT, &AddressPolicy::allow_all())
+        .await
+        .unwrap();
     assert_eq!(as_app, as_superuser);
     pg.stop().await;
 }
@@ -96,8 +109,12 @@ async fn postgres_role_without_pg_monitor_misses_other_roles_sessions() {
     require_password_for_app(&pg, "Pw-789", false).await;
     let url = format!("postgres://app:Pw-789@127.0.0.1:{}/postgres", pg.port());
     let _held = [pg.connect().await.unwrap(), pg.connect().await.unwrap()];
-    let as_app = connection_count(&url, TIMEOUT).await.unwrap();
-    let as_superuser = connection_count(&pg.url(), TIMEOUT).await.unwrap();
+    let as_app = connection_count(&url, TIMEOUT, &AddressPolicy::allow_all())
+        .await
+        .unwrap();
+    let as_superuser = connection_count(&pg.url(), TIMEOUT, &AddressPolicy::allow_all())
+        .await
+        .unwrap();
     // What the module docs warn about: grant pg_monitor to the role Liftoff uses.
     assert!(as_app < as_superuser, "{as_app} vs {as_superuser}");
     pg.stop().await;
@@ -108,7 +125,9 @@ async fn postgres_stopped_is_a_connect_error() {
     let pg = Postgres::start().await.expect("postgres starts");
     let url = pg.url();
     pg.stop().await;
-    let err = connection_count(&url, TIMEOUT).await.unwrap_err();
+    let err = connection_count(&url, TIMEOUT, &AddressPolicy::allow_all())
+        .await
+        .unwrap_err();
     assert!(matches!(err, PgError::Connect { .. }), "{err:?}");
     assert!(
         err.to_string()

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use liftoff::sources::address::AddressPolicy;
 use liftoff::sources::redis::{RedisError, memory_percent, parse_info_memory};
 use liftoff_testenv::{Redis, Reply};
 
@@ -17,7 +18,9 @@ async fn server_side_percent(redis: &Redis) -> f64 {
 #[tokio::test]
 async fn redis_filled_past_80_percent_reports_above_80() {
     let redis = Redis::start("2mb").await.expect("redis starts");
-    let start = memory_percent(&redis.url(), None, TIMEOUT).await.unwrap();
+    let start = memory_percent(&redis.url(), None, TIMEOUT, &AddressPolicy::allow_all())
+        .await
+        .unwrap();
     assert!(start > 0.0 && start < 80.0, "{start}");
 
     let value = "x".repeat(40_000);
@@ -29,7 +32,9 @@ async fn redis_filled_past_80_percent_reports_above_80() {
         let key = format!("session-{i}");
         let reply = redis.command(&["SET", &key, &value]).await.unwrap();
         assert_eq!(reply, Reply::Simple("OK".into()), "SET {key}");
-        percent = memory_percent(&redis.url(), None, TIMEOUT).await.unwrap();
+        percent = memory_percent(&redis.url(), None, TIMEOUT, &AddressPolicy::allow_all())
+            .await
+            .unwrap();
     }
     assert!(percent > 80.0, "{percent}");
     assert!(
@@ -44,7 +49,7 @@ async fn redis_filled_past_80_percent_reports_above_80() {
 #[tokio::test]
 async fn redis_without_maxmemory_is_the_clear_error_unless_overridden() {
     let redis = Redis::start("0").await.expect("redis starts");
-    let err = memory_percent(&redis.url(), None, TIMEOUT)
+    let err = memory_percent(&redis.url(), None, TIMEOUT, &AddressPolicy::allow_all())
         .await
         .unwrap_err();
     assert_eq!(
@@ -56,9 +61,14 @@ async fn redis_without_maxmemory_is_the_clear_error_unless_overridden() {
         )
     );
     // With the limit given by the policy, the same server gives a percentage.
-    let percent = memory_percent(&redis.url(), Some(100 * 1024 * 1024), TIMEOUT)
-        .await
-        .unwrap();
+    let percent = memory_percent(
+        &redis.url(),
+        Some(100 * 1024 * 1024),
+        TIMEOUT,
+        &AddressPolicy::allow_all(),
+    )
+    .await
+    .unwrap();
     assert!(percent > 0.0 && percent < 5.0, "{percent}");
     redis.stop().await;
 }
@@ -74,7 +84,9 @@ async fn redis_wrong_password_and_outage_are_errors_without_the_password() {
     assert_eq!(set, Reply::Simple("OK".into()));
 
     let wrong = format!("redis://:Wrong-Pw-2@127.0.0.1:{port}");
-    let err = memory_percent(&wrong, None, TIMEOUT).await.unwrap_err();
+    let err = memory_percent(&wrong, None, TIMEOUT, &AddressPolicy::allow_all())
+        .await
+        .unwrap_err();
     assert!(matches!(err, RedisError::Connect { .. }), "{err:?}");
     let text = format!("{err} {err:?}");
     assert!(!text.contains("Wrong-Pw-2"), "{text}");
@@ -85,11 +97,15 @@ async fn redis_wrong_password_and_outage_are_errors_without_the_password() {
         )
     );
     let right = format!("redis://:Right-Pw-1@127.0.0.1:{port}");
-    let percent = memory_percent(&right, None, TIMEOUT).await.unwrap();
+    let percent = memory_percent(&right, None, TIMEOUT, &AddressPolicy::allow_all())
+        .await
+        .unwrap();
     assert!(percent > 0.0 && percent < 100.0, "{percent}");
 
     redis.stop().await;
-    let down = memory_percent(&right, None, TIMEOUT).await.unwrap_err();
+    let down = memory_percent(&right, None, TIMEOUT, &AddressPolicy::allow_all())
+        .await
+        .unwrap_err();
     assert!(matches!(down, RedisError::Connect { .. }), "{down:?}");
     assert!(!format!("{down} {down:?}").contains("Right-Pw-1"), "{down}");
 }
