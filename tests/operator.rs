@@ -353,32 +353,49 @@ async fn deleting_a_policy_leaves_nothing_behind_and_sigterm_stops_the_operator(
     let ns = cp.create_namespace("delete").await.unwrap();
     let op = Operator::start(&cp, &["--log-format=text"]).await;
     let api: Api<LaunchPolicy> = Api::namespaced(client.clone(), &ns);
+    // A flagd ConfigMap that exists before the policy, holding another team's flags.
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let shared: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "shared-flags"}, "data": {"other.json": "{}"}
+    }))
+    .unwrap();
+    configmaps
+        .create(&PostParams::default(), &shared)
+        .await
+        .unwrap();
     let mut policy = cpu_policy("launch", "api");
     policy.spec.rollout = Some(
         serde_json::from_value(json!({
             "stages": [{"name": "canary", "users": 100}, {"name": "everyone", "users": "All"}],
             "cohort": {
                 "configMap": {"name": "launch-cohort"},
-                "flagd": {"configMap": "launch-flags", "flagKey": "new-platform", "population": 20000}
+                "flagd": {"configMap": "shared-flags", "flagKey": "new-platform", "population": 20000}
             }
         }))
         .unwrap(),
     );
     let created = api.create(&PostParams::default(), &policy).await.unwrap();
-    // The policy made something: both cohort ConfigMaps, owned by it.
-    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    for name in ["launch-cohort", "launch-flags"] {
-        let cm = eventually(WAIT, &format!("ConfigMap {name} published"), || async {
-            configmaps.get_opt(name).await.ok().flatten()
-        })
-        .await;
-        let owners: Vec<_> = cm.owner_references().iter().map(|o| &o.uid).collect();
-        assert_eq!(
-            owners,
-            [&created.uid().unwrap()],
-            "{name} is owned by the policy"
-        );
-    }
+    // The policy made something: the cohort ConfigMap, owned by it. The shared one gets the
+    // flag, and no owner: deleting the policy must not delete what it did not create.
+    let cohort = eventually(WAIT, "ConfigMap launch-cohort published", || async {
+        configmaps.get_opt("launch-cohort").await.ok().flatten()
+    })
+    .await;
+    let owners: Vec<_> = cohort.owner_references().iter().map(|o| &o.uid).collect();
+    assert_eq!(
+        owners,
+        [&created.uid().unwrap()],
+        "launch-cohort is owned by the policy"
+    );
+    let flags = eventually(WAIT, "the flag published in shared-flags", || async {
+        let cm = configmaps.get_opt("shared-flags").await.ok().flatten()?;
+        cm.data
+            .as_ref()?
+            .contains_key("flags.flagd.json")
+            .then_some(cm)
+    })
+    .await;
+    assert!(flags.owner_references().is_empty(), "{:?}", flags.metadata);
 
     api.delete("launch", &DeleteParams::default())
         .await
@@ -391,14 +408,20 @@ async fn deleting_a_policy_leaves_nothing_behind_and_sigterm_stops_the_operator(
             .map(|_| ())
     })
     .await;
-    eventually(WAIT, "the cohort ConfigMaps to be collected", || async {
+    eventually(WAIT, "the cohort ConfigMap to be collected", || async {
         let left = configmaps.list(&ListParams::default()).await.ok()?;
-        left.items
-            .iter()
-            .all(|cm| cm.name_any() == "kube-root-ca.crt")
-            .then_some(())
+        let names: Vec<String> = left.items.iter().map(|cm| cm.name_any()).collect();
+        (names == ["shared-flags"]).then_some(())
     })
     .await;
+    // The garbage collector had its chance at the shared one too; it is still there, with the
+    // other team's flags. Then it goes, so that nothing else is left.
+    let flags = configmaps.get("shared-flags").await.unwrap();
+    assert!(flags.data.unwrap_or_default().contains_key("other.json"));
+    configmaps
+        .delete("shared-flags", &DeleteParams::default())
+        .await
+        .unwrap();
     let (_, left, _) = kubectl(
         &cp,
         &[

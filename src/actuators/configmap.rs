@@ -1,12 +1,14 @@
 //! ConfigMaps Liftoff publishes (the rollout's cohort): written whole with server-side apply under
-//! Liftoff's field manager, and owned by their LaunchPolicy, so deleting the policy has the
-//! cluster's garbage collector delete them too.
+//! Liftoff's field manager. A ConfigMap Liftoff creates is owned by its LaunchPolicy, so deleting
+//! the policy has the cluster's garbage collector delete it too; one that existed before (a Helm
+//! release's, a flagd file shared with other flags) is updated but never owned, so deleting a
+//! policy never deletes what it did not create.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::{api::core::v1::ConfigMap, apimachinery::pkg::apis::meta::v1::OwnerReference};
 use kube::{
-    Api, Client, Resource,
+    Api, Client, Resource, ResourceExt,
     api::{Patch, PatchParams},
 };
 use serde_json::json;
@@ -28,7 +30,8 @@ pub fn owned_by<K: Resource<DynamicType = ()>>(owner: &K) -> Option<OwnerReferen
 }
 
 /// Sets the data of ConfigMap `name` in `namespace` to `data` (keys Liftoff wrote before and no
-/// longer writes are removed; keys others wrote are kept).
+/// longer writes are removed; keys others wrote are kept). `owner` is set only on a ConfigMap
+/// Liftoff creates now or already owns.
 pub async fn apply(
     client: &Client,
     namespace: &str,
@@ -37,6 +40,12 @@ pub async fn apply(
     data: BTreeMap<String, String>,
 ) -> Result<(), kube::Error> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let owner = match api.get_opt(name).await? {
+        None => owner,
+        Some(existing) => {
+            owner.filter(|o| existing.owner_references().iter().any(|r| r.uid == o.uid))
+        }
+    };
     let object = json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {

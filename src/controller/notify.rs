@@ -24,7 +24,8 @@ use crate::{
 /// and redirects are not followed (the URL in the Secret is the one used).
 #[derive(Clone)]
 pub struct Webhooks {
-    http: reqwest::Client,
+    /// `None` when the client could not be built: nothing is sent (fail closed).
+    http: Option<reqwest::Client>,
     policy: AddressPolicy,
 }
 
@@ -37,8 +38,10 @@ impl Webhooks {
         let http = reqwest::Client::builder()
             .dns_resolver(std::sync::Arc::new(resolver))
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .build()
-            .unwrap_or_default();
+            .inspect_err(|e| warn!(error = %e, "cannot build the webhook client; no notification will be sent"))
+            .ok();
         Webhooks { http, policy }
     }
 
@@ -114,13 +117,17 @@ pub async fn send_to(
         failures.inc();
         return;
     };
+    let Some(client) = http.http.clone() else {
+        failures.inc();
+        return;
+    };
     if !http.permits(&url).await {
         warn!(secret = %r.name, key = %r.key, "notification not sent: the webhook address is refused by the operator's address policy");
         failures.inc();
         return;
     }
     let body = payload(lookup.namespace, policy, label, message);
-    let (http, failures) = (http.http.clone(), failures.clone());
+    let (http, failures) = (client, failures.clone());
     tokio::spawn(async move {
         if let Err(e) = deliver(&http, &url, &body).await {
             warn!(error = %e, "notification not delivered after {ATTEMPTS} tries");

@@ -14,7 +14,7 @@ use super::lookup::KubeLookup;
 use crate::{
     crd::{KafkaLagTrigger, PrometheusSource},
     sources::{
-        address::{AddressPolicy, Destination},
+        address::{AddressPolicy, Destination, Refusal, kafka_bootstrap},
         kafka::Cluster,
         prometheus::{self, Auth},
         redact_url,
@@ -142,13 +142,13 @@ impl Pools {
             *used = Instant::now();
             return Ok(cluster.clone());
         }
-        for server in spec.bootstrap_servers.split(',').map(str::trim) {
-            let (host, port) = server.rsplit_once(':').unwrap_or((server, "9092"));
-            let port = port.parse().unwrap_or(9092);
-            self.policy
-                .resolve(Destination::Kafka, host, port)
-                .await
-                .map_err(|e| format!("bootstrap server {server}: {e}"))?;
+        // Every bootstrap server the policy refuses fails the trigger; one that does not resolve
+        // is left to librdkafka, which tolerates a stale entry among good ones.
+        for (host, port) in kafka_bootstrap(&spec.bootstrap_servers) {
+            match self.policy.resolve(Destination::Kafka, host, port).await {
+                Err(Refusal::Denied(denied)) => return Err(format!("bootstrap server {denied}")),
+                Ok(_) | Err(Refusal::Unresolved) => {}
+            }
         }
         let cluster =
             Cluster::connect(&spec.bootstrap_servers, &settings).map_err(|e| e.to_string())?;

@@ -169,13 +169,10 @@ pub fn refused_addresses(spec: &LaunchPolicySpec, policy: &AddressPolicy) -> Vec
     }
     let triggers = spec.scaling.iter().flat_map(|s| s.triggers.iter());
     for (i, trigger) in triggers.enumerate() {
-        let Some(kafka) = &trigger.kafka_lag else {
-            continue;
-        };
-        for server in kafka.bootstrap_servers.split(',').map(str::trim) {
-            let (host, port) = server.rsplit_once(':').unwrap_or((server, "9092"));
-            let at = format!("spec.scaling.triggers[{i}].kafkaLag.bootstrapServers");
-            refuse(at, Destination::Kafka, host, port.parse().unwrap_or(9092));
+        // A trigger without a usable kind never gets here (InvalidSpec first).
+        for used in trigger.kind().iter().flat_map(|k| k.get().addresses()) {
+            let at = format!("spec.scaling.triggers[{i}].{}", used.field);
+            refuse(at, used.destination, used.host, used.port);
         }
     }
     problems

@@ -112,13 +112,18 @@ impl fmt::Display for Rule {
     }
 }
 
-/// Link-local ranges (cloud metadata services answer at 169.254.169.254) and the other
-/// well-known metadata addresses (AWS's IPv6 one, Alibaba Cloud's).
-pub const DEFAULT_DENY: [&str; 4] = [
+/// Link-local ranges (cloud metadata services answer at 169.254.169.254), the other well-known
+/// metadata addresses (AWS's and GCP's IPv6 ones, Alibaba Cloud's, Azure's wire server), and
+/// "this host" (`0.0.0.0/8`, `::`), which Linux connects to loopback.
+pub const DEFAULT_DENY: [&str; 8] = [
     "169.254.0.0/16",
     "fe80::/10",
     "fd00:ec2::254/128",
+    "fd20:ce::254/128",
     "100.100.100.200/32",
+    "168.63.129.16/32",
+    "0.0.0.0/8",
+    "::/128",
 ];
 
 /// Host names of metadata services, refused whatever they resolve to.
@@ -274,6 +279,22 @@ pub enum Refusal {
     Unresolved,
 }
 
+/// The `host:port` entries of a Kafka `bootstrapServers` list, as librdkafka reads it: entries
+/// separated by commas, each optionally prefixed with a protocol (`SASL_SSL://`); empty entries
+/// skipped; the port 9092 when none is given.
+pub fn kafka_bootstrap(servers: &str) -> Vec<(&str, u16)> {
+    servers
+        .split(',')
+        .map(|s| s.trim())
+        .map(|s| s.split_once("://").map_or(s, |(_, rest)| rest))
+        .filter(|s| !s.is_empty())
+        .map(|s| match s.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(':') => (host, port.parse().unwrap_or(9092)),
+            _ => (s, 9092),
+        })
+        .collect()
+}
+
 /// IPv4-mapped IPv6 addresses (`::ffff:169.254.169.254`) are their IPv4 address.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
@@ -324,6 +345,9 @@ mod tests {
             "[fe80::1]:80",
             "100.100.100.200:80",
             "[::ffff:169.254.169.254]:80",
+            "0.0.0.0:80",
+            "[::]:80",
+            "[fd20:ce::254]:80",
         ] {
             let err = policy.check(Destination::Prometheus, addr(a)).unwrap_err();
             assert!(
@@ -349,6 +373,14 @@ mod tests {
         assert_eq!(
             policy.check_host(Destination::Webhook, "hooks.slack.com", 443),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn kafka_bootstrap_lists_are_read_as_librdkafka_reads_them() {
+        assert_eq!(
+            kafka_bootstrap("SASL_SSL://k1:9093, k2 ,,[::1]:9094"),
+            [("k1", 9093), ("k2", 9092), ("[::1]", 9094)]
         );
     }
 

@@ -75,26 +75,39 @@ pub async fn connection_count(
         .get_password()
         .map(|p| String::from_utf8_lossy(p).into_owned());
     let server = server_name(&config);
-    // The address policy decides where the connection goes: each host is resolved here and the
-    // connection made to the allowed address (`hostaddr`), so it cannot resolve elsewhere.
+    // The address policy decides where the connection goes. Addresses the string gives itself
+    // (`hostaddr`, which the client connects to whatever the host says) are checked as they
+    // are; otherwise each host is resolved here and the connection made to the allowed address
+    // (`hostaddr`), so it cannot resolve elsewhere in between.
+    let refused = |e: super::address::Refusal| PgError::Refused {
+        server: server.clone(),
+        why: e.to_string(),
+    };
     let hosts = config.get_hosts().to_vec();
     let ports = config.get_ports().to_vec();
-    let mut pinned = Vec::new();
-    for (i, host) in hosts.iter().enumerate() {
-        let Host::Tcp(name) = host else { continue };
-        let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
-        let allowed = policy
-            .resolve(Destination::Postgres, name, port)
-            .await
-            .map_err(|e| PgError::Refused {
-                server: server.clone(),
-                why: e.to_string(),
-            })?;
-        pinned.push(allowed[0].ip());
-    }
-    if pinned.len() == hosts.len() {
-        for ip in pinned {
-            config.hostaddr(ip);
+    let port_of = |i: usize| ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+    let given = config.get_hostaddrs().to_vec();
+    if !given.is_empty() {
+        for (i, ip) in given.iter().enumerate() {
+            let addr = std::net::SocketAddr::new(*ip, port_of(i));
+            policy
+                .check(Destination::Postgres, addr)
+                .map_err(|e| refused(e.into()))?;
+        }
+    } else {
+        let mut pinned = Vec::new();
+        for (i, host) in hosts.iter().enumerate() {
+            let Host::Tcp(name) = host else { continue };
+            let allowed = policy
+                .resolve(Destination::Postgres, name, port_of(i))
+                .await
+                .map_err(refused)?;
+            pinned.extend(allowed.first().map(|a| a.ip()));
+        }
+        if pinned.len() == hosts.len() {
+            for ip in pinned {
+                config.hostaddr(ip);
+            }
         }
     }
     let sample = async {
@@ -217,6 +230,28 @@ mod tests {
             scrub("bad pw-9 in postgres://app:pw-9@db/emr", url, Some("pw-9")),
             "bad *** in postgres://***@db/emr"
         );
+    }
+
+    /// A connection string can name the address itself (`hostaddr`), which the client connects
+    /// to whatever the host says: it is checked as written, before anything is contacted.
+    #[tokio::test]
+    async fn an_address_given_in_the_connection_string_obeys_the_address_policy() {
+        let policy = AddressPolicy::new(&[], &[], &[]);
+        for url in [
+            "postgres://app:pw@/emr?hostaddr=169.254.169.254",
+            "host=/tmp hostaddr=169.254.169.254 user=app",
+            "host=db.internal hostaddr=169.254.169.254 port=5432 user=app",
+        ] {
+            let err = connection_count(url, Duration::from_secs(1), &policy)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, PgError::Refused { .. }), "{url}: {err:?}");
+            assert!(
+                err.to_string()
+                    .contains("refused by the operator's address policy"),
+                "{err}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -279,6 +279,9 @@ impl Client {
         let http = reqwest::Client::builder()
             .dns_resolver(Arc::new(resolver))
             .redirect(reqwest::redirect::Policy::none())
+            // Straight to the address the policy checked, never through an environment proxy
+            // (which would see, and resolve, the name instead).
+            .no_proxy()
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("liftoff/", env!("CARGO_PKG_VERSION")))

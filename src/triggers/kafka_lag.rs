@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::{FutureExt, future::BoxFuture};
 
 use super::{
-    kind::{Deciding, Kind, SecretUse, Unit},
+    kind::{AddressUse, Deciding, Kind, SecretUse, Unit},
     plan::{Current, Planned},
     platform::Platform,
 };
@@ -15,6 +15,7 @@ use crate::{
     engine::scaling::{
         self as engine, KAFKA_LAG_COOLDOWN, MAX_LAG, PartitionInput, Sample, ScalingHistory,
     },
+    sources::address::{Destination, kafka_bootstrap},
 };
 
 pub struct KafkaLag<'a> {
@@ -77,6 +78,18 @@ impl Kind for KafkaLag<'_> {
                 field: "kafkaLag.authSecretRef",
                 name: &s.name,
                 key: None,
+            })
+            .collect()
+    }
+
+    fn addresses(&self) -> Vec<AddressUse<'_>> {
+        kafka_bootstrap(&self.spec.bootstrap_servers)
+            .into_iter()
+            .map(|(host, port)| AddressUse {
+                field: "kafkaLag.bootstrapServers",
+                destination: Destination::Kafka,
+                host,
+                port,
             })
             .collect()
     }

@@ -20,6 +20,7 @@ use super::{
 use crate::{
     crd::Trigger,
     engine::scaling::{Sample, ScalingHistory, num},
+    sources::address::Destination,
 };
 
 /// A trigger whose kind has been read: every step after validation works with this.
@@ -56,6 +57,14 @@ pub struct SecretUse<'a> {
     pub key: Option<&'a str>,
 }
 
+/// A network address written in a trigger, and the field that holds it.
+pub struct AddressUse<'a> {
+    pub field: &'static str,
+    pub destination: Destination,
+    pub host: &'a str,
+    pub port: u16,
+}
+
 /// What a kind decides from.
 pub struct Deciding<'a> {
     pub sample: &'a Sample,
@@ -89,6 +98,11 @@ pub trait Kind: Send + Sync {
     }
     /// The Secrets this kind reads.
     fn secrets(&self) -> Vec<SecretUse<'_>>;
+    /// The network addresses written in the trigger itself (not in a Secret), with the field
+    /// (relative to the trigger) that holds them, for the operator's address policy.
+    fn addresses(&self) -> Vec<AddressUse<'_>> {
+        Vec::new()
+    }
     /// The engine's decision, as an action on the target, and its reason. `history` is the
     /// trigger's memory of recommendations and scales (used by kinds with rate policies).
     fn decide(&self, d: Deciding<'_>, history: &mut ScalingHistory) -> (Option<Planned>, String);
