@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::{
     crd::{LaunchPolicySpec, ScaleTargetRef, SecretKeyRef},
-    sources::address::{AddressPolicy, Destination},
+    sources::address::{AddressPolicy, Denied, Destination},
 };
 
 /// Reads what references point to. The kube implementation lives in `lookup.rs`; tests use plain values.
@@ -145,8 +145,8 @@ pub async fn check(spec: &LaunchPolicySpec, lookup: &impl Lookup) -> Vec<Problem
 /// Names are checked again once resolved, on every connection.
 pub fn refused_addresses(spec: &LaunchPolicySpec, policy: &AddressPolicy) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let mut refuse = |at: String, destination, host: &str, port| {
-        if let Err(denied) = policy.check_host(destination, host, port) {
+    let mut refuse = |at: String, checked: Result<(), Denied>| {
+        if let Err(denied) = checked {
             problems.push(Problem {
                 reason: "AddressDenied",
                 message: format!(
@@ -155,24 +155,19 @@ pub fn refused_addresses(spec: &LaunchPolicySpec, policy: &AddressPolicy) -> Vec
             });
         }
     };
-    if let Some(prometheus) = &spec.prometheus
-        && let Ok(url) = reqwest::Url::parse(prometheus.address.trim())
-    {
-        let port = url.port_or_known_default().unwrap_or(80);
-        let host = url.host_str().unwrap_or_default();
-        refuse(
-            "spec.prometheus.address".into(),
-            Destination::Prometheus,
-            host,
-            port,
-        );
+    if let Some(prometheus) = &spec.prometheus {
+        let checked = policy.check_url_as_written(Destination::Prometheus, &prometheus.address);
+        refuse("spec.prometheus.address".into(), checked);
     }
     let triggers = spec.scaling.iter().flat_map(|s| s.triggers.iter());
     for (i, trigger) in triggers.enumerate() {
         // A trigger without a usable kind never gets here (InvalidSpec first).
         for used in trigger.kind().iter().flat_map(|k| k.get().addresses()) {
             let at = format!("spec.scaling.triggers[{i}].{}", used.field);
-            refuse(at, used.destination, used.host, used.port);
+            refuse(
+                at,
+                policy.check_host(used.destination, used.host, used.port),
+            );
         }
     }
     problems

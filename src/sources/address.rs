@@ -226,15 +226,21 @@ impl AddressPolicy {
         }
     }
 
+    /// [`AddressPolicy::check_host`] for a URL's host and port, without resolving a name.
+    pub fn check_url_as_written(&self, destination: Destination, url: &str) -> Result<(), Denied> {
+        match url_host_port(url) {
+            Some((host, port)) => self.check_host(destination, &host, port),
+            None => Ok(()), // the client refuses it on its own
+        }
+    }
+
     /// Checks a URL's host and port, resolving a name: before an HTTP client is built or used,
     /// so that rules for one port apply to names too (the resolver does not see the port).
     pub async fn check_url(&self, destination: Destination, url: &str) -> Result<(), Refusal> {
-        let Ok(url) = reqwest::Url::parse(url.trim()) else {
+        let Some((host, port)) = url_host_port(url) else {
             return Ok(()); // the client refuses it on its own
         };
-        let port = url.port_or_known_default().unwrap_or(80);
-        let host = url.host_str().unwrap_or_default();
-        self.resolve(destination, host, port).await.map(|_| ())
+        self.resolve(destination, &host, port).await.map(|_| ())
     }
 
     /// Resolves `host:port` and keeps the addresses the policy allows; `Err` when none is left
@@ -277,6 +283,13 @@ pub enum Refusal {
     Denied(#[from] Denied),
     #[error("the host name does not resolve")]
     Unresolved,
+}
+
+/// A URL's host and port (the scheme's port when none is written); `None` when it does not parse.
+fn url_host_port(url: &str) -> Option<(String, u16)> {
+    let url = reqwest::Url::parse(url.trim()).ok()?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    Some((url.host_str().unwrap_or_default().to_string(), port))
 }
 
 /// The `host:port` entries of a Kafka `bootstrapServers` list, as librdkafka reads it: entries
