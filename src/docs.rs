@@ -1,6 +1,7 @@
 //! The parts of `docs/` generated from code, so they cannot drift: the metrics table in
-//! `docs/metrics.md` (from the registry) and `docs/reference/launchpolicy.md` (from the CRD's
-//! schema). `liftoff docs` rewrites both; a unit test fails when either is out of date.
+//! `docs/metrics.md` (from the registry) and `docs/reference/launchpolicy.md` and
+//! `launchsource.md` (from the CRDs' schemas). `liftoff docs` rewrites them; a unit test fails
+//! when one is out of date.
 
 use std::{fmt::Write as _, path::Path};
 
@@ -8,7 +9,7 @@ use kube::CustomResourceExt;
 use serde_json::Value;
 
 use crate::{
-    crd::LaunchPolicy,
+    crd::{LaunchPolicy, LaunchSource},
     metrics::{MetricDoc, Metrics},
 };
 
@@ -16,6 +17,8 @@ use crate::{
 pub const METRICS_PAGE: &str = "docs/metrics.md";
 /// `docs/reference/launchpolicy.md`, relative to the repository.
 pub const REFERENCE_PAGE: &str = "docs/reference/launchpolicy.md";
+/// `docs/reference/launchsource.md`, relative to the repository.
+pub const SOURCE_REFERENCE_PAGE: &str = "docs/reference/launchsource.md";
 const BEGIN: &str = "<!-- BEGIN GENERATED: metrics (liftoff docs) -->";
 const END: &str = "<!-- END GENERATED: metrics -->";
 
@@ -48,15 +51,37 @@ pub fn with_metrics_table(page: &str, table: &str) -> Option<String> {
 
 /// Every field of the LaunchPolicy, from the CRD's schema: one table per object.
 pub fn crd_reference() -> String {
-    let crd = serde_json::to_value(LaunchPolicy::crd()).unwrap_or_default();
+    let intro = "Every rule listed is enforced by the apiserver when a policy is applied.";
+    reference(
+        "LaunchPolicy",
+        &LaunchPolicy::crd(),
+        intro,
+        &["spec", "status"],
+    )
+}
+
+/// Every field of the LaunchSource, from the CRD's schema.
+pub fn source_crd_reference() -> String {
+    let intro = "A cluster-scoped source the platform team names for the namespaces it lists; \
+                 see [Security](../security.md#named-sources).";
+    reference("LaunchSource", &LaunchSource::crd(), intro, &["spec"])
+}
+
+fn reference(
+    kind: &str,
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    intro: &str,
+    parts: &[&str],
+) -> String {
+    let crd = serde_json::to_value(crd).unwrap_or_default();
     let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
-    let mut out = String::from(
-        "# LaunchPolicy reference\n\n\
+    let mut out = format!(
+        "# {kind} reference\n\n\
          Generated from the CRD by `liftoff docs` (a test fails when it is out of date); \
-         `kubectl explain launchpolicy.<field>` shows the same text. Every rule listed is \
-         enforced by the apiserver when a policy is applied.\n",
+         `kubectl explain {}.<field>` shows the same text. {intro}\n",
+        kind.to_lowercase()
     );
-    for part in ["spec", "status"] {
+    for part in parts {
         object(&mut out, &format!(".{part}"), &schema["properties"][part]);
     }
     out
@@ -195,14 +220,18 @@ pub fn write(repo: &Path) -> std::io::Result<Vec<&'static str>> {
         std::fs::write(&metrics_page, new)?;
         changed.push(METRICS_PAGE);
     }
-    let reference = repo.join(REFERENCE_PAGE);
-    let new = crd_reference();
-    if std::fs::read_to_string(&reference).ok().as_deref() != Some(new.as_str()) {
-        if let Some(dir) = reference.parent() {
-            std::fs::create_dir_all(dir)?;
+    for (page, new) in [
+        (REFERENCE_PAGE, crd_reference()),
+        (SOURCE_REFERENCE_PAGE, source_crd_reference()),
+    ] {
+        let reference = repo.join(page);
+        if std::fs::read_to_string(&reference).ok().as_deref() != Some(new.as_str()) {
+            if let Some(dir) = reference.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&reference, new)?;
+            changed.push(page);
         }
-        std::fs::write(&reference, new)?;
-        changed.push(REFERENCE_PAGE);
     }
     Ok(changed)
 }
@@ -227,12 +256,17 @@ mod tests {
     }
 
     #[test]
-    fn the_crd_reference_is_the_crds() {
-        let page = std::fs::read_to_string(repo().join(REFERENCE_PAGE)).unwrap_or_default();
-        assert!(
-            page == crd_reference(),
-            "{REFERENCE_PAGE} is out of date: run `cargo run -- docs`"
-        );
+    fn the_crd_references_are_the_crds() {
+        for (page, generated) in [
+            (REFERENCE_PAGE, crd_reference()),
+            (SOURCE_REFERENCE_PAGE, source_crd_reference()),
+        ] {
+            let text = std::fs::read_to_string(repo().join(page)).unwrap_or_default();
+            assert!(
+                text == generated,
+                "{page} is out of date: run `cargo run -- docs`"
+            );
+        }
     }
 
     #[test]

@@ -23,8 +23,12 @@ struct Cli {
 enum Command {
     /// Run the operator against the cluster in KUBECONFIG or the in-cluster service account.
     Run(Box<RunArgs>),
-    /// Print the LaunchPolicy CustomResourceDefinition as YAML (what `crds/` holds).
-    Crd,
+    /// Print Liftoff's CustomResourceDefinitions as YAML (what `crds/` holds): both, or the one
+    /// named (`launchpolicy`, `launchsource`).
+    Crd {
+        #[arg(value_enum)]
+        which: Option<CrdName>,
+    },
     /// Regenerate the generated parts of the docs (the metrics table, the LaunchPolicy
     /// reference) in the repository in the current directory.
     Docs,
@@ -61,11 +65,22 @@ struct RunArgs {
         value_delimiter = ','
     )]
     allow_address: Vec<Rule>,
+    /// Refuse Prometheus and Kafka addresses written in policies: policies must name a
+    /// LaunchSource (`sourceRef`) the platform team created for their namespace.
+    #[arg(long, env = "LIFTOFF_REQUIRE_NAMED_SOURCES", default_value_t = false)]
+    require_named_sources: bool,
     /// How often a policy with unresolved references is re-checked.
     #[arg(long, env = "LIFTOFF_RETRY", default_value = "30s", value_parser = humantime::parse_duration)]
     retry: Duration,
     #[command(flatten)]
     election: ElectionArgs,
+}
+
+/// One of Liftoff's CRDs.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CrdName {
+    Launchpolicy,
+    Launchsource,
 }
 
 /// Leader election: of several replicas only the one holding the Lease runs the controller.
@@ -99,8 +114,13 @@ fn lease_duration(s: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Crd => {
-            print!("{}", liftoff::crd::crd_yaml());
+        Command::Crd { which } => {
+            let (policy, source) = (liftoff::crd::crd_yaml(), liftoff::crd::source_crd_yaml());
+            match which {
+                Some(CrdName::Launchpolicy) => print!("{policy}"),
+                Some(CrdName::Launchsource) => print!("{source}"),
+                None => print!("{policy}---\n{source}"),
+            }
             Ok(())
         }
         Command::Docs => {
@@ -128,6 +148,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         retry: args.retry,
         leader: None,
         address_policy,
+        require_named_sources: args.require_named_sources,
     };
     let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(args.metrics_addr, metrics.clone(), async {

@@ -6,40 +6,18 @@
 
 mod support;
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::atomic::Ordering, time::Duration};
 
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Secret};
 use kube::Api;
 use liftoff::crd::LaunchPolicy;
 use serde_json::json;
 use support::{
-    Operator, control_plane, eventually,
-    objects::{create, policy, workload},
+    Operator, control_plane, counting_listener, eventually,
+    objects::{create, policy, ready, workload},
 };
-use tokio::net::TcpListener;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A listener on `ip` that counts the connections it accepts. Returns its port and the count.
-async fn counting_listener(ip: &str) -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind((ip, 0)).await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let count = Arc::new(AtomicUsize::new(0));
-    let counted = count.clone();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            counted.fetch_add(1, Ordering::SeqCst);
-            drop(socket);
-        }
-    });
-    (port, count)
-}
 
 fn cpu(prometheus: String) -> serde_json::Value {
     json!({
@@ -50,13 +28,6 @@ fn cpu(prometheus: String) -> serde_json::Value {
             "replicas": {"min": 1, "max": 4}
         }]}
     })
-}
-
-/// `(status, reason, message)` of a policy's Ready condition.
-async fn ready(api: &Api<LaunchPolicy>, name: &str) -> Option<(String, String, String)> {
-    let status = api.get(name).await.ok()?.status?;
-    let c = status.conditions.into_iter().find(|c| c.type_ == "Ready")?;
-    Some((c.status, c.reason, c.message))
 }
 
 async fn trigger_error(api: &Api<LaunchPolicy>, name: &str) -> Option<String> {

@@ -31,14 +31,18 @@ const MONITORING: [&str; 7] = [
 ];
 
 #[test]
-fn the_charts_crd_is_exactly_what_liftoff_crd_prints() {
-    let chart_crd = std::fs::read_to_string(repo_path("charts/liftoff/crds/launchpolicy.yaml"))
-        .expect("charts/liftoff/crds/launchpolicy.yaml");
-    assert!(
-        chart_crd == liftoff::crd::crd_yaml(),
-        "charts/liftoff/crds/launchpolicy.yaml is stale: run \
-         `cargo run -- crd > crds/launchpolicy.yaml && cp crds/launchpolicy.yaml charts/liftoff/crds/`"
-    );
+fn the_charts_crds_are_exactly_what_liftoff_crd_prints() {
+    for (file, generated) in [
+        ("launchpolicy", liftoff::crd::crd_yaml()),
+        ("launchsource", liftoff::crd::source_crd_yaml()),
+    ] {
+        let path = format!("charts/liftoff/crds/{file}.yaml");
+        let chart_crd = std::fs::read_to_string(repo_path(&path)).expect(&path);
+        assert!(
+            chart_crd == generated,
+            "{path} is stale: run `cargo run -- crd {file} > crds/{file}.yaml && cp crds/{file}.yaml charts/liftoff/crds/`"
+        );
+    }
 }
 
 /// `LIFTOFF_HELM`, else the cached build of the pinned version, else `helm` on PATH.
@@ -176,7 +180,13 @@ async fn the_rendered_chart_is_accepted_by_the_apiserver_with_default_and_other_
         !other.contains("ClusterRole"),
         "namespaced mode needs no ClusterRole"
     );
-    for manifests in [&default, &other] {
+    // Requiring named sources: the flag, and the one ClusterRole that reads LaunchSources.
+    namespaced.push("--set=addressPolicy.requireNamedSources=true");
+    let named = render(&helm, &namespaced).await;
+    assert!(named.contains("- --require-named-sources"));
+    assert!(named.contains("resources: [launchsources]"));
+    assert_eq!(named.matches("\nkind: ClusterRole\n").count(), 1, "{named}");
+    for manifests in [&default, &other, &named] {
         apply(&cp, manifests, &["--dry-run=server"]).await;
     }
 }

@@ -15,7 +15,9 @@ use kube::{
 };
 use liftoff::crd::LaunchPolicy;
 use serde_json::json;
-use support::{Operator, control_plane, eventually, healthy_service, kubectl, repo_path};
+use support::{
+    Operator, control_plane, eventually, healthy_service, kubectl, objects::ready, repo_path,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -44,17 +46,6 @@ fn cpu_policy(name: &str, target: &str) -> LaunchPolicy {
         }]}}
     }))
     .unwrap()
-}
-
-/// `(status, reason, message)` of the Ready condition, once there is one.
-async fn ready(api: &Api<LaunchPolicy>, name: &str) -> Option<(String, String, String)> {
-    let p = api.get_opt(name).await.ok()??;
-    let c = p
-        .status?
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")?;
-    Some((c.status, c.reason, c.message))
 }
 
 async fn ready_is(api: &Api<LaunchPolicy>, name: &str, status: &str) -> (String, String, String) {

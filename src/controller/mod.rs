@@ -5,6 +5,7 @@ pub mod events;
 pub mod invalid;
 pub mod lookup;
 pub mod memory;
+pub mod named_sources;
 pub mod notify;
 pub mod pools;
 mod publish;
@@ -42,12 +43,17 @@ use tracing::{info, warn};
 
 pub use lookup::Caches;
 use memory::Memory;
+use named_sources::NamedSources;
 use pools::Pools;
 use reconcile::reconcile;
 use secrets::Secrets;
 use synced::Synced;
 
-use crate::{crd::LaunchPolicy, metrics::Metrics, sources::address::AddressPolicy};
+use crate::{
+    crd::{LaunchPolicy, LaunchSource},
+    metrics::Metrics,
+    sources::address::AddressPolicy,
+};
 
 /// A LaunchPolicy as watched: one that cannot be deserialized is kept as an error (with its
 /// metadata) instead of failing the watch, so it is reported on itself and stops nothing else.
@@ -104,6 +110,8 @@ pub struct Context {
     pub settings: Settings,
     pub secrets: Secrets,
     pub pools: Pools,
+    /// The LaunchSources policies may name instead of addresses.
+    pub sources: NamedSources,
     pub memory: Memory,
     /// The client webhook notifications are sent with.
     pub http: notify::Webhooks,
@@ -124,6 +132,9 @@ pub struct Settings {
     pub leader: Option<crate::leader::State>,
     /// Which destinations policies may make the operator contact.
     pub address_policy: AddressPolicy,
+    /// Refuse Prometheus and Kafka addresses written in policies: only LaunchSources may be
+    /// named (`--require-named-sources`).
+    pub require_named_sources: bool,
 }
 
 impl Default for Settings {
@@ -134,6 +145,7 @@ impl Default for Settings {
             retry: Duration::from_secs(30),
             leader: None,
             address_policy: AddressPolicy::new(&[], &[], &[]),
+            require_named_sources: false,
         }
     }
 }
@@ -185,6 +197,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
         move |s: &StatefulSet| referencing(&store_s, "StatefulSet", &s.namespace(), &s.name_any()),
         workload_changes.clone(),
     );
+    let sources = watch_sources(&client, &settings, store.clone(), workload_changes.clone()).await;
     let (hpas, hpas_synced) = workloads::spawn(
         api(&client, &settings.namespace),
         |_: &mut HorizontalPodAutoscaler| {},
@@ -209,6 +222,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
             synced: [deployments_synced, statefulsets_synced, hpas_synced],
         },
         pools: Pools::new(settings.address_policy.clone()),
+        sources,
         memory: Memory::default(),
         http: notify::Webhooks::new(settings.address_policy.clone()),
         backoff: Default::default(),
@@ -234,6 +248,44 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
         .await;
     info!("controller stopped");
     Ok(())
+}
+
+/// The LaunchSources, watched cluster-wide when the operator may list them; a change reconciles
+/// the policies that name the source. Without the CRD (an upgrade that did not apply it) or the
+/// RBAC, the operator runs on and a policy that names a source is told why it cannot be used.
+async fn watch_sources(
+    client: &Client,
+    settings: &Settings,
+    policies: Store<Watched>,
+    reconcile: futures::channel::mpsc::UnboundedSender<ObjectRef<Watched>>,
+) -> NamedSources {
+    let api: Api<LaunchSource> = Api::all(client.clone());
+    let required = settings.require_named_sources;
+    if let Err(e) = api.list(&ListParams::default().limit(1)).await {
+        warn!(error = %e, "cannot list LaunchSources; policies cannot name sources until the LaunchSource CRD is installed and the operator restarted");
+        return NamedSources {
+            required,
+            ..Default::default()
+        };
+    }
+    let naming = move |source: &LaunchSource| naming_source(&policies, &source.name_any());
+    let (store, synced) = workloads::spawn(api, |_| {}, naming, reconcile);
+    NamedSources {
+        store: Some(store),
+        synced: Some(synced),
+        required,
+    }
+}
+
+/// Policies that name the LaunchSource `name`.
+fn naming_source(store: &Store<Watched>, name: &str) -> Vec<ObjectRef<Watched>> {
+    store
+        .state()
+        .iter()
+        .filter_map(|p| p.0.as_ref().ok())
+        .filter(|p| named_sources::names(&p.spec).any(|n| n == name))
+        .map(|p| ObjectRef::from(p).into_kind_unchecked::<Watched>(()))
+        .collect()
 }
 
 /// Policies in `namespace` whose triggers scale the workload `kind`/`name`.

@@ -10,9 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::lookup::KubeLookup;
+use super::{lookup::KubeLookup, secrets::SecretData};
 use crate::{
-    crd::{KafkaLagTrigger, PrometheusSource},
+    crd::{KafkaLagTrigger, PrometheusSource, SecretRef},
     sources::{
         address::{AddressPolicy, Destination, Refusal, kafka_bootstrap},
         kafka::Cluster,
@@ -24,6 +24,21 @@ use crate::{
 /// How long a Kafka cluster or consumer-group handle may go unused before it is closed: many
 /// sampling intervals, so a live trigger never loses its handle.
 pub const IDLE: Duration = Duration::from_secs(15 * 60);
+
+/// Why a source left without an address (a `sourceRef` that cannot be used, an address the
+/// operator refuses to take from a policy) is not read.
+const UNRESOLVED: &str = "no usable address (see the Ready condition)";
+
+/// The Secret `r` names: in the policy's namespace, or a LaunchSource's in the namespace it
+/// names.
+async fn secret(lookup: &KubeLookup<'_>, r: &SecretRef) -> Result<Arc<SecretData>, String> {
+    let namespace = r.namespace.as_deref().unwrap_or(lookup.namespace);
+    lookup
+        .secrets
+        .get(namespace, &r.name)
+        .await?
+        .ok_or_else(|| format!("Secret {} not found", r.name))
+}
 
 /// Cached clients, keyed by what they were built from.
 #[derive(Default)]
@@ -57,13 +72,13 @@ impl Pools {
         lookup: &KubeLookup<'_>,
         spec: &PrometheusSource,
     ) -> Result<prometheus::Client, String> {
+        if spec.address.is_empty() {
+            return Err(UNRESOLVED.to_string());
+        }
         let (auth, version) = match &spec.auth_secret_ref {
             None => (None, String::new()),
             Some(r) => {
-                let secret = lookup
-                    .secret(&r.name)
-                    .await?
-                    .ok_or_else(|| format!("Secret {} not found", r.name))?;
+                let secret = secret(lookup, r).await?;
                 let auth = match (
                     secret.text("token"),
                     secret.text("username"),
@@ -125,13 +140,13 @@ impl Pools {
         lookup: &KubeLookup<'_>,
         spec: &KafkaLagTrigger,
     ) -> Result<Cluster, String> {
+        if spec.bootstrap_servers.is_empty() {
+            return Err(UNRESOLVED.to_string());
+        }
         let (settings, version) = match &spec.auth_secret_ref {
             None => (Default::default(), String::new()),
             Some(r) => {
-                let secret = lookup
-                    .secret(&r.name)
-                    .await?
-                    .ok_or_else(|| format!("Secret {} not found", r.name))?;
+                let secret = secret(lookup, r).await?;
                 (secret.texts(), format!("{}@{}", r.name, secret.version))
             }
         };

@@ -1,4 +1,5 @@
-//! One reconcile, as a short driver of named steps: validate (every trigger has a kind) →
+//! One reconcile, as a short driver of named steps: resolve the LaunchSources the policy names →
+//! validate (every trigger has a kind) →
 //! dereference (what the spec points to: `Ready`) → sample and decide (the triggers that are
 //! due, then the rollout; the decisions are pure) → record the intents in status → act → write
 //! the final status (only if it changed) → report (the cohort, Events, messages, metrics).
@@ -50,6 +51,9 @@ pub async fn reconcile(watched: Arc<super::Watched>, ctx: Arc<Context>) -> Resul
         }
     };
     let namespace = policy.namespace().ok_or(Error::NoNamespace)?;
+    // Before anything reads the spec: the LaunchSources it names, filled in.
+    let (policy, source_problems) = ctx.sources.resolve(policy);
+    let policy = policy.as_ref();
     let triggers = policy
         .spec
         .scaling
@@ -74,7 +78,7 @@ pub async fn reconcile(watched: Arc<super::Watched>, ctx: Arc<Context>) -> Resul
         .remove_label_values(&[&namespace, &policy.name_any()])
         .ok();
     let span = info_span!("reconcile", namespace = %namespace, policy = %policy.name_any());
-    let action = reconcile_policy(policy, &kinds, &ctx, &namespace)
+    let action = reconcile_policy(policy, &kinds, source_problems, &ctx, &namespace)
         .instrument(span)
         .await?;
     ctx.backoff.succeeded(&key(policy));
@@ -86,6 +90,7 @@ pub async fn reconcile(watched: Arc<super::Watched>, ctx: Arc<Context>) -> Resul
 async fn reconcile_policy(
     policy: &LaunchPolicy,
     kinds: &[TriggerKind<'_>],
+    source_problems: Vec<references::Problem>,
     ctx: &Context,
     namespace: &str,
 ) -> Result<Action, Error> {
@@ -94,7 +99,8 @@ async fn reconcile_policy(
     // free afterwards. A cache that takes longer (a huge cluster, RBAC that forbids the list) is
     // not the policy's failure: no Event, no backoff; the operator is not ready meanwhile and
     // the cache's task logs why.
-    if tokio::time::timeout(CACHE_SYNC_WAIT, ctx.caches.wait_synced()).await != Ok(true) {
+    let synced = async { ctx.caches.wait_synced().await && ctx.sources.wait_synced().await };
+    if tokio::time::timeout(CACHE_SYNC_WAIT, synced).await != Ok(true) {
         debug!("the workload caches have not listed yet; reconciling again shortly");
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
@@ -109,7 +115,7 @@ async fn reconcile_policy(
     let mut memory = Held::take(ctx, policy);
 
     // Dereference: what the spec points to → Ready, and whether actions are held.
-    let refs = dereference(policy, &lookup, ctx.pools.policy(), now).await;
+    let refs = dereference(policy, source_problems, &lookup, ctx.pools.policy(), now).await;
     let previous = previous_triggers(policy);
     if triggers::is_stale(previous, &memory.scaling, now) {
         return Ok(Action::requeue(Duration::from_millis(500)));
@@ -205,11 +211,12 @@ struct Dereferenced {
 
 async fn dereference(
     policy: &LaunchPolicy,
+    mut problems: Vec<references::Problem>,
     lookup: &KubeLookup<'_>,
     addresses: &AddressPolicy,
     now: Timestamp,
 ) -> Dereferenced {
-    let mut problems = references::refused_addresses(&policy.spec, addresses);
+    problems.extend(references::refused_addresses(&policy.spec, addresses));
     problems.extend(references::check(&policy.spec, lookup).await);
     let ready = status::ready_condition(&problems, policy.spec.suspend);
     let hold = match (policy.spec.suspend, problems.is_empty()) {

@@ -57,10 +57,13 @@ pub fn referenced(spec: &LaunchPolicySpec) -> (Vec<WorkloadUse>, Vec<SecretUse>)
         name: r.name.clone(),
         key: Some(r.key.clone()),
     };
+    // A LaunchSource's Secret (with its own namespace) is the platform team's: not the
+    // tenant's to create, and read only when the source is used.
     if let Some(p) = spec
         .prometheus
         .as_ref()
         .and_then(|p| p.auth_secret_ref.as_ref())
+        .filter(|r| r.namespace.is_none())
     {
         secrets.push(whole("spec.prometheus.authSecretRef".into(), &p.name));
     }
@@ -157,7 +160,11 @@ pub fn refused_addresses(spec: &LaunchPolicySpec, policy: &AddressPolicy) -> Vec
     };
     if let Some(prometheus) = &spec.prometheus {
         let checked = policy.check_url_as_written(Destination::Prometheus, &prometheus.address);
-        refuse("spec.prometheus.address".into(), checked);
+        let field = match prometheus.source_ref {
+            Some(_) => "spec.prometheus.sourceRef",
+            None => "spec.prometheus.address",
+        };
+        refuse(field.into(), checked);
     }
     let triggers = spec.scaling.iter().flat_map(|s| s.triggers.iter());
     for (i, trigger) in triggers.enumerate() {

@@ -9,6 +9,7 @@ mod refs;
 mod rollout;
 mod rollout_state;
 mod scaling;
+mod source;
 mod status;
 mod users;
 
@@ -29,6 +30,10 @@ pub use scaling::{
     Approval, CpuTrigger, DatabaseConnectionsTrigger, KafkaLagTrigger, PartitionPolicy,
     PostgresSource, RdsResizePolicy, RedisMemoryTrigger, ReplicaBounds, ScalingBehavior,
     ScalingPolicy, ScalingPolicyKind, ScalingRules, ScalingSpec, SelectPolicy, Trigger,
+};
+pub use source::{
+    KafkaEndpoint, LaunchSource, LaunchSourceSpec, NamespacedSecretRef, PrometheusEndpoint,
+    SourceRef, source_crd_yaml,
 };
 pub use status::{
     LaunchPolicyStatus, PendingAction, RecentScale, RolloutStatus, SummaryStatus, TriggerStatus,
@@ -97,7 +102,7 @@ pub use users::Users;
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new(
     "has(self.prometheus) || ((!has(self.scaling) || self.scaling.triggers.all(t, !(has(t.cpu) && has(t.cpu.query)) && !(has(t.databaseConnections) && has(t.databaseConnections.query)) && !(has(t.redisMemory) && has(t.redisMemory.query)))) && (!has(self.rollout) || !has(self.rollout.gates)))"
-).message("spec.prometheus.address is required when a trigger or a rollout gate uses a PromQL query"))]
+).message("spec.prometheus (an address or a sourceRef) is required when a trigger or a rollout gate uses a PromQL query"))]
 pub struct LaunchPolicySpec {
     /// The Prometheus server that PromQL queries (triggers and gates) are sent to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,12 +136,22 @@ fn default_status_refresh() -> Duration {
 /// A Prometheus-compatible HTTP API (Prometheus, Thanos, Mimir, VictoriaMetrics).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("has(self.address) != has(self.sourceRef)")
+    .message("set exactly one of spec.prometheus.address (a URL) and spec.prometheus.sourceRef (a LaunchSource's name)"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.sourceRef) || !has(self.authSecretRef)")
+    .message("spec.prometheus.authSecretRef cannot be used with sourceRef: a LaunchSource holds its own credentials"))]
 pub struct PrometheusSource {
-    /// Base URL, e.g. `http://prometheus-operated.monitoring.svc:9090`.
+    /// Base URL, e.g. `http://prometheus-operated.monitoring.svc:9090`. Set this or
+    /// `sourceRef`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schemars(length(min = 1, max = 2048))]
     #[x_kube(validation = kube::core::Rule::new("self.matches('^https?://[^/?#@\\\\s]+([/?#].*)?$')")
         .message("prometheus.address must be an http:// or https:// URL with a host, e.g. http://prometheus.monitoring.svc:9090 (credentials go in authSecretRef, not the URL)"))]
     pub address: String,
+    /// A Prometheus the platform team named for this namespace (a LaunchSource), used instead
+    /// of `address`; its address and credentials are the LaunchSource's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ref: Option<SourceRef>,
     /// Timeout of one query.
     #[serde(default = "default_query_timeout")]
     #[x_kube(validation = Duration::at_least("100ms", "spec.prometheus.timeout"))]

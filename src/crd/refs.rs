@@ -1,6 +1,7 @@
 //! References from a LaunchPolicy to other objects in its namespace.
 
 use kube::KubeSchema;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A workload in the policy's namespace that exposes the `/scale` subresource
@@ -44,7 +45,8 @@ pub struct SecretKeyRef {
 }
 
 /// A Secret in the policy's namespace, used as a whole (each key has a documented meaning).
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+// A plain JsonSchema: KubeSchema's schema-only copy would carry the skipped field unread.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretRef {
     /// Name of the Secret in the policy's namespace.
@@ -53,6 +55,10 @@ pub struct SecretRef {
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
     )]
     pub name: String,
+    // Not part of the CRD: set only when the reference comes from a LaunchSource, whose Secret
+    // lives in the namespace the platform team chose rather than the policy's.
+    #[serde(skip)]
+    pub namespace: Option<String>,
 }
 
 /// An object in the policy's namespace, by name.

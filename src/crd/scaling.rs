@@ -4,6 +4,7 @@ use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{
+    SourceRef,
     duration::Duration,
     refs::{LocalObjectRef, ScaleTargetRef, SecretKeyRef, SecretRef},
 };
@@ -123,10 +124,19 @@ fn default_cpu_utilization() -> i32 {
 /// Consumer lag read from the Kafka brokers: committed offsets of the group vs the partitions' end offsets.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("has(self.bootstrapServers) != has(self.sourceRef)")
+    .message("set exactly one of kafkaLag.bootstrapServers (host:port list) and kafkaLag.sourceRef (a LaunchSource's name)"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.sourceRef) || !has(self.authSecretRef)")
+    .message("kafkaLag.authSecretRef cannot be used with sourceRef: a LaunchSource holds its own credentials"))]
 pub struct KafkaLagTrigger {
-    /// Comma-separated `host:port` list of brokers to bootstrap from.
+    /// Comma-separated `host:port` list of brokers to bootstrap from. Set this or `sourceRef`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schemars(length(min = 1, max = 1024))]
     pub bootstrap_servers: String,
+    /// A Kafka cluster the platform team named for this namespace (a LaunchSource), used
+    /// instead of `bootstrapServers`; its brokers and client settings are the LaunchSource's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ref: Option<SourceRef>,
     /// The topic whose lag is measured and whose partitions are added (a Kafka topic name:
     /// letters, digits, `.`, `_` and `-`).
     #[schemars(length(min = 1, max = 249), regex(pattern = r"^[a-zA-Z0-9._-]+$"))]

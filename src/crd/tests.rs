@@ -127,7 +127,16 @@ fn committed_crd_matches_the_generated_one() {
     let committed = include_str!("../../crds/launchpolicy.yaml");
     assert!(
         committed == crd_yaml(),
-        "crds/launchpolicy.yaml is stale: run `cargo run -- crd > crds/launchpolicy.yaml`"
+        "crds/launchpolicy.yaml is stale: run `cargo run -- crd launchpolicy > crds/launchpolicy.yaml`"
+    );
+}
+
+#[test]
+fn committed_source_crd_matches_the_generated_one() {
+    let committed = include_str!("../../crds/launchsource.yaml");
+    assert!(
+        committed == source_crd_yaml(),
+        "crds/launchsource.yaml is stale: run `cargo run -- crd launchsource > crds/launchsource.yaml`"
     );
 }
 

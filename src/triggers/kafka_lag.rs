@@ -71,9 +71,11 @@ impl Kind for KafkaLag<'_> {
     }
 
     fn secrets(&self) -> Vec<SecretUse<'_>> {
+        // A LaunchSource's Secret (with its own namespace) is the platform team's.
         self.spec
             .auth_secret_ref
             .iter()
+            .filter(|s| s.namespace.is_none())
             .map(|s| SecretUse {
                 field: "kafkaLag.authSecretRef",
                 name: &s.name,
@@ -86,7 +88,10 @@ impl Kind for KafkaLag<'_> {
         kafka_bootstrap(&self.spec.bootstrap_servers)
             .into_iter()
             .map(|(host, port)| AddressUse {
-                field: "kafkaLag.bootstrapServers",
+                field: match self.spec.source_ref {
+                    Some(_) => "kafkaLag.sourceRef",
+                    None => "kafkaLag.bootstrapServers",
+                },
                 destination: Destination::Kafka,
                 host,
                 port,

@@ -240,6 +240,25 @@ impl Operator {
     }
 }
 
+/// A listener on `ip` that counts the connections it accepts: its port and the count.
+pub async fn counting_listener(ip: &str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    (port, count)
+}
+
 pub fn free_port() -> u16 {
     let [port] = liftoff_testenv::free_ports().expect("a free loopback port");
     port

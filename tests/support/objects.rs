@@ -85,3 +85,17 @@ pub fn stages(bake: &str, second_approval: &str) -> Value {
         {"name": "everyone", "users": "All"}
     ])
 }
+
+/// `(status, reason, message)` of a policy's Ready condition, once there is one.
+pub async fn ready(
+    api: &Api<liftoff::crd::LaunchPolicy>,
+    name: &str,
+) -> Option<(String, String, String)> {
+    let p = api.get_opt(name).await.ok()??;
+    let c = p
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")?;
+    Some((c.status, c.reason, c.message))
+}
