@@ -111,6 +111,11 @@ async fn refused_addresses_are_never_contacted_by_ip_or_by_name() {
             error.contains("refused by the operator's address policy"),
             "{name}: {error}"
         );
+        // Named as written: what the name resolved to is not shown.
+        assert!(
+            !error.contains(&format!("127.0.0.1:{by_name}")),
+            "{name}: {error}"
+        );
     }
     // The webhook of the stage the rollout entered was refused, not sent.
     eventually(WAIT, "the webhook to be refused", || async {

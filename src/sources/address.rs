@@ -133,7 +133,7 @@ pub const DENIED_HOSTS: [&str; 3] = ["metadata.google.internal", "metadata.goog"
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{address} is refused by the operator's address policy ({why})")]
 pub struct Denied {
-    /// The address as the policy wrote it (host and port), or the address it resolved to.
+    /// The address as the policy wrote it (host and port).
     pub address: String,
     pub why: String,
 }
@@ -270,7 +270,12 @@ impl AddressPolicy {
             .collect();
         match (allowed.is_empty(), first_denial) {
             (false, _) => Ok(allowed),
-            (true, Some(denied)) => Err(Refusal::Denied(denied)),
+            // Named as written: what an internal name resolves to is not the policy author's to
+            // learn from a refusal.
+            (true, Some(denied)) => Err(Refusal::Denied(Denied {
+                address: format!("{host}:{port}"),
+                why: format!("it resolves to a refused address, {}", denied.why),
+            })),
             (true, None) => Err(Refusal::Unresolved),
         }
     }
@@ -474,7 +479,12 @@ mod tests {
             &[],
         );
         let refused = policy.resolve(Destination::Redis, "localhost", 6379).await;
-        assert!(matches!(refused, Err(Refusal::Denied(_))), "{refused:?}");
+        let Err(Refusal::Denied(denied)) = refused else {
+            panic!("{refused:?}");
+        };
+        // The refusal names the host as written, never the address it resolved to.
+        assert_eq!(denied.address, "localhost:6379");
+        assert!(!denied.to_string().contains("127.0.0.1:"), "{denied}");
         let open = AddressPolicy::new(&[], &[], &[]);
         let found = open
             .resolve(Destination::Redis, "localhost", 6379)
