@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Liftoff demo: a local control plane (real etcd + kube-apiserver) and a real Prometheus, the
 # CRD installed, the operator running, the example launch applied, then a launch week compressed
-# into seconds (100 → 500 → 1,500 → everyone after a Go), with `kubectl get lp` on screen.
+# into seconds (a 100-user canary, the Go/No-Go, then 500 → 1,500 → everyone), with
+# `kubectl get lp` on screen.
 # Ctrl-C stops everything this script started. `--once` prints the result and exits (used by CI).
 source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
@@ -58,12 +59,14 @@ step "A launch week in seconds: examples/launch-week.yaml (Prometheus at $PROMET
 kubectl create namespace launch-week >/dev/null
 sed "s|PROMETHEUS_URL|$PROMETHEUS_URL|" examples/launch-week.yaml | kubectl apply -f -
 phase() { kubectl get lp launch-week -n launch-week -o jsonpath='{.status.rollout.phase}'; }
-for _ in $(seq 1 60); do [[ "$(phase)" == AwaitingApproval ]] && break; sleep 0.5; done
+note "the canary (internal-beta, 100 users) starts at once and bakes with healthy gates"
+for _ in $(seq 1 120); do [[ "$(phase)" == AwaitingApproval ]] && break; sleep 0.5; done
+[[ "$(phase)" == AwaitingApproval ]] || { tail -20 "$WORK/liftoff.log"; die "the canary did not reach the Go/No-Go"; }
 kubectl get lp -n launch-week
 note "$(kubectl get lp launch-week -n launch-week -o jsonpath='{.status.rollout.message}')"
 
-step "Go/No-Go: kubectl annotate lp/launch-week liftoff.dev/approve=internal-beta"
-kubectl annotate lp/launch-week -n launch-week liftoff.dev/approve=internal-beta >/dev/null
+step "Go/No-Go: kubectl annotate lp/launch-week liftoff.dev/approve=gradual"
+kubectl annotate lp/launch-week -n launch-week liftoff.dev/approve=gradual >/dev/null
 last=""
 for _ in $(seq 1 240); do
   now="$(kubectl get lp launch-week -n launch-week -o jsonpath='{.status.rollout.stageName} {.status.rollout.users} {.status.rollout.phase}')"

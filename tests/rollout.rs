@@ -289,6 +289,65 @@ async fn a_manual_stage_waits_for_an_approval_annotation_and_records_who_gave_it
 }
 
 #[tokio::test]
+async fn a_go_given_while_a_gate_cannot_be_read_is_kept_and_waits_for_healthy_gates() {
+    let l = launch("rollout-early-go").await;
+    let url = l._prometheus.url();
+    // The canary's p95 has no series yet: the gate is unknown, which holds the stage (a failing
+    // gate would pause it instead; the engine's tests cover that case).
+    let mut spec = rollout_spec(&url, stages("1s", "Manual"), "Pause");
+    spec["rollout"]["gates"]["checks"][1]["query"] = json!("max(canary_p95_latency_seconds)");
+    create_policy(&l, &url, spec).await;
+    let op = Operator::start(&l.cp, &["--resync=30s"]).await;
+    eventually(WAIT, "the canary held by p95", || async {
+        let r = rollout(&l.client, &l.ns).await?;
+        let held = r.state.stage_name.as_deref() == Some("internal-beta")
+            && r.message.as_deref()?.contains("p95-latency-seconds");
+        held.then_some(())
+    })
+    .await;
+
+    let approve = [
+        "-n",
+        &l.ns,
+        "annotate",
+        "lp/launch",
+        "liftoff.dev/approve=gradual",
+    ];
+    let (ok, _, err) = kubectl(&l.cp, &approve, None).await;
+    assert!(ok, "{err}");
+    let message = eventually(WAIT, "status to say the Go is kept", || async {
+        let message = rollout(&l.client, &l.ns).await?.message?;
+        message
+            .contains("the Go for stage gradual was given")
+            .then_some(message)
+    })
+    .await;
+    assert!(
+        message.contains("applies once this stage has baked with healthy gates"),
+        "{message}"
+    );
+    // The operator had its chances (1 s gates): the Go did not override the unknown gate.
+    op.completes_reconciles(5).await;
+    let r = rollout(&l.client, &l.ns).await.unwrap();
+    assert_eq!(r.state.stage_name.as_deref(), Some("internal-beta"));
+    assert_eq!(cohort(&l.client, &l.ns).await.as_deref(), Some("100"));
+
+    // Healthy again: the kept Go opens the gradual rollout, recorded with who gave it.
+    l.exporter.set("canary_p95_latency_seconds", &[], 0.2);
+    eventually(WAIT, "500 users once healthy", || async {
+        (cohort(&l.client, &l.ns).await? == "500").then_some(())
+    })
+    .await;
+    let approval = rollout(&l.client, &l.ns)
+        .await
+        .unwrap()
+        .state
+        .last_approval
+        .expect("the Go is recorded");
+    assert_eq!(approval.stage_name, "gradual");
+}
+
+#[tokio::test]
 async fn breaking_latency_pauses_with_the_value_and_rollback_returns_to_the_previous_cohort() {
     let l = launch("rollout-gate-failure").await;
     let url = l._prometheus.url();

@@ -13,7 +13,9 @@ use super::{duration::Duration, refs::LocalObjectRef, scaling::Approval};
     .message("cohort.flagd.population must be at least every numeric stage's users (the flag admits users / population of the population)"))]
 pub struct RolloutSpec {
     /// The stages, in order. User counts must strictly increase, and only the last stage may be
-    /// `All`. Default: 100 → 500 → 1500 → All.
+    /// `All`. Default, the seed plan: `internal-beta` 100 users baking 2h (the canary), then the
+    /// Go/No-Go for `gradual` 500 (`approval: Manual`) baking 168h, `expanded` 1500 baking 168h,
+    /// `everyone` All.
     #[serde(default = "default_stages")]
     #[schemars(length(min = 1, max = 16))]
     #[x_kube(
@@ -38,22 +40,25 @@ pub struct RolloutSpec {
     pub cohort: Option<CohortSpec>,
 }
 
-/// The seed plan: 100 internal/beta users, then 500, then 1,500, then everyone.
+/// The seed plan: a canary of 100 internal users monitored for 2 hours, then the Go/No-Go for
+/// the gradual rollout (500 users for a week), 1,500 for a week, then everyone.
 pub fn default_stages() -> Vec<Stage> {
-    let stage = |name: &str, users: IntOrString, approval| Stage {
+    let stage = |name: &str, users: IntOrString, bake_hours: Option<u64>, approval| Stage {
         name: name.into(),
         users,
-        bake: None,
+        bake: bake_hours.map(|h| Duration::from_secs(h * 3600)),
         approval,
     };
+    let (automatic, manual) = (Approval::Automatic, Approval::Manual);
     vec![
-        stage("internal-beta", IntOrString::Int(100), Approval::Manual),
-        stage("gradual", IntOrString::Int(500), Approval::Automatic),
-        stage("expanded", IntOrString::Int(1500), Approval::Automatic),
+        stage("internal-beta", IntOrString::Int(100), Some(2), automatic),
+        stage("gradual", IntOrString::Int(500), Some(168), manual),
+        stage("expanded", IntOrString::Int(1500), Some(168), automatic),
         stage(
             "everyone",
             IntOrString::String("All".into()),
-            Approval::Automatic,
+            None,
+            automatic,
         ),
     ]
 }
@@ -75,7 +80,10 @@ pub struct Stage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bake: Option<Duration>,
     /// `Automatic` (default): advance into this stage as soon as the previous one has baked.
-    /// `Manual`: wait for a person's Go/No-Go before entering it.
+    /// `Manual`: the Go/No-Go. Once the previous stage has baked with healthy gates, wait for a
+    /// person's Go (`liftoff.dev/approve=<stage>`) before entering this one. A Go given earlier,
+    /// while the previous stage still bakes or its gates fail or cannot be read, is kept and
+    /// shown in status; the stage is still entered only once it has baked with healthy gates.
     #[serde(default = "automatic")]
     pub approval: Approval,
 }

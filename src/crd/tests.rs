@@ -92,10 +92,22 @@ fn a_minimal_policy_gets_the_seed_defaults() {
         trigger.scale_target_ref.as_ref().unwrap().api_version,
         "apps/v1"
     );
-    let users: Vec<String> = policy
-        .rollout
-        .unwrap()
-        .stages
+    let stages = policy.rollout.unwrap().stages;
+    // The seed plan: the canary bakes 2 hours, then the Go/No-Go opens the gradual rollout.
+    let plan: Vec<_> = stages
+        .iter()
+        .map(|s| (s.bake.map(|b| b.to_string()), s.approval))
+        .collect();
+    assert_eq!(
+        plan,
+        [
+            (Some("2h".to_string()), Approval::Automatic),
+            (Some("168h".to_string()), Approval::Manual),
+            (Some("168h".to_string()), Approval::Automatic),
+            (None, Approval::Automatic),
+        ]
+    );
+    let users: Vec<String> = stages
         .iter()
         .map(|s| match &s.users {
             k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n.to_string(),

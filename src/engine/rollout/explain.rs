@@ -7,7 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::{
     clock,
     gates::{self, Health},
-    inputs::Inputs,
+    inputs::{Action, Inputs},
     plan::{Plan, next_index},
 };
 use crate::crd::{HoldCause, Phase, RolloutState};
@@ -93,6 +93,24 @@ fn why(plan: &Plan, state: &RolloutState, inputs: &Inputs, now: Timestamp) -> St
     }
 }
 
+/// A Go for the next stage given before the current one has baked with healthy gates: kept,
+/// and said, so the room knows it was received and what it still waits for.
+fn early_go(plan: &Plan, state: &RolloutState, inputs: &Inputs) -> Option<String> {
+    let next = next_index(state.stage);
+    let stage = plan.stage(next)?;
+    let go = inputs.commands.iter().find(|c| {
+        c.action == (Action::Approve { stage: next }) && !state.applied_commands.contains(&c.id)
+    })?;
+    let by = go
+        .by
+        .as_deref()
+        .map_or_else(String::new, |by| format!(" by {by}"));
+    Some(format!(
+        "the Go for stage {} was given{by} and applies once this stage has baked with healthy gates",
+        stage.name
+    ))
+}
+
 fn held_users(plan: &Plan, state: &RolloutState) -> String {
     let stage = plan.users_at(state.stage);
     if state.users < stage {
@@ -113,6 +131,10 @@ fn baking(plan: &Plan, state: &RolloutState, inputs: &Inputs, now: Timestamp, at
         Health::Healthy => None,
         Health::Unknown(why) => Some(format!("{why}, so it cannot advance")),
         Health::NotYet(why) => Some(why.clone()),
+    };
+    let gate_note = match (gate_note, early_go(plan, state, inputs)) {
+        (Some(note), Some(go)) => Some(format!("{note}; {go}")),
+        (note, go) => note.or(go),
     };
     match (started, until) {
         (Some(started), Some(until)) if now < until => {

@@ -43,13 +43,14 @@ pub(super) fn check(name: &str, min: Option<f64>, max: Option<f64>) -> GateCheck
     }
 }
 
-/// The seed plan: 100 (2h, Manual) → 500 (1h) → 1500 (1h) → All; no gates.
+/// The seed plan: the canary 100 (2h) → the Go/No-Go, 500 (1h, Manual) → 1500 (1h) → All;
+/// no gates.
 pub(super) fn launch() -> RolloutSpec {
     use Approval::*;
     RolloutSpec {
         stages: vec![
-            stage("internal-beta", "100", 2 * HOUR as u64, Manual),
-            stage("gradual", "500", HOUR as u64, Automatic),
+            stage("internal-beta", "100", 2 * HOUR as u64, Automatic),
+            stage("gradual", "500", HOUR as u64, Manual),
             stage("expanded", "1500", HOUR as u64, Automatic),
             stage("everyone", "All", 0, Automatic),
         ],
@@ -57,6 +58,13 @@ pub(super) fn launch() -> RolloutSpec {
         on_gate_failure: GateFailurePolicy::Pause,
         cohort: None,
     }
+}
+
+/// The seed plan with a Go needed before the canary too (a team's choice, not the default).
+pub(super) fn manual_first() -> RolloutSpec {
+    let mut spec = launch();
+    spec.stages[0].approval = Approval::Manual;
+    spec
 }
 
 /// Automatic stages 100 (10m) → 500 (10m) → All, no gates.

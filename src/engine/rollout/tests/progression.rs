@@ -6,7 +6,7 @@ use super::*;
 
 #[test]
 fn manual_first_stage_waits_for_approval_with_nobody_admitted() {
-    let mut run = Run::new(launch());
+    let mut run = Run::new(manual_first());
     let d = run.step(0, &Inputs::default());
     assert_eq!(d.state.phase, Phase::AwaitingApproval);
     assert_eq!(d.users, Users::NONE);
@@ -23,7 +23,7 @@ fn manual_first_stage_waits_for_approval_with_nobody_admitted() {
 
 #[test]
 fn approval_of_the_first_stage_admits_its_users_and_starts_its_bake() {
-    let mut run = Run::new(launch());
+    let mut run = Run::new(manual_first());
     run.step(0, &Inputs::default());
     let d = run.step(10, &Inputs::default().with_command(approve("a1", 0)));
     assert_eq!(d.state.phase, Phase::Baking);
@@ -57,7 +57,7 @@ fn automatic_first_stage_is_entered_on_the_first_evaluation() {
 #[test]
 fn baking_message_is_stable_while_the_requeue_counts_down_to_the_fixed_deadline() {
     let mut run = Run::new(launch());
-    run.step(0, &Inputs::default().with_command(approve("a1", 0)));
+    run.step(0, &Inputs::default());
     // (seconds after entering, expected sentence fragment, expected requeue)
     let fragment = "baking 2h, until ";
     let table = [
@@ -253,9 +253,10 @@ fn the_last_stage_completes_with_everyone_admitted_and_stops_requeueing() {
 #[test]
 fn the_seed_launch_goes_100_500_1500_everyone_in_order() {
     let mut run = Run::new(launch());
-    let mut published = vec![run.step(0, &Inputs::default()).users];
+    let mut published = vec![Users::NONE];
     let mut t = 0;
-    let approval = Inputs::default().with_command(approve("go", 0));
+    // The Go/No-Go for the gradual rollout, given once the canary has baked.
+    let approval = Inputs::default().with_command(approve("go", 1));
     loop {
         let d = run.step(t, &approval);
         if published.last() != Some(&d.users) {
@@ -275,4 +276,61 @@ fn the_seed_launch_goes_100_500_1500_everyone_in_order() {
         [Count(0), Count(100), Count(500), Count(1500), All]
     );
     assert_eq!(t, 4 * HOUR + 1);
+}
+
+#[test]
+fn the_seed_canary_starts_at_once_and_the_go_opens_the_gradual_rollout() {
+    let mut run = Run::new(launch());
+    let d = run.step(0, &Inputs::default());
+    assert_eq!((d.state.stage, d.users), (Some(0), Users::Count(100)));
+    let d = run.step(2 * HOUR, &Inputs::default());
+    assert_eq!(d.state.phase, Phase::AwaitingApproval);
+    assert_eq!(
+        d.message,
+        "waiting for approval of stage gradual (500 users) (index 1); stage internal-beta \
+         (100 users) has baked with healthy gates"
+    );
+    let go = Inputs::default().with_command(approve("go", 1));
+    let d = run.step(2 * HOUR + 30, &go);
+    assert_eq!((d.state.stage, d.users), (Some(1), Users::Count(500)));
+    assert!(d.events[0].message.contains("approved by alice"));
+}
+
+#[test]
+fn a_go_given_while_a_gate_fails_is_kept_said_and_used_only_once_healthy() {
+    let spec = gated(launch(), 3, crate::crd::GateFailurePolicy::Pause);
+    let mut run = Run::new(spec.clone());
+    run.healthy_until(0, 2 * HOUR - MIN);
+    // The room gives the Go while p95 is over its bound (not yet failing 3 times in a row).
+    let slow = reading(&spec, "p95-latency-seconds", GateReading::Value(0.9))
+        .with_command(approve("go", 1));
+    let d = run.step(2 * HOUR, &slow);
+    assert_eq!((d.state.phase, d.state.stage), (Phase::Baking, Some(0)));
+    assert!(d.events.is_empty(), "{:?}", d.events);
+    assert!(
+        d.message.ends_with(
+            "; the Go for stage gradual was given by alice and applies once this stage has \
+             baked with healthy gates"
+        ),
+        "{}",
+        d.message
+    );
+    assert!(d.message.contains("p95-latency-seconds"), "{}", d.message);
+    // Healthy again for a whole window: the Go is used, recorded with who gave it.
+    let go = healthy(&spec).with_command(approve("go", 1));
+    let mut t = 2 * HOUR;
+    let d = loop {
+        t += MIN;
+        let d = run.step(t, &go);
+        if d.state.stage == Some(1) {
+            break d;
+        }
+        assert!(t < 3 * HOUR, "never advanced: {}", d.message);
+    };
+    assert_eq!(d.users, Users::Count(500));
+    let approval = d.state.last_approval.as_ref().unwrap();
+    assert_eq!(
+        (approval.stage_name.as_str(), approval.by.as_deref()),
+        ("gradual", Some("alice"))
+    );
 }

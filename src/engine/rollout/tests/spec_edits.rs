@@ -6,7 +6,7 @@ use crate::crd::GateFailurePolicy::Pause;
 /// The seed launch, approved, driven by its own timers until it is at stage `index`.
 fn launch_at(index: u32) -> Run {
     let mut run = Run::new(launch());
-    let go = Inputs::default().with_command(approve("go", 0));
+    let go = Inputs::default().with_command(approve("go", 1));
     let mut t = 0;
     run.step(t, &go);
     while run.stage() != Some(index) || run.state.phase == Phase::AwaitingApproval {
