@@ -156,10 +156,11 @@ fn reading(kind: &TriggerKind<'_>, u: &mut Unstructured<'_>) -> Reading {
 }
 
 fn gate_reading(u: &mut Unstructured<'_>) -> GateReading {
-    match u.int_in_range(0..=2u8).unwrap_or(0) {
+    match u.int_in_range(0..=3u8).unwrap_or(0) {
         0 => GateReading::Value(u.arbitrary().unwrap_or(0.0)),
         1 => GateReading::Value(f64::from(u.arbitrary::<u16>().unwrap_or(0)) / 1000.0),
-        _ => GateReading::unknown("no series"),
+        2 => GateReading::NoData,
+        _ => GateReading::unknown("Prometheus is unreachable"),
     }
 }
 

@@ -348,6 +348,64 @@ async fn a_go_given_while_a_gate_cannot_be_read_is_kept_and_waits_for_healthy_ga
 }
 
 #[tokio::test]
+async fn a_query_with_no_series_holds_by_default_and_passes_when_the_policy_says_so() {
+    let l = launch("rollout-no-data").await;
+    let url = l._prometheus.url();
+    let mut spec = rollout_spec(&url, stages("1s", "Automatic"), "Pause");
+    let checks = &mut spec["rollout"]["gates"]["checks"];
+    // No 5xx series exists: "no errors" passes.
+    checks[0]["query"] = json!("max(http_5xx_rate)");
+    checks[0]["onNoData"] = json!("Pass");
+    // The canary's p95 is not scraped yet: unknown, so the stage waits (the default).
+    checks[1]["query"] = json!("max(canary_p95_latency_seconds)");
+    create_policy(&l, &url, spec).await;
+    let op = Operator::start(&l.cp, &["--resync=30s"]).await;
+
+    let gate = eventually(WAIT, "the p95 gate to report no data", || async {
+        let r = rollout(&l.client, &l.ns).await?;
+        r.state
+            .gates
+            .into_iter()
+            .find(|g| g.name == "p95-latency-seconds" && g.no_data_since.is_some())
+    })
+    .await;
+    let error = gate.error.unwrap_or_default();
+    assert!(
+        error.starts_with("the query has returned no series since ")
+            && error.ends_with("; onNoData: Hold"),
+        "{error}"
+    );
+    op.completes_reconciles(5).await;
+    let r = rollout(&l.client, &l.ns).await.unwrap();
+    assert_eq!(r.state.stage_name.as_deref(), Some("internal-beta"), "held");
+    assert!(
+        r.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("onNoData: Hold"),
+        "{:?}",
+        r.message
+    );
+
+    // Data arrives: the launch walks to everyone while error-rate still has no series.
+    l.exporter.set("canary_p95_latency_seconds", &[], 0.2);
+    let r = eventually(WAIT, "the rollout to complete", || async {
+        rollout(&l.client, &l.ns)
+            .await
+            .filter(|r| format!("{:?}", r.state.phase) == "Completed")
+    })
+    .await;
+    let errors = r
+        .state
+        .gates
+        .iter()
+        .find(|g| g.name == "error-rate")
+        .unwrap();
+    assert_eq!((errors.passing, errors.value), (Some(true), None));
+    assert!(errors.no_data_since.is_some());
+}
+
+#[tokio::test]
 async fn breaking_latency_pauses_with_the_value_and_rollback_returns_to_the_previous_cohort() {
     let l = launch("rollout-gate-failure").await;
     let url = l._prometheus.url();

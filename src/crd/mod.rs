@@ -20,8 +20,8 @@ pub use duration::Duration;
 pub use notify::{Notification, NotificationEvent};
 pub use refs::{LocalObjectRef, ScaleTargetRef, SecretKeyRef, SecretRef};
 pub use rollout::{
-    CohortSpec, FlagdCohort, GateCheck, GateFailurePolicy, GateSpec, RolloutSpec, Stage,
-    default_stages,
+    CohortSpec, FlagdCohort, GateCheck, GateFailurePolicy, GateSpec, NoDataPolicy, RolloutSpec,
+    Stage, default_stages,
 };
 pub use rollout_state::{
     ConsumedApproval, GateState, Hold, HoldCause, MAX_REMEMBERED_COMMANDS, Phase, RolloutState,

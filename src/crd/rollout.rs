@@ -156,6 +156,38 @@ pub struct GateCheck {
     /// The check fails when the value is above this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+    /// What it means when the query returns no series (no 5xx yet, no traffic at all):
+    /// `Hold` (default) treats it as unknown, so the stage neither advances nor fails and
+    /// status says since when the check has had no data; `Pass` counts it as a passed check
+    /// (for "no errors is good" queries); `Fail` counts it as a failed check (for "no logins
+    /// means the login service is down" queries). A source that cannot be read is always
+    /// unknown, whatever this says.
+    #[serde(default)]
+    pub on_no_data: NoDataPolicy,
+}
+
+/// What a gate check's query returning no series means.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
+pub enum NoDataPolicy {
+    /// Unknown: hold the stage (no advance, no failure) until data arrives.
+    #[default]
+    Hold,
+    /// A passed check.
+    Pass,
+    /// A failed check.
+    Fail,
+}
+
+impl NoDataPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoDataPolicy::Hold => "Hold",
+            NoDataPolicy::Pass => "Pass",
+            NoDataPolicy::Fail => "Fail",
+        }
+    }
 }
 
 /// Reaction to a failing gate.

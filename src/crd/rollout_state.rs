@@ -145,6 +145,10 @@ pub struct GateState {
     /// Passed evaluations in a row in this stage (unknown values neither add nor reset).
     #[serde(default)]
     pub consecutive_passes: u32,
+    /// Since when the query has returned no series (what that means is the check's
+    /// `onNoData`); absent while it returns a value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_data_since: Option<Time>,
 }
 
 /// Why the rollout is held.

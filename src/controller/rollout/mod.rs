@@ -15,7 +15,7 @@ use crate::{
     conditions::Desired,
     crd::{LaunchPolicy, PrometheusSource, RolloutSpec, RolloutStatus},
     engine::rollout::{self, Event, GateReading, Inputs, Phase},
-    sources::redact_url,
+    sources::{prometheus::QueryError, redact_url},
 };
 
 /// Condition type: the launch is moving (or waiting for a person's Go).
@@ -120,6 +120,8 @@ async fn read_gates(
                 Err(e) => GateReading::unknown(e),
                 Ok(c) => match c.query_value(&check.query).await {
                     Ok(v) => GateReading::Value(v),
+                    // What no series means is the check's `onNoData`, not an outage.
+                    Err(QueryError::NoSeries) => GateReading::NoData,
                     Err(e) => GateReading::unknown(format!("prometheus {}: {e}", c.address())),
                 },
             };

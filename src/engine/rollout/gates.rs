@@ -7,7 +7,7 @@ use super::{
     inputs::{GateReading, Inputs},
     plan::Plan,
 };
-use crate::crd::{GateCheck, GateState, Phase, RolloutState};
+use crate::crd::{GateCheck, GateState, NoDataPolicy, Phase, RolloutState};
 
 /// Whether gates are evaluated in this state: a stage is admitted and the rollout is not over.
 pub(crate) fn evaluated(state: &RolloutState) -> bool {
@@ -90,18 +90,36 @@ fn count(g: &mut GateState, check: &GateCheck, reading: &GateReading, now: Times
             let pass =
                 check.min.is_none_or(|min| *v >= min) && check.max.is_none_or(|max| *v <= max);
             g.value = Some(*v);
-            g.passing = Some(pass);
-            g.error = None;
-            if pass {
-                g.consecutive_passes = g.consecutive_passes.saturating_add(1);
-                g.consecutive_failures = 0;
-            } else {
-                g.consecutive_failures = g.consecutive_failures.saturating_add(1);
-                g.consecutive_passes = 0;
-            }
+            g.no_data_since = None;
+            judged(g, pass);
         }
         GateReading::Value(v) => unknown(g, format!("the query returned {v}")),
+        GateReading::NoData => {
+            let since = g.no_data_since.get_or_insert_with(|| clock::time(now)).0;
+            g.value = None;
+            match check.on_no_data {
+                NoDataPolicy::Hold => unknown(
+                    g,
+                    format!("the query has returned no series since {since}; onNoData: Hold"),
+                ),
+                NoDataPolicy::Pass => judged(g, true),
+                NoDataPolicy::Fail => judged(g, false),
+            }
+        }
         GateReading::Unknown { error } => unknown(g, error.clone()),
+    }
+}
+
+/// Counts a pass or a failure.
+fn judged(g: &mut GateState, pass: bool) {
+    g.passing = Some(pass);
+    g.error = None;
+    if pass {
+        g.consecutive_passes = g.consecutive_passes.saturating_add(1);
+        g.consecutive_failures = 0;
+    } else {
+        g.consecutive_failures = g.consecutive_failures.saturating_add(1);
+        g.consecutive_passes = 0;
     }
 }
 
@@ -124,16 +142,17 @@ pub(crate) enum Health {
 
 pub(crate) fn health(plan: &Plan, state: &RolloutState, inputs: &Inputs) -> Health {
     // An unknown reading holds even before the first stage: no advance on missing data, ever.
-    let names = plan.gates.checks.iter().map(|c| c.name.as_str());
-    if let Some((name, error)) = inputs.unknown_gate(names) {
+    // What the last evaluation recorded says most (e.g. since when a check has had no data).
+    let recorded = state.gates.iter().find(|g| g.error.is_some());
+    if let (Some(_), Some(g)) = (state.stage, recorded) {
+        let error = g.error.as_deref().unwrap_or_default();
+        return Health::Unknown(format!("gate {} is unknown ({error})", g.name));
+    }
+    if let Some((name, error)) = inputs.unknown_gate(plan.gates.checks) {
         return Health::Unknown(format!("gate {name} is unknown ({error})"));
     }
     if state.stage.is_none() {
         return Health::Healthy;
-    }
-    if let Some(g) = state.gates.iter().find(|g| g.error.is_some()) {
-        let error = g.error.as_deref().unwrap_or_default();
-        return Health::Unknown(format!("gate {} is unknown ({error})", g.name));
     }
     let needed = plan.gates.failure_threshold;
     if let Some(g) = state.gates.iter().find(|g| g.consecutive_failures > 0) {
@@ -169,7 +188,10 @@ pub(crate) fn failing(g: &GateState, threshold: u32) -> String {
         (Some(v), _, Some(max)) if v > max => format!(" {v} > {max}"),
         (Some(v), Some(min), _) if v < min => format!(" {v} < {min}"),
         (Some(v), _, _) => format!(" {v}"),
-        (None, _, _) => String::new(),
+        (None, _, _) => match &g.no_data_since {
+            Some(since) => format!(" has had no data since {} (onNoData: Fail)", since.0),
+            None => String::new(),
+        },
     };
     let failures = g.consecutive_failures.min(threshold);
     format!(

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::crd::{GateCheck, NoDataPolicy};
+
 /// One evaluation's inputs.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Inputs {
@@ -35,15 +37,21 @@ impl Inputs {
         self
     }
 
-    /// Whether any reading for one of `names` is unknown.
+    /// The first of `checks` whose reading is unknown (a query that returned no series counts
+    /// as unknown when the check's `onNoData` is `Hold`), and why.
     pub(crate) fn unknown_gate<'a>(
         &'a self,
-        mut names: impl Iterator<Item = &'a str>,
+        checks: &'a [GateCheck],
     ) -> Option<(&'a str, &'a str)> {
-        names.find_map(|name| match self.gates.get_key_value(name) {
-            Some((name, GateReading::Unknown { error })) => Some((name.as_str(), error.as_str())),
-            _ => None,
-        })
+        checks
+            .iter()
+            .find_map(|check| match self.gates.get(&check.name) {
+                Some(GateReading::Unknown { error }) => Some((check.name.as_str(), error.as_str())),
+                Some(GateReading::NoData) if check.on_no_data == NoDataPolicy::Hold => {
+                    Some((check.name.as_str(), NO_DATA_HOLDS))
+                }
+                _ => None,
+            })
     }
 }
 
@@ -52,9 +60,14 @@ impl Inputs {
 pub enum GateReading {
     /// The query returned this value. NaN and infinities are treated as unknown.
     Value(f64),
-    /// The value could not be read (source down, no series, several series...).
+    /// The query returned no series: what it means is the check's `onNoData`.
+    NoData,
+    /// The value could not be read (source down, several series...).
     Unknown { error: String },
 }
+
+/// Why a check whose query returned no series holds the rollout.
+pub(crate) const NO_DATA_HOLDS: &str = "the query returned no series; onNoData: Hold";
 
 impl GateReading {
     pub fn unknown(error: impl Into<String>) -> Self {

@@ -391,3 +391,106 @@ fn an_unknown_reading_keeps_even_the_first_stage_from_starting() {
     );
     assert_eq!(run.step(1, &healthy(&spec)).users, Users::Count(100));
 }
+
+/// `spec` whose login check (a `min` check) treats no series as `policy`.
+fn on_no_data(mut spec: RolloutSpec, policy: crate::crd::NoDataPolicy) -> RolloutSpec {
+    for c in spec.gates.iter_mut().flat_map(|g| &mut g.checks) {
+        if c.name == LOGIN {
+            c.on_no_data = policy;
+        }
+    }
+    spec
+}
+
+#[test]
+fn no_data_holds_by_default_and_status_says_since_when() {
+    let spec = no_bakes(gated(automatic(), 2, Pause));
+    let mut run = Run::new(spec.clone());
+    run.step(0, &healthy(&spec));
+    let quiet = reading(&spec, LOGIN, GateReading::NoData);
+    for t in [MIN, 2 * MIN, 30 * MIN] {
+        let d = run.step(t, &quiet);
+        assert_eq!((d.state.phase, d.state.stage), (Phase::Baking, Some(0)));
+        assert!(d.events.is_empty(), "neither advances nor fails");
+        let g = d.state.gates.iter().find(|g| g.name == LOGIN).unwrap();
+        assert_eq!(
+            g.no_data_since.as_ref().unwrap().0,
+            at(MIN),
+            "since the first"
+        );
+        assert_eq!((g.passing, g.consecutive_failures), (None, 0));
+    }
+    let d = run.last.clone().unwrap();
+    assert!(
+        d.message.contains(&format!(
+            "gate login-success is unknown (the query has returned no series since {}; onNoData: Hold)",
+            at(MIN)
+        )),
+        "{}",
+        d.message
+    );
+    // Data again: the no-data clock stops.
+    let d = run.step(31 * MIN, &healthy(&spec));
+    let g = d.state.gates.iter().find(|g| g.name == LOGIN).unwrap();
+    assert_eq!(g.no_data_since, None);
+}
+
+#[test]
+fn no_data_can_pass_so_a_quiet_healthy_launch_advances() {
+    let spec = no_bakes(on_no_data(
+        gated(automatic(), 2, Pause),
+        crate::crd::NoDataPolicy::Pass,
+    ));
+    let mut run = Run::new(spec.clone());
+    run.step(0, &healthy(&spec));
+    let quiet = reading(&spec, LOGIN, GateReading::NoData);
+    run.step(MIN, &quiet);
+    let d = run.step(2 * MIN, &quiet);
+    assert_eq!((d.state.stage, d.users), (Some(1), Users::Count(500)));
+}
+
+#[test]
+fn no_data_can_fail_and_trip_the_gate_saying_so() {
+    let spec = on_no_data(gated(automatic(), 2, Pause), crate::crd::NoDataPolicy::Fail);
+    let mut run = Run::new(spec.clone());
+    run.step(0, &healthy(&spec));
+    let quiet = reading(&spec, LOGIN, GateReading::NoData);
+    run.step(MIN, &quiet);
+    let d = run.step(2 * MIN, &quiet);
+    assert_eq!(d.state.phase, Phase::Paused);
+    assert_eq!(kinds(&d), [EventKind::GateFailed, EventKind::Paused]);
+    assert!(
+        d.events[0].message.starts_with(&format!(
+            "gate login-success has had no data since {} (onNoData: Fail) (2/2 checks failed)",
+            at(MIN)
+        )),
+        "{}",
+        d.events[0].message
+    );
+}
+
+#[test]
+fn an_unreadable_source_is_unknown_whatever_on_no_data_says() {
+    for policy in [
+        crate::crd::NoDataPolicy::Pass,
+        crate::crd::NoDataPolicy::Fail,
+    ] {
+        let spec = no_bakes(on_no_data(gated(automatic(), 2, Pause), policy));
+        let mut run = Run::new(spec.clone());
+        run.step(0, &healthy(&spec));
+        let down = reading(
+            &spec,
+            LOGIN,
+            GateReading::unknown("Prometheus is unreachable"),
+        );
+        for t in [MIN, 2 * MIN, 3 * MIN] {
+            let d = run.step(t, &down);
+            assert_eq!(
+                (d.state.phase, d.state.stage),
+                (Phase::Baking, Some(0)),
+                "{policy:?}"
+            );
+            assert!(d.events.is_empty(), "{policy:?}");
+        }
+    }
+}

@@ -40,6 +40,7 @@ pub(super) fn check(name: &str, min: Option<f64>, max: Option<f64>) -> GateCheck
         query: format!("{name}_query"),
         min,
         max,
+        on_no_data: Default::default(),
     }
 }
 
