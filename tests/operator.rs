@@ -112,7 +112,9 @@ stringData: {url: "https://hooks.example/secret-token"}
     let header: Vec<_> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "STAGE", "USERS", "PHASE", "READY", "REASON", "AGE"]
+        [
+            "NAME", "STAGE", "USERS", "PHASE", "WAITING", "ON", "READY", "REASON", "AGE"
+        ]
     );
     assert!(
         table.contains("emr-platform") && table.contains("True"),

@@ -348,7 +348,7 @@ async fn a_go_given_while_a_gate_cannot_be_read_is_kept_and_waits_for_healthy_ga
 }
 
 #[tokio::test]
-async fn a_query_with_no_series_holds_by_default_and_passes_when_the_policy_says_so() {
+async fn a_query_with_no_series_holds_visibly_by_default_and_passes_when_the_policy_says_so() {
     let l = launch("rollout-no-data").await;
     let url = l._prometheus.url();
     let mut spec = rollout_spec(&url, stages("1s", "Automatic"), "Pause");
@@ -356,10 +356,47 @@ async fn a_query_with_no_series_holds_by_default_and_passes_when_the_policy_says
     // No 5xx series exists: "no errors" passes.
     checks[0]["query"] = json!("max(http_5xx_rate)");
     checks[0]["onNoData"] = json!("Pass");
-    // The canary's p95 is not scraped yet: unknown, so the stage waits (the default).
+    // The canary's p95 and login ratio are not scraped yet: unknown, so the stage waits (the
+    // default).
     checks[1]["query"] = json!("max(canary_p95_latency_seconds)");
+    checks
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "login-success", "query": "max(canary_login_ratio)", "min": 0.99}));
     create_policy(&l, &url, spec).await;
     let op = Operator::start(&l.cp, &["--resync=30s"]).await;
+
+    // The hold shows in the table, naming every gate that holds it, and in the condition.
+    let table = eventually(WAIT, "kubectl get lp to show the hold", || async {
+        let (_, out, _) = kubectl(&l.cp, &["-n", &l.ns, "get", "lp", "launch"], None).await;
+        out.contains("gates unknown: p95-latency-seconds, login-success")
+            .then_some(out)
+    })
+    .await;
+    assert!(table.contains("WAITING ON"), "{table}");
+    let policy = Api::<LaunchPolicy>::namespaced(l.client.clone(), &l.ns)
+        .get("launch")
+        .await
+        .unwrap();
+    let progressing = policy
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "RolloutProgressing")
+        .unwrap();
+    assert_eq!(
+        (progressing.status.as_str(), progressing.reason.as_str()),
+        ("False", "GatesUnknown"),
+        "{}",
+        progressing.message
+    );
+    assert!(
+        progressing.message.contains("gates p95-latency-seconds (")
+            && progressing.message.contains("login-success ("),
+        "{}",
+        progressing.message
+    );
 
     let gate = eventually(WAIT, "the p95 gate to report no data", || async {
         let r = rollout(&l.client, &l.ns).await?;
@@ -389,6 +426,7 @@ async fn a_query_with_no_series_holds_by_default_and_passes_when_the_policy_says
 
     // Data arrives: the launch walks to everyone while error-rate still has no series.
     l.exporter.set("canary_p95_latency_seconds", &[], 0.2);
+    l.exporter.set("canary_login_ratio", &[], 1.0);
     let r = eventually(WAIT, "the rollout to complete", || async {
         rollout(&l.client, &l.ns)
             .await
@@ -403,6 +441,7 @@ async fn a_query_with_no_series_holds_by_default_and_passes_when_the_policy_says
         .unwrap();
     assert_eq!((errors.passing, errors.value), (Some(true), None));
     assert!(errors.no_data_since.is_some());
+    assert_eq!(r.waiting_on, None, "nothing holds a completed launch");
 }
 
 #[tokio::test]

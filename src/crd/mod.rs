@@ -37,6 +37,7 @@ pub use source::{
 };
 pub use status::{
     LaunchPolicyStatus, PendingAction, RecentScale, RolloutStatus, SummaryStatus, TriggerStatus,
+    WaitReason, WaitingOn,
 };
 pub use users::Users;
 
@@ -73,6 +74,12 @@ pub use users::Users;
         type_ = "string",
         json_path = ".status.rollout.phase",
         description = "Rollout phase"
+    ),
+    printcolumn(
+        name = "Waiting On",
+        type_ = "string",
+        json_path = ".status.rollout.waitingOn.summary",
+        description = "What the rollout waits on, other than time: unknown or failing gates, a Go, a person"
     ),
     printcolumn(
         name = "Ready",

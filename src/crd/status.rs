@@ -65,6 +65,44 @@ pub struct RolloutStatus {
     /// `Paused at gradual (500 users): gate p95-latency-seconds 0.62 > 0.5 (3/3 checks failed)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// What the rollout waits on, other than time, before it can move on; absent while it is
+    /// only baking. The `Waiting On` column of `kubectl get lp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_on: Option<WaitingOn>,
+}
+
+/// What holds the rollout, in a few words.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitingOn {
+    /// `GatesUnknown` (a gate cannot be read or has no data: the stage cannot end),
+    /// `GatesFailing` (a gate is out of bounds, not yet `failureThreshold` times),
+    /// `Approval` (a person's Go), `Person` (paused, rolled back, aborted or suspended: a
+    /// command or a spec change moves it on).
+    pub reason: WaitReason,
+    /// E.g. `gates unknown: error-rate, login-success`, `Go for gradual`,
+    /// `resume or retry: gate p95-latency-seconds 0.62 > 0.5 (3/3 checks failed)`.
+    pub summary: String,
+}
+
+/// Why the rollout waits.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum WaitReason {
+    GatesUnknown,
+    GatesFailing,
+    Approval,
+    Person,
+}
+
+impl WaitReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitReason::GatesUnknown => "GatesUnknown",
+            WaitReason::GatesFailing => "GatesFailing",
+            WaitReason::Approval => "Approval",
+            WaitReason::Person => "Person",
+        }
+    }
 }
 
 /// A scaling trigger's state.

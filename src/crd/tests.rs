@@ -175,7 +175,7 @@ proptest::proptest! {
                 }],
                 ..Default::default()
             },
-            message: None,
+            ..Default::default()
         };
         let written = serde_json::to_string(&status).unwrap();
         let read: RolloutStatus = serde_json::from_str(&written).unwrap();

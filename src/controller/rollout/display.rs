@@ -97,6 +97,7 @@ mod tests {
                 ..Default::default()
             },
             message: Some("stage beta (100 users) baking 2h, until …".into()),
+            waiting_on: None,
         }
     }
 

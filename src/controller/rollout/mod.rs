@@ -13,7 +13,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::{lookup::KubeLookup, pools::Pools};
 use crate::{
     conditions::Desired,
-    crd::{LaunchPolicy, PrometheusSource, RolloutSpec, RolloutStatus},
+    crd::{LaunchPolicy, PrometheusSource, RolloutSpec, RolloutStatus, WaitReason},
     engine::rollout::{self, Event, GateReading, Inputs, Phase},
     sources::{prometheus::QueryError, redact_url},
 };
@@ -79,6 +79,7 @@ pub async fn evaluate(
     let fresh = RolloutStatus {
         state: decision.state,
         message: Some(message),
+        waiting_on: decision.waiting_on,
     };
     let threshold = spec.gates.as_ref().map_or(1, |g| {
         u32::try_from(g.failure_threshold).unwrap_or(1).max(1)
@@ -140,5 +141,15 @@ pub fn condition(status: &RolloutStatus) -> Desired {
         phase,
         Phase::Pending | Phase::Baking | Phase::AwaitingApproval
     );
-    Desired::new(ROLLOUT_PROGRESSING, progressing, phase.as_str(), message)
+    match status.waiting_on.as_ref().map(|w| w.reason) {
+        // Not moving, and nothing but data (or a fixed source) will move it: a hold the table
+        // and alerts must show, not a healthy bake.
+        Some(WaitReason::GatesUnknown) if progressing => {
+            Desired::new(ROLLOUT_PROGRESSING, false, "GatesUnknown", message)
+        }
+        Some(WaitReason::GatesFailing) if progressing => {
+            Desired::new(ROLLOUT_PROGRESSING, true, "GatesFailing", message)
+        }
+        _ => Desired::new(ROLLOUT_PROGRESSING, progressing, phase.as_str(), message),
+    }
 }

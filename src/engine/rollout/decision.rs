@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::crd::{NotificationEvent, RolloutState, Users};
+use crate::crd::{NotificationEvent, RolloutState, Users, WaitingOn};
 
 /// The outcome of [`step`](super::step).
 #[derive(Clone, Debug, PartialEq)]
@@ -15,6 +15,8 @@ pub struct Decision {
     pub events: Vec<Event>,
     /// One sentence saying why the rollout is where it is.
     pub message: String,
+    /// What it waits on, other than time, in a few words.
+    pub waiting_on: Option<WaitingOn>,
     /// Time until the next timer (bake deadline or gate evaluation); `None` when only a change
     /// to the policy (an edit or a command) can move the rollout on.
     pub requeue_after: Option<Duration>,

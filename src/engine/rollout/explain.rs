@@ -10,7 +10,7 @@ use super::{
     inputs::{Action, Inputs},
     plan::{Plan, next_index},
 };
-use crate::crd::{HoldCause, Phase, RolloutState};
+use crate::crd::{HoldCause, Phase, RolloutState, WaitReason, WaitingOn};
 
 /// Why the rollout is where it is. `now` is whole seconds.
 pub(crate) fn message(
@@ -90,6 +90,43 @@ fn why(plan: &Plan, state: &RolloutState, inputs: &Inputs, now: Timestamp) -> St
                 .map_or_else(String::new, |s| format!(" at stage {s}"));
             format!("{detail}{was}: nobody is admitted; retry to start over")
         }
+    }
+}
+
+/// What the rollout waits on, other than time: the `Waiting On` column. `None` while it only
+/// bakes (or is over).
+pub(crate) fn waiting_on(plan: &Plan, state: &RolloutState, inputs: &Inputs) -> Option<WaitingOn> {
+    let on = |reason, summary: String| Some(WaitingOn { reason, summary });
+    let detail = state.hold.as_ref().map_or("", |h| h.detail.as_str());
+    match state.phase {
+        Phase::Completed => None,
+        _ if inputs.suspended => on(WaitReason::Person, "spec.suspend: false".into()),
+        Phase::Pending | Phase::Baking => {
+            let unknown = gates::unknown_gates(plan, state, inputs);
+            let failing = gates::failing_gates(state);
+            if !unknown.is_empty() {
+                let names: Vec<&str> = unknown.iter().map(|(name, _)| *name).collect();
+                on(
+                    WaitReason::GatesUnknown,
+                    format!("gates unknown: {}", names.join(", ")),
+                )
+            } else if !failing.is_empty() {
+                on(
+                    WaitReason::GatesFailing,
+                    format!("gates failing: {}", failing.join(", ")),
+                )
+            } else {
+                None
+            }
+        }
+        Phase::AwaitingApproval => {
+            let next = plan.name_of(Some(next_index(state.stage)));
+            on(WaitReason::Approval, format!("Go for {next}"))
+        }
+        Phase::Paused | Phase::RolledBack => {
+            on(WaitReason::Person, format!("resume or retry: {detail}"))
+        }
+        Phase::Aborted => on(WaitReason::Person, format!("retry: {detail}")),
     }
 }
 

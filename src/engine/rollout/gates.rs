@@ -142,21 +142,27 @@ pub(crate) enum Health {
 
 pub(crate) fn health(plan: &Plan, state: &RolloutState, inputs: &Inputs) -> Health {
     // An unknown reading holds even before the first stage: no advance on missing data, ever.
-    // What the last evaluation recorded says most (e.g. since when a check has had no data).
-    let recorded = state.gates.iter().find(|g| g.error.is_some());
-    if let (Some(_), Some(g)) = (state.stage, recorded) {
-        let error = g.error.as_deref().unwrap_or_default();
-        return Health::Unknown(format!("gate {} is unknown ({error})", g.name));
-    }
-    if let Some((name, error)) = inputs.unknown_gate(plan.gates.checks) {
-        return Health::Unknown(format!("gate {name} is unknown ({error})"));
+    let unknown = unknown_gates(plan, state, inputs);
+    match unknown.as_slice() {
+        [] => {}
+        [(name, why)] => return Health::Unknown(format!("gate {name} is unknown ({why})")),
+        many => {
+            let list: Vec<String> = many.iter().map(|(n, why)| format!("{n} ({why})")).collect();
+            return Health::Unknown(format!("gates {} are unknown", list.join(", ")));
+        }
     }
     if state.stage.is_none() {
         return Health::Healthy;
     }
     let needed = plan.gates.failure_threshold;
-    if let Some(g) = state.gates.iter().find(|g| g.consecutive_failures > 0) {
-        return Health::NotYet(failing(g, needed));
+    let failing_now: Vec<String> = state
+        .gates
+        .iter()
+        .filter(|g| g.consecutive_failures > 0)
+        .map(|g| failing(g, needed))
+        .collect();
+    if !failing_now.is_empty() {
+        return Health::NotYet(failing_now.join("; "));
     }
     match state
         .gates
@@ -170,6 +176,38 @@ pub(crate) fn health(plan: &Plan, state: &RolloutState, inputs: &Inputs) -> Heal
         )),
         None => Health::Healthy,
     }
+}
+
+/// Every check whose value is unknown, with why: as the last evaluation recorded it once a stage
+/// is entered (e.g. since when a check has had no data), and as this evaluation's readings say.
+pub(crate) fn unknown_gates<'s>(
+    plan: &'s Plan,
+    state: &'s RolloutState,
+    inputs: &'s Inputs,
+) -> Vec<(&'s str, &'s str)> {
+    let mut unknown: Vec<(&str, &str)> = Vec::new();
+    if state.stage.is_some() {
+        for g in &state.gates {
+            if let Some(error) = &g.error {
+                unknown.push((&g.name, error));
+            }
+        }
+    }
+    for (name, why) in inputs.unknown_gates(plan.gates.checks) {
+        if !unknown.iter().any(|(n, _)| *n == name) {
+            unknown.push((name, why));
+        }
+    }
+    unknown
+}
+
+/// Every check failing now (not yet `failureThreshold` times), by name.
+pub(crate) fn failing_gates(state: &RolloutState) -> Vec<&str> {
+    let gates = state.gates.iter();
+    gates
+        .filter(|g| g.consecutive_failures > 0)
+        .map(|g| g.name.as_str())
+        .collect()
 }
 
 /// The first check that failed `failureThreshold` times in a row, with the evidence.

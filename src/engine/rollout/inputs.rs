@@ -37,21 +37,20 @@ impl Inputs {
         self
     }
 
-    /// The first of `checks` whose reading is unknown (a query that returned no series counts
-    /// as unknown when the check's `onNoData` is `Hold`), and why.
-    pub(crate) fn unknown_gate<'a>(
-        &'a self,
-        checks: &'a [GateCheck],
-    ) -> Option<(&'a str, &'a str)> {
+    /// Every one of `checks` whose reading is unknown (a query that returned no series counts
+    /// as unknown when the check's `onNoData` is `Hold`), and why, in spec order.
+    pub(crate) fn unknown_gates<'a>(&'a self, checks: &'a [GateCheck]) -> Vec<(&'a str, &'a str)> {
+        let why = |check: &'a GateCheck| match self.gates.get(&check.name) {
+            Some(GateReading::Unknown { error }) => Some(error.as_str()),
+            Some(GateReading::NoData) if check.on_no_data == NoDataPolicy::Hold => {
+                Some(NO_DATA_HOLDS)
+            }
+            _ => None,
+        };
         checks
             .iter()
-            .find_map(|check| match self.gates.get(&check.name) {
-                Some(GateReading::Unknown { error }) => Some((check.name.as_str(), error.as_str())),
-                Some(GateReading::NoData) if check.on_no_data == NoDataPolicy::Hold => {
-                    Some((check.name.as_str(), NO_DATA_HOLDS))
-                }
-                _ => None,
-            })
+            .filter_map(|check| Some((check.name.as_str(), why(check)?)))
+            .collect()
     }
 }
 

@@ -104,7 +104,7 @@ pub use plan::{MIN_GATE_INTERVAL, MIN_STAGE_DURATION};
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::crd::RolloutSpec;
+use crate::crd::{RolloutSpec, WaitReason, WaitingOn};
 use machine::Machine;
 use plan::Plan;
 
@@ -134,12 +134,14 @@ pub fn step(spec: &RolloutSpec, state: &RolloutState, inputs: &Inputs, now: Time
         m.settle_users();
     }
     let message = explain::message(&plan, &m.state, inputs, m.now);
+    let waiting_on = explain::waiting_on(&plan, &m.state, inputs);
     let requeue_after = explain::requeue_after(&plan, &m.state, inputs, now);
     Decision {
         users: m.state.users,
         state: m.state,
         events: m.events,
         message,
+        waiting_on,
         requeue_after,
     }
 }
@@ -161,6 +163,10 @@ fn unusable_spec(state: &RolloutState, problem: String) -> Decision {
             "spec.rollout cannot be used ({problem}); holding {} users, nothing changes until it is fixed",
             state.users
         ),
+        waiting_on: Some(WaitingOn {
+            reason: WaitReason::Person,
+            summary: "a fix of spec.rollout".into(),
+        }),
         requeue_after: None,
     }
 }

@@ -494,3 +494,47 @@ fn an_unreadable_source_is_unknown_whatever_on_no_data_says() {
         }
     }
 }
+
+#[test]
+fn waiting_on_names_every_gate_that_holds_the_stage_and_why() {
+    use crate::crd::WaitReason::*;
+    let spec = no_bakes(gated(automatic(), 3, Pause));
+    let mut run = Run::new(spec.clone());
+    run.step(0, &healthy(&spec));
+    let both_unknown = healthy(&spec)
+        .with_gate(P95, GateReading::unknown("timeout"))
+        .with_gate(LOGIN, GateReading::NoData);
+    let d = run.step(MIN, &both_unknown);
+    let w = d.waiting_on.clone().unwrap();
+    assert_eq!(
+        (w.reason, w.summary.as_str()),
+        (
+            GatesUnknown,
+            "gates unknown: p95-latency-seconds, login-success"
+        )
+    );
+    assert!(
+        d.message
+            .contains("gates p95-latency-seconds (timeout), login-success ("),
+        "{}",
+        d.message
+    );
+    let slow = reading(&spec, P95, GateReading::Value(0.9));
+    let d = run.step(2 * MIN, &slow);
+    let w = d.waiting_on.unwrap();
+    assert_eq!(
+        (w.reason, w.summary.as_str()),
+        (GatesFailing, "gates failing: p95-latency-seconds")
+    );
+    run.step(3 * MIN, &slow);
+    let d = run.step(4 * MIN, &slow);
+    assert_eq!(d.state.phase, Phase::Paused);
+    let w = d.waiting_on.unwrap();
+    assert_eq!(w.reason, Person);
+    assert!(
+        w.summary
+            .starts_with("resume or retry: gate p95-latency-seconds 0.9 > 0.5"),
+        "{}",
+        w.summary
+    );
+}

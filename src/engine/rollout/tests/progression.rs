@@ -290,9 +290,15 @@ fn the_seed_canary_starts_at_once_and_the_go_opens_the_gradual_rollout() {
         "waiting for approval of stage gradual (500 users) (index 1); stage internal-beta \
          (100 users) has baked with healthy gates"
     );
+    let w = d.waiting_on.unwrap();
+    assert_eq!(
+        (w.reason, w.summary.as_str()),
+        (crate::crd::WaitReason::Approval, "Go for stage gradual")
+    );
     let go = Inputs::default().with_command(approve("go", 1));
     let d = run.step(2 * HOUR + 30, &go);
     assert_eq!((d.state.stage, d.users), (Some(1), Users::Count(500)));
+    assert_eq!(d.waiting_on, None, "only baking");
     assert!(d.events[0].message.contains("approved by alice"));
 }
 
