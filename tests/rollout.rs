@@ -794,6 +794,92 @@ async fn event_series(client: &Client, ns: &str, reason: &str) -> Vec<(String, i
         .collect()
 }
 
+/// What the flagd flag admits: its default variant, and the `on` weight of its fractional
+/// targeting if it has one.
+async fn flag(client: &Client, ns: &str) -> Option<(String, Option<u64>)> {
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get_opt("launch-flags")
+        .await
+        .ok()??;
+    let text = cm.data?.get("flags.flagd.json")?.clone();
+    let definition: Value = serde_json::from_str(&text).ok()?;
+    let flag = &definition["flags"]["new-platform"];
+    let default = flag["defaultVariant"].as_str()?.to_string();
+    let on = flag["targeting"]["fractional"][0][1].as_u64();
+    Some((default, on))
+}
+
+#[tokio::test]
+async fn the_war_rooms_commands_move_the_phase_the_cohort_and_the_flag() {
+    let l = launch("rollout-commands").await;
+    let url = l._prometheus.url();
+    let stages = json!([
+        {"name": "internal-beta", "users": 100, "bake": "1s"},
+        {"name": "gradual", "users": 500, "bake": "1h", "approval": "Manual"},
+        {"name": "everyone", "users": "All"}
+    ]);
+    create_policy(&l, &url, rollout_spec(&url, stages, "Pause")).await;
+    let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
+    let annotate = |annotation: &'static str| {
+        let (cp, ns) = (&l.cp, l.ns.clone());
+        async move {
+            let args = [
+                "-n",
+                &ns,
+                "annotate",
+                "--overwrite",
+                "lp/launch",
+                annotation,
+            ];
+            let (ok, _, err) = kubectl(cp, &args, None).await;
+            assert!(ok, "{annotation}: {err}");
+        }
+    };
+    // Each step: the phase in status, then what the application sees.
+    let reaches =
+        |phase: &'static str, users: &'static str, flag_is: (&'static str, Option<u64>)| {
+            let (client, ns) = (l.client.clone(), l.ns.clone());
+            async move {
+                let what = format!("{phase} with {users} users published");
+                eventually(WAIT, &what, || async {
+                    let r = rollout(&client, &ns).await?;
+                    let published = cohort(&client, &ns).await?;
+                    let (default, on) = flag(&client, &ns).await?;
+                    let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+                        .get("launch-cohort")
+                        .await
+                        .ok()?;
+                    let cohort_phase = cm.data?.get("phase")?.clone();
+                    (format!("{:?}", r.state.phase) == phase
+                        && published == users
+                        && cohort_phase == phase
+                        && (default.as_str(), on) == flag_is)
+                        .then_some(())
+                })
+                .await
+            }
+        };
+
+    // The canary bakes, then waits for the Go: 100 of 20,000 admitted by the flag.
+    reaches("AwaitingApproval", "100", ("off", Some(100))).await;
+    annotate("liftoff.dev/approve=gradual").await;
+    reaches("Baking", "500", ("off", Some(500))).await;
+    // Pause holds the 500; resume carries on with the same bake.
+    annotate("liftoff.dev/pause=1").await;
+    reaches("Paused", "500", ("off", Some(500))).await;
+    annotate("liftoff.dev/resume=1").await;
+    reaches("Baking", "500", ("off", Some(500))).await;
+    // Abort at 500 users: nobody is admitted, by the ConfigMap or by the flag.
+    annotate("liftoff.dev/abort=1").await;
+    reaches("Aborted", "0", ("off", None)).await;
+    // Retry starts over from the canary, which needs no Go.
+    annotate("liftoff.dev/retry=1").await;
+    reaches("AwaitingApproval", "100", ("off", Some(100))).await;
+    // The Go given before the abort was used; a new Go is needed, with a new token.
+    annotate("liftoff.dev/approve=gradual@2").await;
+    reaches("Baking", "500", ("off", Some(500))).await;
+}
+
 #[tokio::test]
 async fn a_pause_and_an_abort_are_each_announced_by_one_warning_event() {
     let cp = control_plane().await;
