@@ -10,6 +10,7 @@ K8S_BIN_DIR="$LIFTOFF_CACHE/k8s-$K8S_VERSION"
 ETCD_BIN_DIR="$LIFTOFF_CACHE/etcd-$ETCD_VERSION"
 KAFKA_DIR="$LIFTOFF_CACHE/kafka-$KAFKA_VERSION"
 HELM_BIN_DIR="$LIFTOFF_CACHE/helm-$HELM_VERSION"
+FLAGD_CORE_DIR="$LIFTOFF_CACHE/flagd-core-$FLAGD_CORE_VERSION"
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 note() { printf '    %s\n' "$*" >&2; }

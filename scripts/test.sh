@@ -9,6 +9,9 @@ scripts/build-control-plane.sh >/dev/null
 step "helm (tests/chart.rs renders and installs the chart)"
 eval "$(scripts/build-helm.sh)"
 export LIFTOFF_HELM
+step "flagd evaluator (tests/flagd.rs evaluates the published cohort flag)"
+eval "$(scripts/install-flagd-core.sh)"
+export LIFTOFF_FLAGD_CORE
 if [[ -x scripts/install-test-deps.sh ]]; then
   step "Test servers (Prometheus, Redis, PostgreSQL, Kafka)"
   scripts/install-test-deps.sh
