@@ -445,6 +445,57 @@ async fn a_query_with_no_series_holds_visibly_by_default_and_passes_when_the_pol
 }
 
 #[tokio::test]
+async fn a_stage_waits_while_a_scaling_trigger_says_capacity_is_short() {
+    let l = launch("rollout-capacity").await;
+    let url = l._prometheus.url();
+    // The API runs hot: 90 % CPU against a 70 % threshold, already at its maximum replicas.
+    l.exporter.set("api_cpu_percent", &[], 90.0);
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(l.client.clone(), &l.ns);
+    let api = serde_json::from_value(support::objects::workload("Deployment", "api", 2)).unwrap();
+    deployments
+        .create(&PostParams::default(), &api)
+        .await
+        .unwrap();
+    let stages = json!([
+        {"name": "internal-beta", "users": 100, "bake": "1s"},
+        {"name": "everyone", "users": "All"}
+    ]);
+    let mut spec = rollout_spec(&url, stages, "Pause");
+    spec["scaling"] = json!({"interval": "1s", "triggers": [{
+        "name": "api-cpu", "cpu": {"query": "max(api_cpu_percent)"},
+        "scaleTargetRef": {"kind": "Deployment", "name": "api"},
+        "replicas": {"min": 1, "max": 2}
+    }]});
+    create_policy(&l, &url, spec).await;
+    let op = Operator::start(&l.cp, &["--resync=30s"]).await;
+
+    // No stage admits more users while the trigger is unreadable (at first) or hot; the
+    // message names it.
+    let hot = "no more users while the platform is short of capacity: trigger api-cpu is \
+               beyond its threshold (70%)";
+    let r = eventually(WAIT, "the launch held for capacity", || async {
+        rollout(&l.client, &l.ns)
+            .await
+            .filter(|r| r.message.as_deref().is_some_and(|m| m.contains(hot)))
+    })
+    .await;
+    let waiting = r.waiting_on.expect("waiting on capacity");
+    assert_eq!(waiting.summary, "capacity: api-cpu");
+    op.completes_reconciles(5).await;
+    let r = rollout(&l.client, &l.ns).await.unwrap();
+    assert_ne!(r.state.stage_name.as_deref(), Some("everyone"), "held");
+    assert_ne!(cohort(&l.client, &l.ns).await.as_deref(), Some("All"));
+
+    // The load passes: the launch goes on to everyone.
+    l.exporter.set("api_cpu_percent", &[], 20.0);
+    eventually(WAIT, "everyone admitted once capacity is back", || async {
+        (cohort(&l.client, &l.ns).await? == "All").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn breaking_latency_pauses_with_the_value_and_rollback_returns_to_the_previous_cohort() {
     let l = launch("rollout-gate-failure").await;
     let url = l._prometheus.url();

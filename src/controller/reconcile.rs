@@ -142,7 +142,8 @@ async fn reconcile_policy(
     )
     .await;
     report::samples(ctx, policy, &plans);
-    let rollout = step_rollout(ctx, policy, &lookup, &memory, refs.facts).await?;
+    let capacity = rollout::capacity::holds(plans.iter().map(|p| &p.plan.status));
+    let rollout = step_rollout(ctx, policy, &lookup, &memory, refs.facts, capacity).await?;
     let rollout_status = rollout.as_ref().map(|r| r.status.clone());
     let summaries = schedule_summaries(policy, rollout_status.as_ref(), now);
 
@@ -251,6 +252,7 @@ async fn step_rollout(
     lookup: &KubeLookup<'_>,
     memory: &PolicyMemory,
     facts: Facts,
+    capacity: Vec<crate::engine::rollout::CapacityHold>,
 ) -> Result<Option<rollout::Evaluation>, Error> {
     let Some(spec) = &policy.spec.rollout else {
         return Ok(None);
@@ -259,7 +261,8 @@ async fn step_rollout(
     let io = (&ctx.pools, lookup);
     let working = memory.rollout.as_ref();
     let (refresh, now) = (facts.status_refresh, facts.now);
-    let evaluation = rollout::evaluate(policy, spec, io, working, refresh, now, unpublished).await;
+    let inputs = (unpublished, capacity);
+    let evaluation = rollout::evaluate(policy, spec, io, working, refresh, now, inputs).await;
     Ok(Some(evaluation))
 }
 

@@ -38,6 +38,16 @@ pub struct RolloutSpec {
     /// Where the application learns the current cohort.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cohort: Option<CohortSpec>,
+    /// `true` (default): a stage is not entered (admitting more users) while the platform is
+    /// short of capacity: a scaling trigger is beyond its threshold, cannot be read, has an
+    /// action pending, or recommends a resize nobody has done. Status names each such trigger;
+    /// the stage is entered once none holds. `false`: stages ignore the triggers.
+    #[serde(default = "hold_while_scaling")]
+    pub hold_while_scaling: bool,
+}
+
+fn hold_while_scaling() -> bool {
+    true
 }
 
 /// The seed plan: a canary of 100 internal users monitored for 2 hours, then the Go/No-Go for

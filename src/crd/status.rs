@@ -77,8 +77,9 @@ pub struct RolloutStatus {
 pub struct WaitingOn {
     /// `GatesUnknown` (a gate cannot be read or has no data: the stage cannot end),
     /// `GatesFailing` (a gate is out of bounds, not yet `failureThreshold` times),
-    /// `Approval` (a person's Go), `Person` (paused, rolled back, aborted or suspended: a
-    /// command or a spec change moves it on).
+    /// `Capacity` (baked with healthy gates, but a scaling trigger says the platform is short of
+    /// capacity: see `holdWhileScaling`), `Approval` (a person's Go), `Person` (paused, rolled
+    /// back, aborted or suspended: a command or a spec change moves it on).
     pub reason: WaitReason,
     /// E.g. `gates unknown: error-rate, login-success`, `Go for gradual`,
     /// `resume or retry: gate p95-latency-seconds 0.62 > 0.5 (3/3 checks failed)`.
@@ -90,6 +91,7 @@ pub struct WaitingOn {
 pub enum WaitReason {
     GatesUnknown,
     GatesFailing,
+    Capacity,
     Approval,
     Person,
 }
@@ -99,6 +101,7 @@ impl WaitReason {
         match self {
             WaitReason::GatesUnknown => "GatesUnknown",
             WaitReason::GatesFailing => "GatesFailing",
+            WaitReason::Capacity => "Capacity",
             WaitReason::Approval => "Approval",
             WaitReason::Person => "Person",
         }

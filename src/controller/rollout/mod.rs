@@ -1,6 +1,7 @@
 //! The rollout half of a reconcile: read the operations (annotations) and, when due, the health
 //! gates; step the pure state machine; and, once the new state is in status, publish the cohort.
 
+pub mod capacity;
 pub mod cohort;
 pub mod commands;
 pub mod display;
@@ -42,7 +43,7 @@ pub async fn evaluate(
     working: Option<&display::Working>,
     status_refresh: Duration,
     now: Timestamp,
-    unpublished: bool,
+    (unpublished, capacity): (bool, Vec<rollout::CapacityHold>),
 ) -> Evaluation {
     let stored = policy.status.as_ref().and_then(|s| s.rollout.as_ref());
     let previous = match stored {
@@ -66,6 +67,7 @@ pub async fn evaluate(
         suspended: policy.spec.suspend,
         commands,
         unpublished,
+        capacity,
         ..Default::default()
     };
     if rollout::gates_due(spec, &previous, now) {
@@ -149,6 +151,10 @@ pub fn condition(status: &RolloutStatus) -> Desired {
         }
         Some(WaitReason::GatesFailing) if progressing => {
             Desired::new(ROLLOUT_PROGRESSING, true, "GatesFailing", message)
+        }
+        // Waits for the triggers to catch up, which they are acting on.
+        Some(WaitReason::Capacity) if progressing => {
+            Desired::new(ROLLOUT_PROGRESSING, true, "HeldForCapacity", message)
         }
         _ => Desired::new(ROLLOUT_PROGRESSING, progressing, phase.as_str(), message),
     }

@@ -7,7 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::{
     clock,
     gates::{self, Health},
-    inputs::{Action, Inputs},
+    inputs::{Action, CapacityHold, Inputs},
     plan::{Plan, next_index},
 };
 use crate::crd::{HoldCause, Phase, RolloutState, WaitReason, WaitingOn};
@@ -40,7 +40,10 @@ fn why(plan: &Plan, state: &RolloutState, inputs: &Inputs, now: Timestamp) -> St
                 Health::Unknown(why) => {
                     format!("not started: {why}, so stage{first} is not entered yet")
                 }
-                _ => format!("not started; the first stage is{first}"),
+                _ => match capacity_note(plan, inputs) {
+                    Some(note) => format!("not started; the first stage is{first}; {note}"),
+                    None => format!("not started; the first stage is{first}"),
+                },
             }
         }
         Phase::AwaitingApproval => {
@@ -93,9 +96,37 @@ fn why(plan: &Plan, state: &RolloutState, inputs: &Inputs, now: Timestamp) -> St
     }
 }
 
+/// Why no more users are admitted for now, when the platform is short of capacity and the
+/// policy holds stages for it (`holdWhileScaling`); `None` at the last stage.
+fn capacity_note(plan: &Plan, inputs: &Inputs) -> Option<String> {
+    let holds = capacity_holds(plan, inputs)?;
+    let list: Vec<String> = holds
+        .iter()
+        .map(|h| format!("trigger {} {}", h.trigger, h.why))
+        .collect();
+    Some(format!(
+        "no more users while the platform is short of capacity: {}",
+        list.join(", ")
+    ))
+}
+
+/// Whether the current stage's bake has elapsed (no stage: nothing to bake).
+fn baked(state: &RolloutState, now: Timestamp) -> bool {
+    state.bake_until.as_ref().is_none_or(|until| now >= until.0)
+}
+
+fn capacity_holds<'i>(plan: &Plan, inputs: &'i Inputs) -> Option<&'i [CapacityHold]> {
+    (plan.hold_while_scaling && !inputs.capacity.is_empty()).then_some(inputs.capacity.as_slice())
+}
+
 /// What the rollout waits on, other than time: the `Waiting On` column. `None` while it only
 /// bakes (or is over).
-pub(crate) fn waiting_on(plan: &Plan, state: &RolloutState, inputs: &Inputs) -> Option<WaitingOn> {
+pub(crate) fn waiting_on(
+    plan: &Plan,
+    state: &RolloutState,
+    inputs: &Inputs,
+    now: Timestamp,
+) -> Option<WaitingOn> {
     let on = |reason, summary: String| Some(WaitingOn { reason, summary });
     let detail = state.hold.as_ref().map_or("", |h| h.detail.as_str());
     match state.phase {
@@ -114,6 +145,14 @@ pub(crate) fn waiting_on(plan: &Plan, state: &RolloutState, inputs: &Inputs) -> 
                 on(
                     WaitReason::GatesFailing,
                     format!("gates failing: {}", failing.join(", ")),
+                )
+            } else if let Some(holds) = capacity_holds(plan, inputs)
+                .filter(|_| baked(state, now) && plan.stage(next_index(state.stage)).is_some())
+            {
+                let names: Vec<&str> = holds.iter().map(|h| h.trigger.as_str()).collect();
+                on(
+                    WaitReason::Capacity,
+                    format!("capacity: {}", names.join(", ")),
                 )
             } else {
                 None
@@ -185,10 +224,11 @@ fn baking(plan: &Plan, state: &RolloutState, inputs: &Inputs, now: Timestamp, at
             }
             sentence
         }
-        _ => match gate_note {
-            Some(note) => format!("{at} has baked; waiting for healthy gates: {note}"),
+        _ => match (gate_note, capacity_note(plan, inputs)) {
+            (Some(note), _) => format!("{at} has baked; waiting for healthy gates: {note}"),
+            (None, Some(capacity)) => format!("{at} has baked with healthy gates; {capacity}"),
             // Only seen between two evaluations that had nothing left to decide.
-            None => format!("{at} has baked with healthy gates"),
+            (None, None) => format!("{at} has baked with healthy gates"),
         },
     }
 }

@@ -22,6 +22,21 @@ pub struct Inputs {
     /// operator that recorded it stopped before publishing): nobody has been admitted yet, so
     /// its bake and gate window start at this evaluation, not when it was recorded.
     pub unpublished: bool,
+    /// Why the platform is short of capacity now, one entry per scaling trigger that says so
+    /// (beyond its threshold, unreadable, an action pending, a resize recommended). With
+    /// `holdWhileScaling`, no stage is entered while any is present. Present them on every
+    /// evaluation; keep the texts free of samples so a hold reads the same from one
+    /// evaluation to the next.
+    pub capacity: Vec<CapacityHold>,
+}
+
+/// One scaling trigger holding the rollout for capacity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapacityHold {
+    /// The trigger's name.
+    pub trigger: String,
+    /// Why, e.g. `is beyond its threshold`, `cannot be read`, `has an action pending`.
+    pub why: String,
 }
 
 impl Inputs {

@@ -186,6 +186,15 @@ impl Machine<'_, '_> {
         }
         let next = next_index(self.state.stage);
         let plan = self.plan;
+        if plan.hold_while_scaling && !inputs.capacity.is_empty() && plan.stage(next).is_some() {
+            // Short of capacity: more users wait (an approval waits with them).
+            self.state.phase = if self.state.stage.is_some() {
+                Phase::Baking
+            } else {
+                Phase::Pending
+            };
+            return;
+        }
         let Some(stage) = plan.stage(next) else {
             self.state.phase = Phase::Completed;
             let at = self.plan.describe(self.state.stage);

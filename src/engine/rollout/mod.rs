@@ -99,7 +99,7 @@ pub use crate::crd::{
     Users,
 };
 pub use decision::{Decision, Event, EventKind};
-pub use inputs::{Action, Command, GateReading, Inputs};
+pub use inputs::{Action, CapacityHold, Command, GateReading, Inputs};
 pub use plan::{MIN_GATE_INTERVAL, MIN_STAGE_DURATION};
 
 use k8s_openapi::jiff::Timestamp;
@@ -134,7 +134,7 @@ pub fn step(spec: &RolloutSpec, state: &RolloutState, inputs: &Inputs, now: Time
         m.settle_users();
     }
     let message = explain::message(&plan, &m.state, inputs, m.now);
-    let waiting_on = explain::waiting_on(&plan, &m.state, inputs);
+    let waiting_on = explain::waiting_on(&plan, &m.state, inputs, m.now);
     let requeue_after = explain::requeue_after(&plan, &m.state, inputs, now);
     Decision {
         users: m.state.users,

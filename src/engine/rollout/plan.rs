@@ -19,6 +19,7 @@ pub(crate) struct Plan<'a> {
     pub stages: Vec<PlannedStage<'a>>,
     pub gates: GatePlan<'a>,
     pub on_gate_failure: GateFailurePolicy,
+    pub hold_while_scaling: bool,
 }
 
 pub(crate) struct PlannedStage<'a> {
@@ -81,6 +82,7 @@ impl<'a> Plan<'a> {
             stages,
             gates,
             on_gate_failure: spec.on_gate_failure,
+            hold_while_scaling: spec.hold_while_scaling,
         })
     }
 

@@ -57,6 +57,7 @@ pub(super) fn launch() -> RolloutSpec {
         ],
         gates: None,
         on_gate_failure: GateFailurePolicy::Pause,
+        hold_while_scaling: true,
         cohort: None,
     }
 }

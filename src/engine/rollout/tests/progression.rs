@@ -340,3 +340,63 @@ fn a_go_given_while_a_gate_fails_is_kept_said_and_used_only_once_healthy() {
         ("gradual", Some("alice"))
     );
 }
+
+fn short_of_capacity() -> Inputs {
+    Inputs {
+        capacity: vec![CapacityHold {
+            trigger: "api-cpu".into(),
+            why: "is beyond its threshold (70%)".into(),
+        }],
+        ..Inputs::default()
+    }
+}
+
+#[test]
+fn no_stage_admits_more_users_while_the_platform_is_short_of_capacity() {
+    let mut run = Run::new(automatic());
+    // Not even the first stage.
+    let d = run.step(0, &short_of_capacity());
+    assert_eq!((d.state.phase, d.users), (Phase::Pending, Users::NONE));
+    assert!(
+        d.message
+            .ends_with("no more users while the platform is short of capacity: trigger api-cpu is beyond its threshold (70%)"),
+        "{}",
+        d.message
+    );
+    let w = d.waiting_on.unwrap();
+    assert_eq!(
+        (w.reason, w.summary.as_str()),
+        (crate::crd::WaitReason::Capacity, "capacity: api-cpu")
+    );
+    let d = run.step(10, &Inputs::default());
+    assert_eq!(d.state.stage, Some(0));
+    // Baked, healthy, and short of capacity: holds as long as a trigger says so, with no event.
+    for t in [10 * MIN + 10, HOUR] {
+        let d = run.step(t, &short_of_capacity());
+        assert_eq!(
+            (d.state.stage, d.state.phase),
+            (Some(0), Phase::Baking),
+            "at {t}"
+        );
+        assert!(d.events.is_empty());
+        assert_eq!(d.waiting_on.unwrap().summary, "capacity: api-cpu");
+    }
+    let d = run.step(HOUR + 1, &Inputs::default());
+    assert_eq!((d.state.stage, d.users), (Some(1), Users::Count(500)));
+}
+
+#[test]
+fn capacity_holds_nothing_during_the_bake_or_when_the_policy_opts_out() {
+    let mut run = Run::new(automatic());
+    run.step(0, &Inputs::default());
+    let d = run.step(MIN, &short_of_capacity());
+    assert_eq!(d.waiting_on, None, "the bake holds it anyway");
+    assert!(!d.message.contains("capacity"), "{}", d.message);
+
+    let mut spec = automatic();
+    spec.hold_while_scaling = false;
+    let mut run = Run::new(spec);
+    run.step(0, &short_of_capacity());
+    let d = run.step(10 * MIN, &short_of_capacity());
+    assert_eq!((d.state.stage, d.users), (Some(1), Users::Count(500)));
+}

@@ -25,6 +25,8 @@ struct Op {
     /// (kind 0..5, stage to approve, re-issue the previous id of that kind)
     command: Option<(u8, u32, bool)>,
     suspended: bool,
+    /// A scaling trigger says the platform is short of capacity.
+    short: bool,
 }
 
 fn spec_strategy() -> impl Strategy<Value = RolloutSpec> {
@@ -82,6 +84,7 @@ fn spec_strategy() -> impl Strategy<Value = RolloutSpec> {
                     crate::crd::GateFailurePolicy::Pause
                 },
                 cohort: None,
+                hold_while_scaling: true,
             }
         })
 }
@@ -93,14 +96,20 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     let kind =
         prop_oneof![8 => Just(0u8), 3 => Just(1u8), 4 => Just(2u8), 1 => Just(3u8), 4 => Just(4u8)];
     let command = prop::option::weighted(0.25, (kind, 0u32..5, prop::bool::weighted(0.3)));
-    (dt, [r.clone(), r], command, prop::bool::weighted(0.1)).prop_map(
-        |(dt_ms, readings, command, suspended)| Op {
+    (
+        dt,
+        [r.clone(), r],
+        command,
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.2),
+    )
+        .prop_map(|(dt_ms, readings, command, suspended, short)| Op {
             dt_ms,
             readings,
             command,
             suspended,
-        },
-    )
+            short,
+        })
 }
 
 fn action(kind: u8, stage: u32) -> Action {
@@ -165,6 +174,9 @@ proptest! {
                 inputs.gates.insert(name.clone(), value);
             }
             let any_unknown = inputs.gates.values().any(|r| matches!(r, GateReading::Unknown { .. }));
+            if op.short {
+                inputs.capacity.push(CapacityHold { trigger: "api-cpu".into(), why: "is beyond its threshold".into() });
+            }
 
             let d = step(&spec, &state, &inputs, now);
             let (before, after) = (position(&state), position(&d.state));
@@ -200,6 +212,12 @@ proptest! {
             if any_unknown && !has(&d, EventKind::Retried) {
                 prop_assert!(after <= before, "advanced on unknown data");
                 prop_assert!(!has(&d, EventKind::StageAdvanced) && !has(&d, EventKind::Completed));
+            }
+
+            // No stage is entered while short of capacity, unless a person retries one.
+            if op.short && !has(&d, EventKind::Retried) {
+                prop_assert!(!has(&d, EventKind::StageAdvanced), "advanced while short of capacity");
+                prop_assert!(d.users <= state.users || state.phase.is_held(), "more users while short of capacity");
             }
 
             // Nothing changes while suspended.

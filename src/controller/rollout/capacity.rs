@@ -1,0 +1,89 @@
+//! What the scaling triggers say about capacity, for the rollout's `holdWhileScaling`: a stage
+//! that would admit more users waits while any trigger is beyond its threshold, cannot be read,
+//! has an action pending, or recommends a resize nobody has done.
+
+use crate::{crd::TriggerStatus, engine::rollout::CapacityHold};
+
+/// One hold per trigger that says the platform is short of capacity, in spec order. The texts
+/// carry no samples, so a hold reads the same from one evaluation to the next.
+pub fn holds<'a>(triggers: impl IntoIterator<Item = &'a TriggerStatus>) -> Vec<CapacityHold> {
+    triggers
+        .into_iter()
+        .filter_map(|t| {
+            let why = if t.error.is_some() {
+                "cannot be read, so the capacity it guards is unknown".to_string()
+            } else if let Some(p) = &t.pending_action {
+                format!("has an action pending ({} {} to {})", p.kind, p.from, p.to)
+            } else if let Some(r) = &t.recommendation {
+                format!("recommends a change nobody has made yet ({r})")
+            } else if t.active {
+                format!("is beyond its threshold ({})", t.threshold)
+            } else {
+                return None;
+            };
+            Some(CapacityHold {
+                trigger: t.name.clone(),
+                why,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+
+    use super::*;
+    use crate::crd::PendingAction;
+
+    fn trigger(name: &str) -> TriggerStatus {
+        TriggerStatus {
+            name: name.into(),
+            kind: "cpu".into(),
+            threshold: "70%".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn each_sign_of_missing_capacity_holds_naming_the_trigger() {
+        let calm = trigger("calm");
+        let hot = TriggerStatus {
+            active: true,
+            value: Some("92%".into()),
+            ..trigger("api-cpu")
+        };
+        let blind = TriggerStatus {
+            error: Some("metrics.k8s.io: timeout".into()),
+            ..trigger("lag")
+        };
+        let acting = TriggerStatus {
+            pending_action: Some(PendingAction {
+                kind: "scale".into(),
+                from: "3".into(),
+                to: "5".into(),
+                decided_at: Time(Timestamp::UNIX_EPOCH),
+            }),
+            ..trigger("workers")
+        };
+        let advised = TriggerStatus {
+            recommendation: Some("resize emr-prod to db.r6g.2xlarge".into()),
+            ..trigger("db")
+        };
+        let held = holds([&calm, &hot, &blind, &acting, &advised]);
+        let text: Vec<String> = held
+            .iter()
+            .map(|h| format!("{} {}", h.trigger, h.why))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "api-cpu is beyond its threshold (70%)",
+                "lag cannot be read, so the capacity it guards is unknown",
+                "workers has an action pending (scale 3 to 5)",
+                "db recommends a change nobody has made yet (resize emr-prod to db.r6g.2xlarge)",
+            ]
+        );
+        assert!(!text.iter().any(|t| t.contains("92")), "no samples");
+    }
+}
