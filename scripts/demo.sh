@@ -2,7 +2,8 @@
 # The Liftoff demo: a local control plane (real etcd + kube-apiserver) and a real Prometheus, the
 # CRD installed, the operator running, the example launch applied, then a launch week compressed
 # into seconds (a 100-user canary, the Go/No-Go, then 500 → 1,500 → everyone), with
-# `kubectl get lp` on screen.
+# `kubectl get lp` on screen; during the 500-user stage the API's CPU breaches its threshold: the
+# API is scaled up and no more users are admitted until the load is handled.
 # Ctrl-C stops everything this script started. `--once` prints the result and exits (used by CI).
 source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
@@ -33,6 +34,8 @@ for _ in $(seq 1 120); do grep -q '^READY' "$WORK/testenv.out" 2>/dev/null && br
 grep -q '^READY' "$WORK/testenv.out" || { cat "$WORK/testenv.log"; die "the control plane did not start"; }
 note "$(cat "$WORK/testenv.out")  (KUBECONFIG=$KUBECONFIG)"
 PROMETHEUS_URL="$(awk '/^PROMETHEUS/ {print $2}' "$WORK/testenv.out")"
+EXPORTER_URL="$(awk '/^EXPORTER/ {print $2}' "$WORK/testenv.out")"
+cpu() { curl -fsS -X PUT "$EXPORTER_URL/set/api_cpu_percent/$1" >/dev/null; }
 kubectl() { "$LIFTOFF_KUBECTL" "$@"; }
 
 step "Starting the operator (logs: $WORK/liftoff.log)"
@@ -57,6 +60,7 @@ kubectl get lp emr-platform -n emr -o jsonpath='{.status.conditions[?(@.type=="R
 
 step "A launch week in seconds: examples/launch-week.yaml (Prometheus at $PROMETHEUS_URL)"
 kubectl create namespace launch-week >/dev/null
+kubectl create deployment api -n launch-week --image=registry.k8s.io/pause:3.10 --replicas=2 >/dev/null
 sed "s|PROMETHEUS_URL|$PROMETHEUS_URL|" examples/launch-week.yaml | kubectl apply -f -
 phase() { kubectl get lp launch-week -n launch-week -o jsonpath='{.status.rollout.phase}'; }
 note "the canary (internal-beta, 100 users) starts at once and bakes with healthy gates"
@@ -68,19 +72,38 @@ note "$(kubectl get lp launch-week -n launch-week -o jsonpath='{.status.rollout.
 step "Go/No-Go: kubectl annotate lp/launch-week liftoff.dev/approve=gradual"
 kubectl annotate lp/launch-week -n launch-week liftoff.dev/approve=gradual >/dev/null
 last=""
-for _ in $(seq 1 240); do
-  now="$(kubectl get lp launch-week -n launch-week -o jsonpath='{.status.rollout.stageName} {.status.rollout.users} {.status.rollout.phase}')"
+show() {
+  now="$(kubectl get lp launch-week -n launch-week -o jsonpath='{.status.rollout.stageName} {.status.rollout.users} {.status.rollout.phase} {.status.rollout.waitingOn.summary}')"
+  now="$now | api replicas: $(kubectl get deploy api -n launch-week -o jsonpath='{.spec.replicas}')"
   if [[ "$now" != "$last" ]]; then
-    note "$(date +%T)  stage/users/phase: $now   cohort maxUsers=$(kubectl get cm launch-cohort -n launch-week -o jsonpath='{.data.maxUsers}' 2>/dev/null)"
+    note "$(date +%T)  stage/users/phase/waiting: $now   cohort maxUsers=$(kubectl get cm launch-cohort -n launch-week -o jsonpath='{.data.maxUsers}' 2>/dev/null)"
     last="$now"
   fi
-  [[ "$now" == *Completed ]] && break
+}
+for _ in $(seq 1 60); do show; [[ "$now" == gradual* ]] && break; sleep 0.5; done
+
+step "CPU breach during the 500-user stage: the API's CPU goes to 95 % (threshold 70 %)"
+cpu 95
+for _ in $(seq 1 120); do
+  show
+  [[ "$(kubectl get deploy api -n launch-week -o jsonpath='{.spec.replicas}')" -gt 2 && "$now" == *"capacity: api-cpu"* ]] && break
+  sleep 0.5
+done
+[[ "$now" == *"capacity: api-cpu"* ]] || { tail -20 "$WORK/liftoff.log"; die "the CPU breach did not hold the launch"; }
+kubectl get deploy api -n launch-week
+note "$(kubectl get lp launch-week -n launch-week -o jsonpath='{.status.rollout.message}')"
+
+step "The scale-up handles the load: CPU back to 40 %; the launch goes on"
+cpu 40
+for _ in $(seq 1 240); do
+  show
+  [[ "$now" == *Completed* ]] && break
   sleep 0.5
 done
 [[ "$(phase)" == Completed ]] || { tail -20 "$WORK/liftoff.log"; die "the launch week did not complete"; }
 kubectl get lp -A
 kubectl get events -n launch-week --field-selector involvedObject.name=launch-week --sort-by=.lastTimestamp \
-  -o custom-columns=REASON:.reason,MESSAGE:.message | head -20
+  -o custom-columns=REASON:.reason,MESSAGE:.message | head -30
 
 if ! $ONCE; then
   step "Watching (Ctrl-C stops the operator and the control plane)"

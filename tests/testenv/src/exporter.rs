@@ -1,5 +1,6 @@
 //! A tiny HTTP server that serves `/metrics` in the Prometheus text format with values the
-//! test sets at run time, for a real Prometheus to scrape.
+//! test sets at run time, for a real Prometheus to scrape. A script (the demo) sets a gauge
+//! without labels with `PUT /set/<name>/<value>`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -150,9 +151,13 @@ async fn handle(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 render(&shared.series.lock().expect("exporter lock")),
             )
         }
+        (Some("PUT"), Some(p)) if p.starts_with("/set/") => match set_from_path(p, shared) {
+            Ok(()) => ("200 OK", "set\n".to_string()),
+            Err(why) => ("400 Bad Request", format!("{why}\n")),
+        },
         _ => (
             "404 Not Found",
-            "only GET /metrics is served here\n".to_string(),
+            "only GET /metrics and PUT /set/<name>/<value> are served here\n".to_string(),
         ),
     };
     let response = format!(
@@ -162,6 +167,24 @@ async fn handle(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     );
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
+}
+
+/// `PUT /set/<name>/<value>`: sets the gauge `name` (no labels) to `value`.
+fn set_from_path(path: &str, shared: &Shared) -> Result<(), String> {
+    let rest = path.trim_start_matches("/set/");
+    let (name, value) = rest.split_once('/').ok_or("use PUT /set/<name>/<value>")?;
+    if !valid_name(name, true) {
+        return Err(format!("{name:?} is not a metric name"));
+    }
+    let value: f64 = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number"))?;
+    let mut series = shared.series.lock().expect("exporter lock");
+    series
+        .entry(name.to_string())
+        .or_default()
+        .insert(String::new(), value);
+    Ok(())
 }
 
 /// `{a="1",b="2"}` with escaped values (label order as given), or `""` without labels.

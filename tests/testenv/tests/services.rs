@@ -253,3 +253,34 @@ async fn postgres_drop_ends_the_server_and_its_backends() -> anyhow::Result<()> 
     assert!(left.is_empty(), "postgres processes left: {left:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_script_sets_an_exporter_gauge_with_a_put() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exporter = MetricsExporter::start().await?;
+    let put = |path: &'static str| {
+        let target = exporter.target();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(target).await?;
+            let request = format!("PUT {path} HTTP/1.0\r\nContent-Length: 0\r\n\r\n");
+            stream.write_all(request.as_bytes()).await?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await?;
+            anyhow::Ok(response)
+        }
+    };
+    assert!(
+        put("/set/api_cpu_percent/95.5")
+            .await?
+            .starts_with("HTTP/1.1 200")
+    );
+    assert!(exporter.render().contains("api_cpu_percent 95.5"));
+    assert!(
+        put("/set/api_cpu_percent/hot")
+            .await?
+            .starts_with("HTTP/1.1 400")
+    );
+    assert!(put("/set/not a name/1").await?.starts_with("HTTP/1.1 400"));
+    assert!(exporter.render().contains("api_cpu_percent 95.5"));
+    Ok(())
+}

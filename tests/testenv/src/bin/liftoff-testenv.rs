@@ -6,7 +6,9 @@
 //!
 //! With `--prometheus` it also starts a real Prometheus scraping, every second, an exporter of a
 //! healthy launch's war-room metrics (`http_error_rate`, `http_p95_latency_seconds`,
-//! `login_success_ratio`, `pod_restarts`), and prints `PROMETHEUS <url>` before `READY`.
+//! `login_success_ratio`, `pod_restarts`, and the API's CPU `api_cpu_percent` at 40), and prints
+//! `PROMETHEUS <url>` and `EXPORTER <url>` before `READY`; `curl -X PUT <exporter>/set/<name>/<value>`
+//! changes a gauge (the demo's CPU breach).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,6 +72,7 @@ async fn healthy_launch() -> Result<(MetricsExporter, Prometheus)> {
     exporter.set("http_p95_latency_seconds", &[], 0.21);
     exporter.set("login_success_ratio", &[], 0.995);
     exporter.set("pod_restarts", &[], 0.0);
+    exporter.set("api_cpu_percent", &[], 40.0);
     let prometheus = Prometheus::start(&[exporter.target()], Duration::from_secs(1)).await?;
     prometheus
         .wait_for_query("http_p95_latency_seconds")
@@ -89,8 +92,9 @@ async fn up(args: Args) -> Result<()> {
         true => Some(healthy_launch().await.context("starting Prometheus")?),
         false => None,
     };
-    if let Some((_, prometheus)) = &launch {
+    if let Some((exporter, prometheus)) = &launch {
         println!("PROMETHEUS {}", prometheus.url());
+        println!("EXPORTER http://{}", exporter.target());
     }
     std::fs::copy(cp.kubeconfig_path(), &args.kubeconfig_out)
         .with_context(|| format!("writing {}", args.kubeconfig_out.display()))?;
