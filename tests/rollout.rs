@@ -845,6 +845,20 @@ async fn event_series(client: &Client, ns: &str, reason: &str) -> Vec<(String, i
         .collect()
 }
 
+/// `kubectl annotate --overwrite lp/launch <annotation>`, as the war room does.
+async fn annotate(l: &Launch, annotation: &str) {
+    let args = [
+        "-n",
+        &l.ns,
+        "annotate",
+        "--overwrite",
+        "lp/launch",
+        annotation,
+    ];
+    let (ok, _, err) = kubectl(&l.cp, &args, None).await;
+    assert!(ok, "{annotation}: {err}");
+}
+
 /// What the flagd flag admits: its default variant, and the `on` weight of its fractional
 /// targeting if it has one.
 async fn flag(client: &Client, ns: &str) -> Option<(String, Option<u64>)> {
@@ -871,21 +885,6 @@ async fn the_war_rooms_commands_move_the_phase_the_cohort_and_the_flag() {
     ]);
     create_policy(&l, &url, rollout_spec(&url, stages, "Pause")).await;
     let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
-    let annotate = |annotation: &'static str| {
-        let (cp, ns) = (&l.cp, l.ns.clone());
-        async move {
-            let args = [
-                "-n",
-                &ns,
-                "annotate",
-                "--overwrite",
-                "lp/launch",
-                annotation,
-            ];
-            let (ok, _, err) = kubectl(cp, &args, None).await;
-            assert!(ok, "{annotation}: {err}");
-        }
-    };
     // Each step: the phase in status, then what the application sees.
     let reaches =
         |phase: &'static str, users: &'static str, flag_is: (&'static str, Option<u64>)| {
@@ -913,22 +912,123 @@ async fn the_war_rooms_commands_move_the_phase_the_cohort_and_the_flag() {
 
     // The canary bakes, then waits for the Go: 100 of 20,000 admitted by the flag.
     reaches("AwaitingApproval", "100", ("off", Some(100))).await;
-    annotate("liftoff.dev/approve=gradual").await;
+    annotate(&l, "liftoff.dev/approve=gradual").await;
     reaches("Baking", "500", ("off", Some(500))).await;
     // Pause holds the 500; resume carries on with the same bake.
-    annotate("liftoff.dev/pause=1").await;
+    annotate(&l, "liftoff.dev/pause=1").await;
     reaches("Paused", "500", ("off", Some(500))).await;
-    annotate("liftoff.dev/resume=1").await;
+    annotate(&l, "liftoff.dev/resume=1").await;
     reaches("Baking", "500", ("off", Some(500))).await;
     // Abort at 500 users: nobody is admitted, by the ConfigMap or by the flag.
-    annotate("liftoff.dev/abort=1").await;
+    annotate(&l, "liftoff.dev/abort=1").await;
     reaches("Aborted", "0", ("off", None)).await;
     // Retry starts over from the canary, which needs no Go.
-    annotate("liftoff.dev/retry=1").await;
+    annotate(&l, "liftoff.dev/retry=1").await;
     reaches("AwaitingApproval", "100", ("off", Some(100))).await;
     // The Go given before the abort was used; a new Go is needed, with a new token.
-    annotate("liftoff.dev/approve=gradual@2").await;
+    annotate(&l, "liftoff.dev/approve=gradual@2").await;
     reaches("Baking", "500", ("off", Some(500))).await;
+}
+
+/// Each kill switch's flag in the ConfigMap: `(flag key, on)`.
+async fn switches(client: &Client, ns: &str) -> Option<Vec<(String, bool)>> {
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get_opt("launch-kill-switches")
+        .await
+        .ok()??;
+    let definition: Value = serde_json::from_str(cm.data?.get("flags.flagd.json")?).ok()?;
+    let flags = definition["flags"].as_object()?;
+    Some(
+        flags
+            .iter()
+            .map(|(k, f)| (k.clone(), f["defaultVariant"] == "on"))
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn kill_switches_turn_off_by_annotation_and_by_a_failing_gate_and_say_who() {
+    let l = launch("rollout-kill-switches").await;
+    let url = l._prometheus.url();
+    let mut spec = rollout_spec(&url, stages("1h", "Automatic"), "Pause");
+    spec["contingency"] = json!({"configMap": "launch-kill-switches", "killSwitches": [
+        {"name": "report-export", "flagKey": "reports.export", "description": "PDF export",
+         "offOnGateFailure": ["p95-latency-seconds"]},
+        {"name": "live-dashboard"}
+    ]});
+    create_policy(&l, &url, spec).await;
+    let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
+    let flags_are = |want: [(&'static str, bool); 2]| {
+        let (client, ns) = (l.client.clone(), l.ns.clone());
+        async move {
+            let want: Vec<(String, bool)> =
+                want.iter().map(|(k, on)| (k.to_string(), *on)).collect();
+            eventually(WAIT, &format!("flags {want:?}"), || async {
+                let mut got = switches(&client, &ns).await?;
+                got.sort();
+                let mut want = want.clone();
+                want.sort();
+                (got == want).then_some(())
+            })
+            .await
+        }
+    };
+    let switch_status = |name: &'static str| {
+        let (client, ns) = (l.client.clone(), l.ns.clone());
+        async move {
+            let p = Api::<LaunchPolicy>::namespaced(client, &ns)
+                .get("launch")
+                .await
+                .unwrap();
+            p.status
+                .unwrap()
+                .kill_switches
+                .into_iter()
+                .find(|s| s.name == name)
+                .unwrap()
+        }
+    };
+
+    // Every switch starts on.
+    flags_are([("reports.export", true), ("live-dashboard", true)]).await;
+    // The war room sheds the live dashboard.
+    annotate(&l, "liftoff.dev/kill-switch=live-dashboard").await;
+    flags_are([("reports.export", true), ("live-dashboard", false)]).await;
+    let s = switch_status("live-dashboard").await;
+    assert!(!s.enabled);
+    assert!(
+        s.by.as_deref()
+            .unwrap_or_default()
+            .starts_with("kubectl-annotate at "),
+        "{s:?}"
+    );
+    assert!(s.since.is_some());
+    // p95 breaks: the gate trips, the rollout pauses, and the report export is shed with it.
+    l.exporter.set("p95_latency_seconds", &[], 0.9);
+    flags_are([("reports.export", false), ("live-dashboard", false)]).await;
+    let s = switch_status("report-export").await;
+    assert_eq!(s.by.as_deref(), Some("liftoff"));
+    assert!(
+        s.why
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("gate p95-latency-seconds 0.9 > 0.5"),
+        "{s:?}"
+    );
+    // Every flip is an Event.
+    eventually(WAIT, "the KillSwitchOff events", || async {
+        let series = event_series(&l.client, &l.ns, "KillSwitchOff").await;
+        (series.iter().map(|(_, n)| n).sum::<i32>() >= 2).then_some(())
+    })
+    .await;
+    // Recovered: a person restores both.
+    l.exporter.set("p95_latency_seconds", &[], 0.2);
+    annotate(
+        &l,
+        "liftoff.dev/restore-switch=report-export,live-dashboard",
+    )
+    .await;
+    flags_are([("reports.export", true), ("live-dashboard", true)]).await;
 }
 
 #[tokio::test]

@@ -25,6 +25,8 @@ pub struct PolicyMemory {
     /// What this process last published as the rollout's cohort (`None`: nothing yet, so the
     /// first reconcile after a start publishes once).
     pub published_cohort: Option<String>,
+    /// What this process last published as the kill switches' flags.
+    pub published_switches: Option<String>,
     /// The rollout's working copy: gate samples not yet worth a status write.
     pub rollout: Option<Working>,
 }

@@ -1,6 +1,7 @@
 //! Wiring of the LaunchPolicy controller: watches, the reconcile pipeline, errors and events.
 
 mod backoff;
+mod contingency;
 pub mod events;
 pub mod invalid;
 pub mod lookup;

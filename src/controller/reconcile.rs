@@ -11,7 +11,7 @@ use kube::{Api, ResourceExt, core::error_boundary::InvalidObject, runtime::contr
 use tracing::{Instrument, debug, info, info_span};
 
 use super::{
-    Context, Error, invalid,
+    Context, Error, contingency, invalid,
     lookup::KubeLookup,
     memory::{Held, PolicyMemory},
     publish, references, report, rollout,
@@ -145,6 +145,7 @@ async fn reconcile_policy(
     let capacity = rollout::capacity::holds(plans.iter().map(|p| &p.plan.status));
     let rollout = step_rollout(ctx, policy, &lookup, &memory, refs.facts, capacity).await?;
     let rollout_status = rollout.as_ref().map(|r| r.status.clone());
+    let switches = contingency::step(policy, rollout.as_ref(), now);
     let summaries = schedule_summaries(policy, rollout_status.as_ref(), now);
 
     // Record intent: a crash after this write re-applies the same targets; a crash before it
@@ -152,7 +153,8 @@ async fn reconcile_policy(
     let mut writer = StatusWriter::new(ctx, policy);
     if let Some(intents) = triggers::intents(&plans, now) {
         let rollout = rollout_status.clone();
-        let intent = assemble(policy, &refs.ready, intents, rollout, &summaries, now);
+        let decided = (rollout, switches.as_ref());
+        let intent = assemble(policy, &refs.ready, intents, decided, &summaries, now);
         writer.write(&intent).await?;
     }
 
@@ -167,7 +169,7 @@ async fn reconcile_policy(
         policy,
         &refs.ready,
         statuses,
-        rollout_status,
+        (rollout_status, switches.as_ref()),
         &summaries,
         now,
     );
@@ -184,6 +186,10 @@ async fn reconcile_policy(
     report::rollout_state(ctx, policy, &mut memory, &status, rollout.as_ref());
     if let Some(evaluation) = &rollout {
         publish::cohort(ctx, policy, &mut memory, &evaluation.status).await;
+    }
+    contingency::publish(ctx, policy, &mut memory, &status.kill_switches).await;
+    if let Some(decision) = &switches {
+        contingency::report(ctx, &lookup, policy, decision).await;
     }
     report::after_write(
         ctx,
@@ -314,7 +320,10 @@ fn assemble(
     policy: &LaunchPolicy,
     ready: &Desired,
     triggers: Vec<TriggerStatus>,
-    rollout: Option<RolloutStatus>,
+    (rollout, switches): (
+        Option<RolloutStatus>,
+        Option<&crate::engine::contingency::Decision>,
+    ),
     summaries: &summary::Schedule,
     now: Timestamp,
 ) -> LaunchPolicyStatus {
@@ -325,6 +334,10 @@ fn assemble(
     status.triggers = triggers;
     status.rollout = rollout;
     status.summaries = summaries.entries.clone();
+    if let Some(switches) = switches {
+        status.kill_switches = switches.switches.clone();
+        status.applied_switch_commands = switches.applied.clone();
+    }
     status
 }
 

@@ -142,7 +142,7 @@ async fn transitions(ctx: &Context, policy: &LaunchPolicy, status: &LaunchPolicy
 }
 
 /// Sends `message` to every webhook subscribed to `event`.
-async fn send(
+pub(super) async fn send(
     ctx: &Context,
     lookup: &KubeLookup<'_>,
     policy: &LaunchPolicy,

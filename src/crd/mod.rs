@@ -3,6 +3,7 @@
 //! Doc comments on these types become the CRD's OpenAPI descriptions, which is what
 //! `kubectl explain launchpolicy.spec...` shows: they are written for the platform engineer.
 
+mod contingency;
 mod duration;
 mod notify;
 mod refs;
@@ -16,6 +17,7 @@ mod users;
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+pub use contingency::{ContingencySpec, KillSwitch};
 pub use duration::Duration;
 pub use notify::{Notification, NotificationEvent};
 pub use refs::{LocalObjectRef, ScaleTargetRef, SecretKeyRef, SecretRef};
@@ -36,8 +38,8 @@ pub use source::{
     SourceRef, source_crd_yaml,
 };
 pub use status::{
-    LaunchPolicyStatus, PendingAction, RecentScale, RolloutStatus, SummaryStatus, TriggerStatus,
-    WaitReason, WaitingOn,
+    KillSwitchStatus, LaunchPolicyStatus, PendingAction, RecentScale, RolloutStatus, SummaryStatus,
+    TriggerStatus, WaitReason, WaitingOn,
 };
 pub use users::Users;
 
@@ -110,6 +112,9 @@ pub use users::Users;
 #[x_kube(validation = kube::core::Rule::new(
     "has(self.prometheus) || ((!has(self.scaling) || self.scaling.triggers.all(t, !(has(t.cpu) && has(t.cpu.query)) && !(has(t.databaseConnections) && has(t.databaseConnections.query)) && !(has(t.redisMemory) && has(t.redisMemory.query)))) && (!has(self.rollout) || !has(self.rollout.gates)))"
 ).message("spec.prometheus (an address or a sourceRef) is required when a trigger or a rollout gate uses a PromQL query"))]
+#[x_kube(validation = kube::core::Rule::new(
+    "!has(self.contingency) || self.contingency.killSwitches.all(k, !has(k.offOnGateFailure) || k.offOnGateFailure.all(g, has(self.rollout) && has(self.rollout.gates) && self.rollout.gates.checks.exists(c, c.name == g)))"
+).message("spec.contingency.killSwitches[].offOnGateFailure must name gate checks of spec.rollout.gates.checks"))]
 pub struct LaunchPolicySpec {
     /// The Prometheus server that PromQL queries (triggers and gates) are sent to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,6 +135,10 @@ pub struct LaunchPolicySpec {
     /// The staged rollout by user count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutSpec>,
+    /// Kill switches: features the war room (or a failing gate) switches off when performance
+    /// degrades, published as flagd flags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contingency: Option<ContingencySpec>,
     /// Webhooks told about stage changes, gate failures and scaling actions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 8))]

@@ -33,6 +33,7 @@ fn all_events() -> Vec<NotificationEvent> {
         RolloutPaused,
         RolloutRolledBack,
         RolloutCompleted,
+        KillSwitch,
     ]
 }
 
@@ -51,6 +52,8 @@ pub enum NotificationEvent {
     RolloutRolledBack,
     /// The last stage was reached.
     RolloutCompleted,
+    /// A kill switch was turned off or back on.
+    KillSwitch,
 }
 
 impl NotificationEvent {
@@ -63,6 +66,7 @@ impl NotificationEvent {
             NotificationEvent::RolloutPaused => "RolloutPaused",
             NotificationEvent::RolloutRolledBack => "RolloutRolledBack",
             NotificationEvent::RolloutCompleted => "RolloutCompleted",
+            NotificationEvent::KillSwitch => "KillSwitch",
         }
     }
 }

@@ -27,6 +27,13 @@ pub struct LaunchPolicyStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["webhook"]))]
     pub summaries: Vec<SummaryStatus>,
+    /// Each kill switch of `spec.contingency`: on or off, and who flipped it, when and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub kill_switches: Vec<KillSwitchStatus>,
+    /// The kill-switch commands (`annotation=value`) already applied, so each is applied once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied_switch_commands: Vec<String>,
 }
 
 /// The schedule of one webhook's periodic launch update.
@@ -51,6 +58,26 @@ fn conditions_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
         serde_json::json!(["type"]),
     );
     schema
+}
+
+/// A kill switch as it stands, and the last flip: who, when, why.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KillSwitchStatus {
+    /// The switch's name from the spec.
+    pub name: String,
+    /// `true` while the feature may run; `false` once switched off. (Not named `on`: YAML 1.1
+    /// tools read that key as a boolean.)
+    pub enabled: bool,
+    /// When it was last flipped (absent while it has never been).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+    /// Who flipped it: the field manager and time of the annotation, or `liftoff` for a gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Why, e.g. `gate p95-latency-seconds 0.9 > 0.5 (3/3 checks failed)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// The staged launch's position, its timers and gate results (which survive operator restarts),

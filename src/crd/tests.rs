@@ -188,3 +188,32 @@ fn the_reported_gate_value_reads_back_exactly() {
     let value: f64 = serde_json::from_str("0.935151302994944").unwrap();
     assert_eq!(serde_json::to_string(&value).unwrap(), "0.935151302994944");
 }
+
+/// Field names that YAML 1.1 tools (kubectl, helm: sigs.k8s.io/yaml) read as booleans when
+/// unquoted, which breaks the CRD for them while Rust's YAML 1.2 reader is fine.
+#[test]
+fn no_field_is_named_like_a_yaml_1_1_boolean() {
+    fn walk(schema: &Value, path: &str, found: &mut Vec<String>) {
+        if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+            for (name, sub) in props {
+                let lower = name.to_ascii_lowercase();
+                if ["on", "off", "yes", "no", "y", "n", "true", "false"].contains(&lower.as_str()) {
+                    found.push(format!("{path}.{name}"));
+                }
+                walk(sub, &format!("{path}.{name}"), found);
+            }
+        }
+        if let Some(items) = schema.get("items") {
+            walk(items, &format!("{path}[]"), found);
+        }
+    }
+    let mut found = Vec::new();
+    for crd in [
+        serde_json::to_value(LaunchPolicy::crd()).unwrap(),
+        serde_json::to_value(LaunchSource::crd()).unwrap(),
+    ] {
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        walk(schema, "", &mut found);
+    }
+    assert!(found.is_empty(), "rename these fields: {found:?}");
+}

@@ -84,7 +84,7 @@ fn stage_index(value: &str, spec: &RolloutSpec) -> Result<u32, String> {
 }
 
 /// `manager at time` for the field manager that owns annotation `key`.
-fn issuer(key: &str, managed_fields: &[ManagedFieldsEntry]) -> Option<String> {
+pub(crate) fn issuer(key: &str, managed_fields: &[ManagedFieldsEntry]) -> Option<String> {
     let field = format!("f:{key}");
     managed_fields
         .iter()
