@@ -5,7 +5,7 @@
 //! canary → Go → 500 → 1,500 → everyone; the same launch with a broken p95 pauses at the canary.
 //!
 //! The example's scaling triggers need Kafka, PostgreSQL and Redis (tested in `scaling.rs`); here
-//! the rollout is the subject, so they are left out.
+//! the rollout is the subject, so they are left out, with the stage floors that name them.
 
 mod support;
 
@@ -66,7 +66,7 @@ fn emr_platform(exporter: Arc<MetricsExporter>, slow: Arc<AtomicBool>) {
 }
 
 /// `examples/emr-platform.yaml` in namespace `ns`, reading `prometheus`, with its bakes and gate
-/// interval compressed to seconds and without its scaling triggers and webhook.
+/// interval compressed to seconds and without its scaling triggers (and their floors) and webhook.
 fn example(ns: &str, prometheus: &str) -> Value {
     let text = std::fs::read_to_string(repo_path("examples/emr-platform.yaml")).unwrap();
     let mut policy: Value = serde_yaml::from_str(&text).unwrap();
@@ -80,6 +80,8 @@ fn example(ns: &str, prometheus: &str) -> Value {
         if stage.get("bake").is_some() {
             stage["bake"] = json!("3s");
         }
+        // Its floors name the triggers left out above.
+        stage.as_object_mut().unwrap().remove("scaleUpFirst");
     }
     rollout["gates"]["interval"] = json!("1s");
     rollout["gates"]["failureThreshold"] = json!(2);

@@ -496,6 +496,68 @@ async fn a_stage_waits_while_a_scaling_trigger_says_capacity_is_short() {
 }
 
 #[tokio::test]
+async fn a_stage_scales_up_first_and_waits_for_ready_replicas_before_its_users_arrive() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::api::{Patch, PatchParams};
+    let l = launch("rollout-scale-up-first").await;
+    let url = l._prometheus.url();
+    // A calm API (50 % CPU against 70 %) on 2 replicas.
+    l.exporter.set("api_cpu_percent", &[], 50.0);
+    let deployments: Api<Deployment> = Api::namespaced(l.client.clone(), &l.ns);
+    let api = serde_json::from_value(support::objects::workload("Deployment", "api", 2)).unwrap();
+    deployments
+        .create(&PostParams::default(), &api)
+        .await
+        .unwrap();
+    let stages = json!([
+        {"name": "internal-beta", "users": 100, "bake": "1s"},
+        {"name": "gradual", "users": 500, "scaleUpFirst": [{"trigger": "api-cpu", "minReplicas": 5}]},
+        {"name": "everyone", "users": "All"}
+    ]);
+    let mut spec = rollout_spec(&url, stages, "Pause");
+    spec["scaling"] = json!({"interval": "1s", "triggers": [{
+        "name": "api-cpu", "cpu": {"query": "max(api_cpu_percent)"},
+        "scaleTargetRef": {"kind": "Deployment", "name": "api"},
+        "replicas": {"min": 2, "max": 20}
+    }]});
+    create_policy(&l, &url, spec).await;
+    let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
+
+    // Once the canary has baked, the API is scaled to 5 before the 500 users arrive, and the
+    // stage waits for the pods to be ready (no kubelet here: nothing is ready yet).
+    eventually(WAIT, "the API scaled to the stage's floor", || async {
+        let d = deployments.get("api").await.ok()?;
+        (d.spec?.replicas? == 5).then_some(())
+    })
+    .await;
+    let r = eventually(WAIT, "the stage waiting for ready replicas", || async {
+        rollout(&l.client, &l.ns).await.filter(|r| {
+            r.waiting_on
+                .as_ref()
+                .is_some_and(|w| w.summary == "scale-up first: api-cpu 0/5")
+        })
+    })
+    .await;
+    assert_eq!(r.state.stage_name.as_deref(), Some("internal-beta"));
+    assert_eq!(cohort(&l.client, &l.ns).await.as_deref(), Some("100"));
+
+    // The pods are ready (as the kubelet would report): the 500 users are admitted.
+    let ready = json!({"status": {"replicas": 5, "readyReplicas": 5}});
+    deployments
+        .patch_status("api", &PatchParams::default(), &Patch::Merge(&ready))
+        .await
+        .unwrap();
+    eventually(WAIT, "500 users once the pods are ready", || async {
+        (cohort(&l.client, &l.ns).await? == "500").then_some(())
+    })
+    .await;
+    // The floor stays with the stage: the calm API is not scaled back below 5.
+    _op.completes_reconciles(5).await;
+    let d = deployments.get("api").await.unwrap();
+    assert!(d.spec.unwrap().replicas.unwrap() >= 5);
+}
+
+#[tokio::test]
 async fn breaking_latency_pauses_with_the_value_and_rollback_returns_to_the_previous_cohort() {
     let l = launch("rollout-gate-failure").await;
     let url = l._prometheus.url();

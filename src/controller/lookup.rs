@@ -126,6 +126,23 @@ impl KubeLookup<'_> {
         }
     }
 
+    /// `status.readyReplicas` of a Deployment or StatefulSet from the cache (0 while none is
+    /// reported); `None` for other kinds or a workload not cached.
+    pub fn ready_replicas(&self, target: &ScaleTargetRef) -> Option<i32> {
+        let ready = match (target.api_version.as_str(), target.kind.as_str()) {
+            ("apps/v1", "Deployment") => {
+                let d = self.caches.deployments.get(&self.key(target))?;
+                d.status.as_ref().and_then(|s| s.ready_replicas)
+            }
+            ("apps/v1", "StatefulSet") => {
+                let s = self.caches.statefulsets.get(&self.key(target))?;
+                s.status.as_ref().and_then(|s| s.ready_replicas)
+            }
+            _ => return None,
+        };
+        Some(ready.unwrap_or(0))
+    }
+
     /// The pod selector of a Deployment or StatefulSet.
     pub fn selector(&self, target: &ScaleTargetRef) -> Option<LabelSelector> {
         self.cached(target).map(|c| c.selector)

@@ -53,6 +53,8 @@ pub async fn reconcile(watched: Arc<super::Watched>, ctx: Arc<Context>) -> Resul
     let namespace = policy.namespace().ok_or(Error::NoNamespace)?;
     // Before anything reads the spec: the LaunchSources it names, filled in.
     let (policy, source_problems) = ctx.sources.resolve(policy);
+    // The floors the rollout's `scaleUpFirst` sets now, as raised `replicas.min`.
+    let policy = rollout::capacity::with_floors(policy, Timestamp::now());
     let policy = policy.as_ref();
     let triggers = policy
         .spec
@@ -267,7 +269,8 @@ async fn step_rollout(
     let io = (&ctx.pools, lookup);
     let working = memory.rollout.as_ref();
     let (refresh, now) = (facts.status_refresh, facts.now);
-    let inputs = (unpublished, capacity);
+    let ready = rollout::capacity::readiness(policy, lookup);
+    let inputs = (unpublished, capacity, ready);
     let evaluation = rollout::evaluate(policy, spec, io, working, refresh, now, inputs).await;
     Ok(Some(evaluation))
 }

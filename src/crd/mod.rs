@@ -23,7 +23,7 @@ pub use notify::{Notification, NotificationEvent};
 pub use refs::{LocalObjectRef, ScaleTargetRef, SecretKeyRef, SecretRef};
 pub use rollout::{
     CohortSpec, FlagdCohort, GateCheck, GateFailurePolicy, GateSpec, NoDataPolicy, RolloutSpec,
-    Stage, default_stages,
+    ScaleUpFirst, Stage, default_stages,
 };
 pub use rollout_state::{
     ConsumedApproval, GateState, Hold, HoldCause, MAX_REMEMBERED_COMMANDS, Phase, RolloutState,
@@ -115,6 +115,9 @@ pub use users::Users;
 #[x_kube(validation = kube::core::Rule::new(
     "!has(self.contingency) || self.contingency.killSwitches.all(k, !has(k.offOnGateFailure) || k.offOnGateFailure.all(g, has(self.rollout) && has(self.rollout.gates) && self.rollout.gates.checks.exists(c, c.name == g)))"
 ).message("spec.contingency.killSwitches[].offOnGateFailure must name gate checks of spec.rollout.gates.checks"))]
+#[x_kube(validation = kube::core::Rule::new(
+    "!has(self.rollout) || self.rollout.stages.all(s, !has(s.scaleUpFirst) || s.scaleUpFirst.all(f, has(self.scaling) && self.scaling.triggers.exists(t, t.name == f.trigger && has(t.replicas))))"
+).message("spec.rollout.stages[].scaleUpFirst[].trigger must name a trigger of spec.scaling.triggers that has replicas (cpu or redisMemory)"))]
 pub struct LaunchPolicySpec {
     /// The Prometheus server that PromQL queries (triggers and gates) are sent to.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -58,6 +58,7 @@ pub fn default_stages() -> Vec<Stage> {
         users,
         bake: bake_hours.map(|h| Duration::from_secs(h * 3600)),
         approval,
+        scale_up_first: Vec::new(),
     };
     let (automatic, manual) = (Approval::Automatic, Approval::Manual);
     vec![
@@ -96,6 +97,26 @@ pub struct Stage {
     /// shown in status; the stage is still entered only once it has baked with healthy gates.
     #[serde(default = "automatic")]
     pub approval: Approval,
+    /// Capacity to have before this stage's users arrive: once the previous stage has baked,
+    /// each named trigger's `replicas.min` is raised to `minReplicas` (never above its
+    /// `replicas.max`), and the stage is entered only when the target reports that many ready
+    /// replicas. The floor stays for this stage and the ones after it; a rollback to an earlier
+    /// stage lowers it again. Triggers with `replicas` only (`cpu`, `redisMemory`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub scale_up_first: Vec<ScaleUpFirst>,
+}
+
+/// A trigger's floor for a stage.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleUpFirst {
+    /// The trigger's name (`spec.scaling.triggers[].name`).
+    #[schemars(length(min = 1, max = 63))]
+    pub trigger: String,
+    /// Ready replicas to have before the stage is entered (1–100,000).
+    #[schemars(range(min = 1, max = 100000))]
+    pub min_replicas: i32,
 }
 
 fn automatic() -> Approval {

@@ -2,7 +2,76 @@
 //! that would admit more users waits while any trigger is beyond its threshold, cannot be read,
 //! has an action pending, or recommends a resize nobody has done.
 
-use crate::{crd::TriggerStatus, engine::rollout::CapacityHold};
+use std::{borrow::Cow, collections::BTreeMap};
+
+use k8s_openapi::jiff::Timestamp;
+
+use super::super::lookup::KubeLookup;
+use crate::{
+    crd::{LaunchPolicy, TriggerStatus},
+    engine::rollout::{self, CapacityHold, Readiness},
+};
+
+/// `policy` with each trigger's `replicas.min` raised to the floor its rollout's
+/// `scaleUpFirst` sets now (never above `replicas.max`); borrowed unchanged when none does.
+pub fn with_floors(policy: Cow<'_, LaunchPolicy>, now: Timestamp) -> Cow<'_, LaunchPolicy> {
+    let (Some(spec), Some(status)) = (
+        policy.spec.rollout.as_ref(),
+        policy.status.as_ref().and_then(|s| s.rollout.as_ref()),
+    ) else {
+        return policy;
+    };
+    let floors = rollout::floors(spec, &status.state, now);
+    let raises = |p: &LaunchPolicy| {
+        p.spec.scaling.iter().flat_map(|s| &s.triggers).any(|t| {
+            let floor = floors.get(&t.name).copied().unwrap_or(0);
+            t.replicas
+                .as_ref()
+                .is_some_and(|r| r.min < floor.min(r.max))
+        })
+    };
+    if !raises(&policy) {
+        return policy;
+    }
+    let mut raised = policy.into_owned();
+    for t in raised.spec.scaling.iter_mut().flat_map(|s| &mut s.triggers) {
+        if let (Some(floor), Some(r)) = (floors.get(&t.name), t.replicas.as_mut()) {
+            r.min = r.min.max((*floor).min(r.max));
+        }
+    }
+    Cow::Owned(raised)
+}
+
+/// The ready replicas of the targets the next stage's `scaleUpFirst` names, by trigger.
+pub fn readiness(policy: &LaunchPolicy, lookup: &KubeLookup<'_>) -> BTreeMap<String, Readiness> {
+    let (Some(spec), state) = (
+        policy.spec.rollout.as_ref(),
+        policy
+            .status
+            .as_ref()
+            .and_then(|s| s.rollout.as_ref())
+            .map(|r| &r.state),
+    ) else {
+        return BTreeMap::new();
+    };
+    let next = state.map_or(0, rollout::next_stage) as usize;
+    let Some(stage) = spec.stages.get(next) else {
+        return BTreeMap::new();
+    };
+    let triggers = policy.spec.scaling.iter().flat_map(|s| &s.triggers);
+    let triggers: Vec<_> = triggers.collect();
+    stage
+        .scale_up_first
+        .iter()
+        .filter_map(|f| {
+            let t = triggers.iter().find(|t| t.name == f.trigger)?;
+            let target = t.scale_target_ref.as_ref()?;
+            let max = t.replicas.as_ref()?.max;
+            let ready = lookup.ready_replicas(target)?;
+            Some((f.trigger.clone(), Readiness { ready, max }))
+        })
+        .collect()
+}
 
 /// One hold per trigger that says the platform is short of capacity, in spec order. The texts
 /// carry no samples, so a hold reads the same from one evaluation to the next.

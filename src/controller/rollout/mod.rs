@@ -43,7 +43,11 @@ pub async fn evaluate(
     working: Option<&display::Working>,
     status_refresh: Duration,
     now: Timestamp,
-    (unpublished, capacity): (bool, Vec<rollout::CapacityHold>),
+    (unpublished, capacity, ready): (
+        bool,
+        Vec<rollout::CapacityHold>,
+        BTreeMap<String, rollout::Readiness>,
+    ),
 ) -> Evaluation {
     let stored = policy.status.as_ref().and_then(|s| s.rollout.as_ref());
     let previous = match stored {
@@ -68,6 +72,7 @@ pub async fn evaluate(
         commands,
         unpublished,
         capacity,
+        ready,
         ..Default::default()
     };
     if rollout::gates_due(spec, &previous, now) {

@@ -40,7 +40,9 @@ fn why(plan: &Plan, state: &RolloutState, inputs: &Inputs, now: Timestamp) -> St
                 Health::Unknown(why) => {
                     format!("not started: {why}, so stage{first} is not entered yet")
                 }
-                _ => match capacity_note(plan, inputs) {
+                _ => match capacity_note(plan, inputs)
+                    .or_else(|| scaling_first(plan, state, inputs))
+                {
                     Some(note) => format!("not started; the first stage is{first}; {note}"),
                     None => format!("not started; the first stage is{first}"),
                 },
@@ -115,6 +117,24 @@ fn baked(state: &RolloutState, now: Timestamp) -> bool {
     state.bake_until.as_ref().is_none_or(|until| now >= until.0)
 }
 
+/// The next stage's `scaleUpFirst` not ready yet, as a sentence.
+fn scaling_first(plan: &Plan, state: &RolloutState, inputs: &Inputs) -> Option<String> {
+    let next = next_index(state.stage);
+    let unready = super::floors::unready(plan, next, inputs);
+    if unready.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = unready
+        .iter()
+        .map(|(t, ready, wanted)| format!("trigger {t} has {ready} of {wanted} replicas ready"))
+        .collect();
+    Some(format!(
+        "scaling up before {}: {}",
+        plan.name_of(Some(next)),
+        list.join(", ")
+    ))
+}
+
 fn capacity_holds<'i>(plan: &Plan, inputs: &'i Inputs) -> Option<&'i [CapacityHold]> {
     (plan.hold_while_scaling && !inputs.capacity.is_empty()).then_some(inputs.capacity.as_slice())
 }
@@ -146,16 +166,24 @@ pub(crate) fn waiting_on(
                     WaitReason::GatesFailing,
                     format!("gates failing: {}", failing.join(", ")),
                 )
-            } else if let Some(holds) = capacity_holds(plan, inputs)
-                .filter(|_| baked(state, now) && plan.stage(next_index(state.stage)).is_some())
-            {
+            } else if !baked(state, now) || plan.stage(next_index(state.stage)).is_none() {
+                None
+            } else if let Some(holds) = capacity_holds(plan, inputs) {
                 let names: Vec<&str> = holds.iter().map(|h| h.trigger.as_str()).collect();
                 on(
                     WaitReason::Capacity,
                     format!("capacity: {}", names.join(", ")),
                 )
             } else {
-                None
+                let unready = super::floors::unready(plan, next_index(state.stage), inputs);
+                let list: Vec<String> = unready
+                    .iter()
+                    .map(|(t, ready, wanted)| format!("{t} {ready}/{wanted}"))
+                    .collect();
+                (!list.is_empty()).then(|| WaitingOn {
+                    reason: WaitReason::Capacity,
+                    summary: format!("scale-up first: {}", list.join(", ")),
+                })
             }
         }
         Phase::AwaitingApproval => {
@@ -224,7 +252,10 @@ fn baking(plan: &Plan, state: &RolloutState, inputs: &Inputs, now: Timestamp, at
             }
             sentence
         }
-        _ => match (gate_note, capacity_note(plan, inputs)) {
+        _ => match (
+            gate_note,
+            capacity_note(plan, inputs).or_else(|| scaling_first(plan, state, inputs)),
+        ) {
             (Some(note), _) => format!("{at} has baked; waiting for healthy gates: {note}"),
             (None, Some(capacity)) => format!("{at} has baked with healthy gates; {capacity}"),
             // Only seen between two evaluations that had nothing left to decide.

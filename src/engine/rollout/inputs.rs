@@ -28,6 +28,16 @@ pub struct Inputs {
     /// evaluation; keep the texts free of samples so a hold reads the same from one
     /// evaluation to the next.
     pub capacity: Vec<CapacityHold>,
+    /// The targets of the triggers the next stage's `scaleUpFirst` names, by trigger: ready
+    /// replicas and the trigger's `replicas.max`. A trigger missing here has none ready.
+    pub ready: BTreeMap<String, Readiness>,
+}
+
+/// A scale target's ready replicas, and the most its trigger may scale it to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    pub ready: i32,
+    pub max: i32,
 }
 
 /// One scaling trigger holding the rollout for capacity.

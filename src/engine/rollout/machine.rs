@@ -195,6 +195,15 @@ impl Machine<'_, '_> {
             };
             return;
         }
+        if !super::floors::unready(plan, next, inputs).is_empty() {
+            // Scaling up before the stage's users arrive (see `floors`).
+            self.state.phase = if self.state.stage.is_some() {
+                Phase::Baking
+            } else {
+                Phase::Pending
+            };
+            return;
+        }
         let Some(stage) = plan.stage(next) else {
             self.state.phase = Phase::Completed;
             let at = self.plan.describe(self.state.stage);

@@ -85,6 +85,7 @@ mod clock;
 mod commands;
 mod decision;
 mod explain;
+mod floors;
 mod gates;
 mod inputs;
 mod machine;
@@ -99,7 +100,8 @@ pub use crate::crd::{
     Users,
 };
 pub use decision::{Decision, Event, EventKind};
-pub use inputs::{Action, CapacityHold, Command, GateReading, Inputs};
+pub use floors::{floors, next_stage};
+pub use inputs::{Action, CapacityHold, Command, GateReading, Inputs, Readiness};
 pub use plan::{MIN_GATE_INTERVAL, MIN_STAGE_DURATION};
 
 use k8s_openapi::jiff::Timestamp;

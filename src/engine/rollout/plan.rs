@@ -8,7 +8,7 @@
 use std::{collections::BTreeSet, time::Duration};
 
 use super::clock;
-use crate::crd::{Approval, GateCheck, GateFailurePolicy, RolloutSpec, Users};
+use crate::crd::{Approval, GateCheck, GateFailurePolicy, RolloutSpec, ScaleUpFirst, Users};
 
 /// Shortest time a stage lasts, so every cohort is published before the next one replaces it.
 pub const MIN_STAGE_DURATION: Duration = Duration::from_secs(1);
@@ -27,6 +27,7 @@ pub(crate) struct PlannedStage<'a> {
     pub users: Users,
     pub bake: Duration,
     pub approval: Approval,
+    pub scale_up_first: &'a [ScaleUpFirst],
 }
 
 pub(crate) struct GatePlan<'a> {
@@ -64,6 +65,7 @@ impl<'a> Plan<'a> {
                 users,
                 bake: clock::ceil_seconds(bake).max(MIN_STAGE_DURATION),
                 approval: stage.approval,
+                scale_up_first: &stage.scale_up_first,
             });
         }
         let gates = match &spec.gates {

@@ -31,6 +31,7 @@ pub(super) fn stage(name: &str, users: &str, bake_secs: u64, approval: Approval)
         },
         bake: (bake_secs > 0).then(|| crate::crd::Duration::from_secs(bake_secs)),
         approval,
+        scale_up_first: Vec::new(),
     }
 }
 

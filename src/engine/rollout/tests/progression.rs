@@ -400,3 +400,61 @@ fn capacity_holds_nothing_during_the_bake_or_when_the_policy_opts_out() {
     let d = run.step(10 * MIN, &short_of_capacity());
     assert_eq!((d.state.stage, d.users), (Some(1), Users::Count(500)));
 }
+
+/// The automatic plan whose stage b needs `api-cpu` at 10 replicas first (its max is `max`).
+fn scale_up_first() -> RolloutSpec {
+    let mut spec = automatic();
+    spec.stages[1].scale_up_first = vec![crate::crd::ScaleUpFirst {
+        trigger: "api-cpu".into(),
+        min_replicas: 10,
+    }];
+    spec
+}
+
+fn ready(n: i32, max: i32) -> Inputs {
+    Inputs {
+        ready: [("api-cpu".to_string(), Readiness { ready: n, max })].into(),
+        ..Inputs::default()
+    }
+}
+
+#[test]
+fn a_stage_raises_its_floor_once_the_previous_one_has_baked_and_keeps_it() {
+    let spec = scale_up_first();
+    let mut run = Run::new(spec.clone());
+    run.step(0, &Inputs::default());
+    assert!(
+        floors(&spec, &run.state, at(MIN)).is_empty(),
+        "baking: not yet"
+    );
+    let at_bake = floors(&spec, &run.state, at(10 * MIN));
+    assert_eq!(at_bake.get("api-cpu"), Some(&10), "baked: prepare stage b");
+    // Not ready: held with the numbers; ready: entered, and the floor stays.
+    let d = run.step(10 * MIN, &ready(3, 40));
+    assert_eq!((d.state.stage, d.state.phase), (Some(0), Phase::Baking));
+    assert!(
+        d.message.ends_with(
+            "has baked with healthy gates; scaling up before stage b: trigger api-cpu has 3 of 10 replicas ready"
+        ),
+        "{}",
+        d.message
+    );
+    assert_eq!(
+        d.waiting_on.unwrap().summary,
+        "scale-up first: api-cpu 3/10"
+    );
+    let d = run.step(10 * MIN + 30, &ready(10, 40));
+    assert_eq!((d.state.stage, d.users), (Some(1), Users::Count(500)));
+    assert_eq!(
+        floors(&spec, &d.state, at(10 * MIN + 31)).get("api-cpu"),
+        Some(&10)
+    );
+}
+
+#[test]
+fn a_floor_above_the_triggers_max_waits_for_the_max_only() {
+    let mut run = Run::new(scale_up_first());
+    run.step(0, &Inputs::default());
+    let d = run.step(10 * MIN, &ready(6, 6));
+    assert_eq!(d.state.stage, Some(1), "6 of max 6 is all it can have");
+}
