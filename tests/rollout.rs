@@ -1094,6 +1094,61 @@ async fn kill_switches_turn_off_by_annotation_and_by_a_failing_gate_and_say_who(
 }
 
 #[tokio::test]
+async fn a_trigger_out_of_room_switches_off_what_lists_it() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let l = launch("kill-switch-at-max").await;
+    let url = l._prometheus.url();
+    // The API is hot (95 % against 70 %) and already at its maximum of 2 replicas.
+    l.exporter.set("api_cpu_percent", &[], 95.0);
+    let deployments: Api<Deployment> = Api::namespaced(l.client.clone(), &l.ns);
+    let api = serde_json::from_value(support::objects::workload("Deployment", "api", 2)).unwrap();
+    deployments
+        .create(&PostParams::default(), &api)
+        .await
+        .unwrap();
+    let spec = json!({
+        "prometheus": {"address": url},
+        "scaling": {"interval": "1s", "triggers": [{
+            "name": "api-cpu", "cpu": {"query": "max(api_cpu_percent)"},
+            "scaleTargetRef": {"kind": "Deployment", "name": "api"},
+            "replicas": {"min": 1, "max": 2}
+        }]},
+        "contingency": {"configMap": "launch-kill-switches", "killSwitches": [
+            {"name": "report-export", "offAtMax": ["api-cpu"]},
+            {"name": "live-dashboard"}
+        ]}
+    });
+    create_policy(&l, &url, spec).await;
+    let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
+    eventually(WAIT, "report-export switched off", || async {
+        let mut got = switches(&l.client, &l.ns).await?;
+        got.sort();
+        (got == [
+            ("live-dashboard".to_string(), true),
+            ("report-export".to_string(), false),
+        ])
+        .then_some(())
+    })
+    .await;
+    let policy = Api::<LaunchPolicy>::namespaced(l.client.clone(), &l.ns)
+        .get("launch")
+        .await
+        .unwrap();
+    let s = policy
+        .status
+        .unwrap()
+        .kill_switches
+        .into_iter()
+        .find(|s| s.name == "report-export")
+        .unwrap();
+    assert_eq!(s.by.as_deref(), Some("liftoff"));
+    assert_eq!(
+        s.why.as_deref(),
+        Some("trigger api-cpu is beyond its threshold (70%) at replicas.max 2")
+    );
+}
+
+#[tokio::test]
 async fn a_pause_and_an_abort_are_each_announced_by_one_warning_event() {
     let cp = control_plane().await;
     let client = cp.client().await.unwrap();

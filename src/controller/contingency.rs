@@ -22,6 +22,7 @@ use crate::{
         contingency::{self, Decision, SwitchCommand, Tripped},
         rollout::EventKind,
     },
+    triggers::{Current, Planning},
 };
 
 pub const KILL: &str = "liftoff.dev/kill-switch";
@@ -58,9 +59,10 @@ pub fn commands(policy: &LaunchPolicy) -> Vec<SwitchCommand> {
 
 /// Decides the switches of `policy` at `now`, given the rollout evaluated in this reconcile
 /// (whose tripped gate, if any, switches off what lists it). `None` without a contingency plan.
-pub fn step(
-    policy: &LaunchPolicy,
-    evaluation: Option<&rollout::Evaluation>,
+pub fn step<'p>(
+    policy: &'p LaunchPolicy,
+    plans: &'p [Planning<'_>],
+    evaluation: Option<&'p rollout::Evaluation>,
     now: Timestamp,
 ) -> Option<Decision> {
     let spec = policy.spec.contingency.as_ref()?;
@@ -71,18 +73,19 @@ pub fn step(
     let applied = status
         .map(|s| s.applied_switch_commands.as_slice())
         .unwrap_or_default();
-    let tripped: Vec<Tripped<'_>> = evaluation
+    let mut tripped: Vec<Tripped<'_>> = evaluation
         .filter(|e| e.events.iter().any(|e| e.kind == EventKind::GateFailed))
         .and_then(|e| e.fresh.state.hold.as_ref())
         .filter(|h| h.cause == HoldCause::Gate)
         .and_then(|h| {
-            Some(Tripped {
+            Some(Tripped::Gate {
                 gate: h.by.as_deref()?,
                 evidence: &h.detail,
             })
         })
         .into_iter()
         .collect();
+    tripped.extend(plans.iter().filter_map(at_max));
     Some(contingency::decide(
         spec,
         previous,
@@ -91,6 +94,38 @@ pub fn step(
         &tripped,
         now,
     ))
+}
+
+/// A trigger sampled in this reconcile that is beyond its threshold with nothing left to add:
+/// replicas at `replicas.max`, partitions at `partitions.max`, the last class of the ladder.
+fn at_max<'p>(p: &'p Planning<'_>) -> Option<Tripped<'p>> {
+    let reading = p.reading.as_ref()?;
+    if !p.plan.status.active {
+        return None;
+    }
+    let t = p.kind.trigger();
+    let limit = match reading.current.as_ref().ok()? {
+        Current::Replicas(n) => {
+            let max = t.replicas.as_ref()?.max;
+            (*n >= max).then(|| format!("replicas.max {max}"))
+        }
+        Current::Partitions(n) => {
+            let max = t.partitions.as_ref()?.max;
+            (*n >= max).then(|| format!("partitions.max {max}"))
+        }
+        Current::Class(class) => {
+            let ladder = &t.rds_resize.as_ref()?.class_ladder;
+            (ladder.last() == Some(class)).then(|| format!("the last class of its ladder, {class}"))
+        }
+        Current::Nothing => None,
+    }?;
+    Some(Tripped::AtMax {
+        trigger: &t.name,
+        evidence: format!(
+            "trigger {} is beyond its threshold ({}) at {limit}",
+            t.name, p.plan.status.threshold
+        ),
+    })
 }
 
 /// The flagd flag definitions of the switches: one boolean flag each, `on` while the feature

@@ -147,7 +147,7 @@ async fn reconcile_policy(
     let capacity = rollout::capacity::holds(plans.iter().map(|p| &p.plan.status));
     let rollout = step_rollout(ctx, policy, &lookup, &memory, refs.facts, capacity).await?;
     let rollout_status = rollout.as_ref().map(|r| r.status.clone());
-    let switches = contingency::step(policy, rollout.as_ref(), now);
+    let switches = contingency::step(policy, &plans, rollout.as_ref(), now);
     let summaries = schedule_summaries(policy, rollout_status.as_ref(), now);
 
     // Record intent: a crash after this write re-applies the same targets; a crash before it

@@ -48,6 +48,13 @@ pub struct KillSwitch {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32), inner(length(min = 1, max = 63)))]
     pub off_on_gate_failure: Vec<String>,
+    /// Scaling triggers (`spec.scaling.triggers[].name`) that switch this off when they are
+    /// beyond their threshold with nothing left to add: replicas at `replicas.max`, partitions at
+    /// `partitions.max`, the database on the last class of its ladder. Only a person turns it
+    /// back on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 63)))]
+    pub off_at_max: Vec<String>,
 }
 
 impl KillSwitch {

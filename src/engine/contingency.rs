@@ -2,14 +2,15 @@
 //! Pure: the previous switches, the commands, the gates that tripped in this evaluation and
 //! `now` in; the switches, the flips (who, when, why) and the commands applied out.
 //!
-//! Every switch starts on. A gate listed in a switch's `offOnGateFailure` that trips turns it
-//! off; only a person turns it back on. Each command id (`annotation=value`) is applied once;
+//! Every switch starts on. A gate listed in a switch's `offOnGateFailure` that trips, or a
+//! trigger listed in its `offAtMax` that is beyond its threshold at its maximum, turns it off;
+//! only a person turns it back on. Each command id (`annotation=value`) is applied once;
 //! a command naming no switch is reported and otherwise ignored. Gate trips are applied before
 //! commands, so a person's restore given in the same evaluation wins.
 
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 
-use crate::crd::{ContingencySpec, KillSwitchStatus};
+use crate::crd::{ContingencySpec, KillSwitch, KillSwitchStatus};
 
 /// How many applied command ids are remembered.
 pub const MAX_REMEMBERED: usize = 32;
@@ -48,10 +49,11 @@ pub struct Decision {
     pub problems: Vec<String>,
 }
 
-/// A gate that tripped in this evaluation, and the evidence.
-pub struct Tripped<'a> {
-    pub gate: &'a str,
-    pub evidence: &'a str,
+/// A gate that tripped in this evaluation, or a trigger beyond its threshold at its maximum,
+/// and the evidence.
+pub enum Tripped<'a> {
+    Gate { gate: &'a str, evidence: &'a str },
+    AtMax { trigger: &'a str, evidence: String },
 }
 
 pub fn decide(
@@ -80,19 +82,20 @@ pub fn decide(
     };
     let since = Some(Time(Timestamp::from_second(now.as_second()).unwrap_or(now)));
     for t in tripped {
+        let evidence = t.evidence();
         for (switch, status) in spec.kill_switches.iter().zip(&mut d.switches) {
-            if status.enabled && switch.off_on_gate_failure.iter().any(|g| g == t.gate) {
+            if status.enabled && t.switches_off(switch) {
                 status.enabled = false;
                 status.since = since.clone();
                 status.by = Some("liftoff".into());
-                status.why = Some(t.evidence.to_string());
+                status.why = Some(evidence.to_string());
                 let sheds = sheds(switch.description.as_deref());
                 d.flips.push(Flip {
                     name: switch.name.clone(),
                     on: false,
                     message: format!(
                         "kill switch {} turned off{sheds}: {}",
-                        switch.name, t.evidence
+                        switch.name, evidence
                     ),
                 });
             }
@@ -147,6 +150,23 @@ pub fn decide(
 
 fn sheds(description: Option<&str>) -> String {
     description.map_or_else(String::new, |d| format!(" ({d})"))
+}
+
+impl Tripped<'_> {
+    /// Whether `switch` lists this gate or trigger.
+    fn switches_off(&self, switch: &KillSwitch) -> bool {
+        match self {
+            Tripped::Gate { gate, .. } => switch.off_on_gate_failure.iter().any(|g| g == gate),
+            Tripped::AtMax { trigger, .. } => switch.off_at_max.iter().any(|t| t == trigger),
+        }
+    }
+
+    fn evidence(&self) -> &str {
+        match self {
+            Tripped::Gate { evidence, .. } => evidence,
+            Tripped::AtMax { evidence, .. } => evidence,
+        }
+    }
 }
 
 /// Remembers `id`; over capacity, forgets the oldest id no longer presented (a presented id must

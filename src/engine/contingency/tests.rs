@@ -8,7 +8,7 @@ fn spec() -> ContingencySpec {
         "killSwitches": [
             {"name": "report-export", "description": "PDF export of reports",
              "offOnGateFailure": ["p95-latency-seconds"]},
-            {"name": "live-dashboard"}
+            {"name": "live-dashboard", "offAtMax": ["api-cpu"]}
         ]
     }))
     .unwrap()
@@ -94,7 +94,7 @@ fn a_person_switches_off_and_back_on_once_per_command_recording_who() {
 
 #[test]
 fn a_tripped_gate_switches_off_what_lists_it_and_only_a_person_restores_it() {
-    let tripped = [Tripped {
+    let tripped = [Tripped::Gate {
         gate: "p95-latency-seconds",
         evidence: "gate p95-latency-seconds 0.9 > 0.5 (3/3 checks failed)",
     }];
@@ -156,4 +156,21 @@ fn switches_follow_the_spec_by_name() {
         .map(|s| (s.name.as_str(), s.enabled))
         .collect();
     assert_eq!(names, [("live-dashboard", false), ("report-export", true)]);
+}
+
+#[test]
+fn a_trigger_at_its_maximum_switches_off_what_lists_it() {
+    let tripped = [Tripped::AtMax {
+        trigger: "api-cpu",
+        evidence: "trigger api-cpu is beyond its threshold (70%) at replicas.max 40".into(),
+    }];
+    let d = decide(&spec(), &[], &[], &[], &tripped, at(0));
+    assert_eq!(on(&d), [true, false]);
+    assert_eq!(
+        d.flips[0].message,
+        "kill switch live-dashboard turned off: trigger api-cpu is beyond its threshold (70%) at replicas.max 40"
+    );
+    // Still at max next time: nothing more.
+    let again = decide(&spec(), &d.switches, &d.applied, &[], &tripped, at(1));
+    assert!(again.flips.is_empty());
 }
