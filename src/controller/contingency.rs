@@ -86,6 +86,10 @@ pub fn step<'p>(
         .into_iter()
         .collect();
     tripped.extend(plans.iter().filter_map(at_max));
+    if policy.spec.suspend {
+        // Suspended: Liftoff takes no action of its own; a person's command still applies.
+        tripped.clear();
+    }
     Some(contingency::decide(
         spec,
         previous,

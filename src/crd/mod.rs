@@ -118,6 +118,9 @@ pub use users::Users;
 #[x_kube(validation = kube::core::Rule::new(
     "!has(self.rollout) || self.rollout.stages.all(s, !has(s.scaleUpFirst) || s.scaleUpFirst.all(f, has(self.scaling) && self.scaling.triggers.exists(t, t.name == f.trigger && has(t.replicas))))"
 ).message("spec.rollout.stages[].scaleUpFirst[].trigger must name a trigger of spec.scaling.triggers that has replicas (cpu or redisMemory)"))]
+#[x_kube(validation = kube::core::Rule::new(
+    "!has(self.contingency) || !has(self.rollout) || !has(self.rollout.cohort) || ((!has(self.rollout.cohort.configMap) || self.rollout.cohort.configMap.name != self.contingency.configMap) && (!has(self.rollout.cohort.flagd) || self.rollout.cohort.flagd.configMap != self.contingency.configMap))"
+).message("spec.contingency.configMap must differ from the cohort's ConfigMaps: Liftoff writes each one whole"))]
 pub struct LaunchPolicySpec {
     /// The Prometheus server that PromQL queries (triggers and gates) are sent to.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -108,7 +108,7 @@ pub struct WaitingOn {
     /// capacity: see `holdWhileScaling`), `Approval` (a person's Go), `Person` (paused, rolled
     /// back, aborted or suspended: a command or a spec change moves it on).
     pub reason: WaitReason,
-    /// E.g. `gates unknown: error-rate, login-success`, `Go for gradual`,
+    /// E.g. `gates unknown: error-rate, login-success`, `Go for stage gradual`,
     /// `resume or retry: gate p95-latency-seconds 0.62 > 0.5 (3/3 checks failed)`.
     pub summary: String,
 }

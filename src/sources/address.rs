@@ -272,9 +272,10 @@ impl AddressPolicy {
             (false, _) => Ok(allowed),
             // Named as written: what an internal name resolves to is not the policy author's to
             // learn from a refusal.
-            (true, Some(denied)) => Err(Refusal::Denied(Denied {
+            // Nor which rule refused it: the apiserver's rule is its own IP.
+            (true, Some(_)) => Err(Refusal::Denied(Denied {
                 address: format!("{host}:{port}"),
-                why: format!("it resolves to a refused address, {}", denied.why),
+                why: "it resolves to an address the policy refuses".into(),
             })),
             (true, None) => Err(Refusal::Unresolved),
         }

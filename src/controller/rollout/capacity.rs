@@ -83,12 +83,14 @@ pub fn holds<'a>(triggers: impl IntoIterator<Item = &'a TriggerStatus>) -> Vec<C
                 "cannot be read, so the capacity it guards is unknown".to_string()
             } else if let Some(p) = &t.pending_action {
                 format!("has an action pending ({} {} to {})", p.kind, p.from, p.to)
+            } else if !t.active {
+                // A recommendation (kept in status until Liftoff itself resizes) holds only
+                // while the trigger is still beyond its threshold: a person may have resized.
+                return None;
             } else if let Some(r) = &t.recommendation {
                 format!("recommends a change nobody has made yet ({r})")
-            } else if t.active {
-                format!("is beyond its threshold ({})", t.threshold)
             } else {
-                return None;
+                format!("is beyond its threshold ({})", t.threshold)
             };
             Some(CapacityHold {
                 trigger: t.name.clone(),
@@ -136,10 +138,16 @@ mod tests {
             ..trigger("workers")
         };
         let advised = TriggerStatus {
+            active: true,
             recommendation: Some("resize emr-prod to db.r6g.2xlarge".into()),
             ..trigger("db")
         };
-        let held = holds([&calm, &hot, &blind, &acting, &advised]);
+        // Resized by a person since, and back under its threshold: no hold.
+        let resized = TriggerStatus {
+            recommendation: Some("resize emr-prod to db.r6g.2xlarge".into()),
+            ..trigger("db-done")
+        };
+        let held = holds([&calm, &hot, &blind, &acting, &advised, &resized]);
         let text: Vec<String> = held
             .iter()
             .map(|h| format!("{} {}", h.trigger, h.why))

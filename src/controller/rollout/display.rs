@@ -46,6 +46,7 @@ pub fn must_write(
     now: Timestamp,
 ) -> bool {
     if stored.message != fresh.message
+        || stored.waiting_on != fresh.waiting_on
         || decisive(&stored.state, failure_threshold) != decisive(&fresh.state, failure_threshold)
     {
         return true;

@@ -42,6 +42,13 @@ impl Machine<'_, '_> {
         stage >= next_index(self.state.stage) && stage < self.plan.len()
     }
 
+    /// Whether an approval of stage `index` is waiting to be used.
+    pub fn approval_given(&self, index: u32, commands: &[Command]) -> bool {
+        commands
+            .iter()
+            .any(|c| c.action == (Action::Approve { stage: index }) && !self.seen(c))
+    }
+
     /// Uses a waiting approval of stage `index`, if one was given; returns ` by <who>`.
     pub fn take_approval(&mut self, index: u32, commands: &[Command]) -> Option<String> {
         let command = commands

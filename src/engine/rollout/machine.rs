@@ -186,6 +186,22 @@ impl Machine<'_, '_> {
         }
         let next = next_index(self.state.stage);
         let plan = self.plan;
+        // A Go that is needed and not given is waited for first, so that a capacity hold that
+        // comes and goes does not announce the wait again each time.
+        if let Some(stage) = plan.stage(next)
+            && stage.approval == Approval::Manual
+            && !self.approval_given(next, &inputs.commands)
+        {
+            if self.state.phase != Phase::AwaitingApproval {
+                self.state.phase = Phase::AwaitingApproval;
+                let (name, users) = (stage.name, stage.users);
+                self.emit(
+                    EventKind::AwaitingApproval,
+                    format!("waiting for approval of stage {name} ({users} users), index {next}"),
+                );
+            }
+            return;
+        }
         if plan.hold_while_scaling && !inputs.capacity.is_empty() && plan.stage(next).is_some() {
             // Short of capacity: more users wait (an approval waits with them).
             self.state.phase = if self.state.stage.is_some() {

@@ -458,3 +458,37 @@ fn a_floor_above_the_triggers_max_waits_for_the_max_only() {
     let d = run.step(10 * MIN, &ready(6, 6));
     assert_eq!(d.state.stage, Some(1), "6 of max 6 is all it can have");
 }
+
+#[test]
+fn a_capacity_hold_that_comes_and_goes_announces_the_wait_for_a_go_once() {
+    let mut spec = automatic();
+    spec.stages[1].approval = Approval::Manual;
+    let mut run = Run::new(spec);
+    run.step(0, &Inputs::default());
+    let mut announced = 0;
+    for (i, t) in (10 * MIN..10 * MIN + 10).enumerate() {
+        let inputs = if i % 2 == 0 {
+            short_of_capacity()
+        } else {
+            Inputs::default()
+        };
+        let d = run.step(t, &inputs);
+        assert_eq!(d.state.phase, Phase::AwaitingApproval, "at {t}");
+        announced += d
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::AwaitingApproval)
+            .count();
+    }
+    assert_eq!(announced, 1);
+    // The Go while short of capacity is kept; it is used once capacity is back.
+    let go = short_of_capacity().with_command(approve("go", 1));
+    let d = run.step(11 * MIN, &go);
+    assert_eq!((d.state.stage, d.state.phase), (Some(0), Phase::Baking));
+    assert_eq!(d.waiting_on.unwrap().summary, "capacity: api-cpu");
+    let d = run.step(
+        11 * MIN + 1,
+        &Inputs::default().with_command(approve("go", 1)),
+    );
+    assert_eq!((d.state.stage, d.users), (Some(1), Users::Count(500)));
+}
