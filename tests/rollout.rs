@@ -444,29 +444,35 @@ async fn a_query_with_no_series_holds_visibly_by_default_and_passes_when_the_pol
     assert_eq!(r.waiting_on, None, "nothing holds a completed launch");
 }
 
+/// The API: a Deployment `api` on 2 replicas whose CPU (`api_cpu_percent`) reads `cpu` %.
+async fn api_on_two_replicas(l: &Launch, cpu: f64) -> Api<k8s_openapi::api::apps::v1::Deployment> {
+    l.exporter.set("api_cpu_percent", &[], cpu);
+    let api = support::objects::workload("Deployment", "api", 2);
+    support::objects::create::<k8s_openapi::api::apps::v1::Deployment>(&l.client, &l.ns, api).await;
+    Api::namespaced(l.client.clone(), &l.ns)
+}
+
+/// `spec.scaling` with the API's CPU trigger (`api-cpu`, 70 %), sampled every second.
+fn api_cpu_scaling(min: i32, max: i32) -> Value {
+    json!({"interval": "1s", "triggers": [{
+        "name": "api-cpu", "cpu": {"query": "max(api_cpu_percent)"},
+        "scaleTargetRef": {"kind": "Deployment", "name": "api"},
+        "replicas": {"min": min, "max": max}
+    }]})
+}
+
 #[tokio::test]
 async fn a_stage_waits_while_a_scaling_trigger_says_capacity_is_short() {
     let l = launch("rollout-capacity").await;
     let url = l._prometheus.url();
     // The API runs hot: 90 % CPU against a 70 % threshold, already at its maximum replicas.
-    l.exporter.set("api_cpu_percent", &[], 90.0);
-    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
-        Api::namespaced(l.client.clone(), &l.ns);
-    let api = serde_json::from_value(support::objects::workload("Deployment", "api", 2)).unwrap();
-    deployments
-        .create(&PostParams::default(), &api)
-        .await
-        .unwrap();
+    api_on_two_replicas(&l, 90.0).await;
     let stages = json!([
         {"name": "internal-beta", "users": 100, "bake": "1s"},
         {"name": "everyone", "users": "All"}
     ]);
     let mut spec = rollout_spec(&url, stages, "Pause");
-    spec["scaling"] = json!({"interval": "1s", "triggers": [{
-        "name": "api-cpu", "cpu": {"query": "max(api_cpu_percent)"},
-        "scaleTargetRef": {"kind": "Deployment", "name": "api"},
-        "replicas": {"min": 1, "max": 2}
-    }]});
+    spec["scaling"] = api_cpu_scaling(1, 2);
     create_policy(&l, &url, spec).await;
     let op = Operator::start(&l.cp, &["--resync=30s"]).await;
 
@@ -497,29 +503,18 @@ async fn a_stage_waits_while_a_scaling_trigger_says_capacity_is_short() {
 
 #[tokio::test]
 async fn a_stage_scales_up_first_and_waits_for_ready_replicas_before_its_users_arrive() {
-    use k8s_openapi::api::apps::v1::Deployment;
     use kube::api::{Patch, PatchParams};
     let l = launch("rollout-scale-up-first").await;
     let url = l._prometheus.url();
     // A calm API (50 % CPU against 70 %) on 2 replicas.
-    l.exporter.set("api_cpu_percent", &[], 50.0);
-    let deployments: Api<Deployment> = Api::namespaced(l.client.clone(), &l.ns);
-    let api = serde_json::from_value(support::objects::workload("Deployment", "api", 2)).unwrap();
-    deployments
-        .create(&PostParams::default(), &api)
-        .await
-        .unwrap();
+    let deployments = api_on_two_replicas(&l, 50.0).await;
     let stages = json!([
         {"name": "internal-beta", "users": 100, "bake": "1s"},
         {"name": "gradual", "users": 500, "scaleUpFirst": [{"trigger": "api-cpu", "minReplicas": 5}]},
         {"name": "everyone", "users": "All"}
     ]);
     let mut spec = rollout_spec(&url, stages, "Pause");
-    spec["scaling"] = json!({"interval": "1s", "triggers": [{
-        "name": "api-cpu", "cpu": {"query": "max(api_cpu_percent)"},
-        "scaleTargetRef": {"kind": "Deployment", "name": "api"},
-        "replicas": {"min": 2, "max": 20}
-    }]});
+    spec["scaling"] = api_cpu_scaling(2, 20);
     create_policy(&l, &url, spec).await;
     let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
 
@@ -1095,24 +1090,13 @@ async fn kill_switches_turn_off_by_annotation_and_by_a_failing_gate_and_say_who(
 
 #[tokio::test]
 async fn a_trigger_out_of_room_switches_off_what_lists_it() {
-    use k8s_openapi::api::apps::v1::Deployment;
     let l = launch("kill-switch-at-max").await;
     let url = l._prometheus.url();
     // The API is hot (95 % against 70 %) and already at its maximum of 2 replicas.
-    l.exporter.set("api_cpu_percent", &[], 95.0);
-    let deployments: Api<Deployment> = Api::namespaced(l.client.clone(), &l.ns);
-    let api = serde_json::from_value(support::objects::workload("Deployment", "api", 2)).unwrap();
-    deployments
-        .create(&PostParams::default(), &api)
-        .await
-        .unwrap();
+    api_on_two_replicas(&l, 95.0).await;
     let spec = json!({
         "prometheus": {"address": url},
-        "scaling": {"interval": "1s", "triggers": [{
-            "name": "api-cpu", "cpu": {"query": "max(api_cpu_percent)"},
-            "scaleTargetRef": {"kind": "Deployment", "name": "api"},
-            "replicas": {"min": 1, "max": 2}
-        }]},
+        "scaling": api_cpu_scaling(1, 2),
         "contingency": {"configMap": "launch-kill-switches", "killSwitches": [
             {"name": "report-export", "offAtMax": ["api-cpu"]},
             {"name": "live-dashboard"}

@@ -177,49 +177,11 @@ impl Machine<'_, '_> {
             .is_none_or(|until| self.now >= until.0);
         let healthy = gates::health(self.plan, &self.state, inputs) == Health::Healthy;
         if !baked || !healthy {
-            self.state.phase = if self.state.stage.is_some() {
-                Phase::Baking
-            } else {
-                Phase::Pending
-            };
+            self.wait_in_place();
             return;
         }
         let next = next_index(self.state.stage);
         let plan = self.plan;
-        // A Go that is needed and not given is waited for first, so that a capacity hold that
-        // comes and goes does not announce the wait again each time.
-        if let Some(stage) = plan.stage(next)
-            && stage.approval == Approval::Manual
-            && !self.approval_given(next, &inputs.commands)
-        {
-            if self.state.phase != Phase::AwaitingApproval {
-                self.state.phase = Phase::AwaitingApproval;
-                let (name, users) = (stage.name, stage.users);
-                self.emit(
-                    EventKind::AwaitingApproval,
-                    format!("waiting for approval of stage {name} ({users} users), index {next}"),
-                );
-            }
-            return;
-        }
-        if plan.hold_while_scaling && !inputs.capacity.is_empty() && plan.stage(next).is_some() {
-            // Short of capacity: more users wait (an approval waits with them).
-            self.state.phase = if self.state.stage.is_some() {
-                Phase::Baking
-            } else {
-                Phase::Pending
-            };
-            return;
-        }
-        if !super::floors::unready(plan, next, inputs).is_empty() {
-            // Scaling up before the stage's users arrive (see `floors`).
-            self.state.phase = if self.state.stage.is_some() {
-                Phase::Baking
-            } else {
-                Phase::Pending
-            };
-            return;
-        }
         let Some(stage) = plan.stage(next) else {
             self.state.phase = Phase::Completed;
             let at = self.plan.describe(self.state.stage);
@@ -229,10 +191,9 @@ impl Machine<'_, '_> {
             );
             return;
         };
-        // A waiting approval is used up on entry even when the stage does not need one, so it
-        // can never apply later.
-        let approved = self.take_approval(next, &inputs.commands);
-        if stage.approval == Approval::Manual && approved.is_none() {
+        // A Go that is needed and not given is waited for first, so that a capacity hold that
+        // comes and goes does not announce the wait again each time.
+        if stage.approval == Approval::Manual && !self.approval_given(next, &inputs.commands) {
             if self.state.phase != Phase::AwaitingApproval {
                 self.state.phase = Phase::AwaitingApproval;
                 let (name, users) = (stage.name, stage.users);
@@ -243,10 +204,28 @@ impl Machine<'_, '_> {
             }
             return;
         }
+        // Short of capacity (an approval waits with the users), or scaling up before the
+        // stage's users arrive (see `floors`).
+        let short = plan.hold_while_scaling && !inputs.capacity.is_empty();
+        if short || !super::floors::unready(plan, next, inputs).is_empty() {
+            self.wait_in_place();
+            return;
+        }
+        // A waiting approval is used up on entry even when the stage does not need one, so it
+        // can never apply later.
+        let approved = self.take_approval(next, &inputs.commands);
         let by = approved.map_or_else(String::new, |who| format!(", approved{who}"));
         self.enter(Some(next));
         let at = self.plan.describe(Some(next));
         self.emit(EventKind::StageAdvanced, format!("entered {at}{by}"));
+    }
+
+    /// Stays where it is: baking the current stage, or pending before the first.
+    fn wait_in_place(&mut self) {
+        self.state.phase = match self.state.stage {
+            Some(_) => Phase::Baking,
+            None => Phase::Pending,
+        };
     }
 
     /// Brings the admitted users in line with the current stage after a spec edit changed its
