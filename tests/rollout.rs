@@ -795,7 +795,8 @@ async fn a_launch_update_goes_out_every_summary_every_even_across_a_restart() {
     );
     let last = updates.last().unwrap();
     for part in [
-        "/launch] LaunchUpdate: launch update",
+        "/launch] LaunchUpdate: 🟢 all systems operational — launch update at H+0\n",
+        "• Users: 100 admitted\n",
         "• Status: Baking, stage 1 of 4: stage internal-beta (100 users) baking 10m, until ",
         "• Key metrics: error-rate 0 (max 0.001, ok); p95-latency-seconds 0.2 (max 0.5, ok)",
         "• Issues: none",

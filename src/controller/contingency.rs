@@ -14,10 +14,10 @@ use kube::{ResourceExt, runtime::events::EventType};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use super::{Context, events, lookup::KubeLookup, memory::PolicyMemory, report, rollout};
+use super::{Context, events, memory::PolicyMemory, rollout};
 use crate::{
     actuators::configmap,
-    crd::{ContingencySpec, HoldCause, KillSwitchStatus, LaunchPolicy, NotificationEvent},
+    crd::{ContingencySpec, HoldCause, KillSwitchStatus, LaunchPolicy},
     engine::{
         contingency::{self, Decision, SwitchCommand, Tripped},
         rollout::EventKind,
@@ -205,14 +205,9 @@ pub async fn publish(
     }
 }
 
-/// Announces every flip (an Event and a message to the webhooks subscribed to `KillSwitch`) and
+/// Announces every flip (an Event; the war room hears of it from the journal) and
 /// every command that could not be used, once status records them.
-pub async fn report(
-    ctx: &Context,
-    lookup: &KubeLookup<'_>,
-    policy: &LaunchPolicy,
-    decision: &Decision,
-) {
+pub async fn report(ctx: &Context, policy: &LaunchPolicy, decision: &Decision) {
     for flip in &decision.flips {
         let (type_, reason) = match flip.on {
             false => (EventType::Warning, "KillSwitchOff"),
@@ -220,14 +215,6 @@ pub async fn report(
         };
         info!(switch = %flip.name, on = flip.on, "{}", flip.message);
         events::publish(&ctx.recorder, policy, type_, reason, &flip.message).await;
-        report::send(
-            ctx,
-            lookup,
-            policy,
-            NotificationEvent::KillSwitch,
-            &flip.message,
-        )
-        .await;
     }
     for problem in &decision.problems {
         let warning = EventType::Warning;

@@ -4,6 +4,7 @@ mod backoff;
 mod contingency;
 pub mod events;
 pub mod invalid;
+mod journal;
 pub mod lookup;
 pub mod memory;
 pub mod named_sources;
@@ -18,6 +19,7 @@ pub mod secrets;
 pub mod status;
 pub mod summary;
 mod synced;
+pub mod update;
 mod workloads;
 
 use std::{sync::Arc, time::Duration};

@@ -1,6 +1,7 @@
-//! Slack-compatible webhook notifications (`spec.notifications`): stage changes, gate failures,
-//! pauses, rollbacks, completion and scaling actions, and the periodic launch update
-//! (`summaryEvery`), as `{"text": "..."}` POSTs.
+//! Webhook notifications (`spec.notifications`): the journal's news (stage changes, Go
+//! requests, gate failures, scaling actions and failures, sources lost and found, kill
+//! switches), the launch updates and the launch report, in each webhook's format (Slack, Google
+//! Chat, Teams, or the structured JSON).
 //!
 //! Sending never blocks or fails a reconcile: each message is sent from a background task, retried
 //! with exponential backoff ([`ATTEMPTS`] tries, starting at [`FIRST_BACKOFF`]), and a message that
@@ -13,9 +14,9 @@ use std::time::Duration;
 use serde_json::json;
 use tracing::warn;
 
-use super::lookup::KubeLookup;
+use super::{lookup::KubeLookup, update::Update};
 use crate::{
-    crd::{Notification, NotificationEvent},
+    crd::{Notification, NotificationEvent, WebhookFormat},
     sources::address::{AddressPolicy, Destination, PolicyResolver, Refusal},
 };
 
@@ -63,16 +64,61 @@ pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Bound on one POST.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The webhook body: Slack's `text`, which Mattermost, Rocket.Chat and Teams' Slack-compatible
-/// endpoints accept too. `label` is the event's name (`StageAdvanced`, …, or `LaunchUpdate`).
-pub fn payload(namespace: &str, policy: &str, label: &str, message: &str) -> serde_json::Value {
-    json!({ "text": format!("[{namespace}/{policy}] {label}: {message}") })
+/// One message for the war room.
+pub struct Message<'a> {
+    pub namespace: &'a str,
+    pub policy: &'a str,
+    /// The event's name (`StageAdvanced`, …, `LaunchUpdate`, `LaunchReport`).
+    pub label: &'a str,
+    pub text: &'a str,
+    /// For a launch update: the update itself (the `Json` format sends every field).
+    pub update: Option<&'a Update>,
 }
 
-/// Label of the periodic launch update (`summaryEvery`).
+/// The webhook body, in the subscription's format. One text for every chat format, so what the
+/// war room reads is the same whichever tool it uses.
+pub fn payload(format: WebhookFormat, m: &Message<'_>) -> serde_json::Value {
+    let (namespace, policy, label, text) = (m.namespace, m.policy, m.label, m.text);
+    match format {
+        WebhookFormat::Slack | WebhookFormat::GoogleChat => {
+            json!({ "text": format!("[{namespace}/{policy}] {label}: {text}") })
+        }
+        WebhookFormat::Teams => {
+            let mut body = vec![json!({
+                "type": "TextBlock", "weight": "Bolder", "wrap": true,
+                "text": format!("{namespace}/{policy}: {label}"),
+            })];
+            body.extend(
+                text.lines()
+                    .map(|line| json!({"type": "TextBlock", "wrap": true, "text": line})),
+            );
+            json!({
+                "type": "message",
+                "attachments": [{
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "content": {
+                        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                        "type": "AdaptiveCard",
+                        "version": "1.4",
+                        "body": body,
+                    },
+                }],
+            })
+        }
+        WebhookFormat::Json => json!({
+            "namespace": namespace,
+            "policy": policy,
+            "event": label,
+            "text": text,
+            "update": m.update,
+        }),
+    }
+}
+
+/// Label of the launch update (`summaryEvery`, `summaryAt`).
 pub const LAUNCH_UPDATE: &str = "LaunchUpdate";
 
-/// Sends `message` to every subscription of `event`, in the background.
+/// Sends `text` to every subscription of `event`, in the background.
 pub async fn send(
     http: &Webhooks,
     failures: prometheus::IntCounter,
@@ -80,32 +126,27 @@ pub async fn send(
     subscriptions: &[Notification],
     policy: &str,
     event: NotificationEvent,
-    message: &str,
+    text: &str,
 ) {
-    let label = event.as_str();
+    let message = Message {
+        namespace: lookup.namespace,
+        policy,
+        label: event.as_str(),
+        text,
+        update: None,
+    };
     for subscription in subscriptions.iter().filter(|s| s.events.contains(&event)) {
-        send_to(
-            http,
-            &failures,
-            lookup,
-            subscription,
-            policy,
-            label,
-            message,
-        )
-        .await;
+        send_to(http, &failures, lookup, subscription, &message).await;
     }
 }
 
-/// Sends `message` labelled `label` to one subscription, in the background.
+/// Sends `message` to one subscription, in the background.
 pub async fn send_to(
     http: &Webhooks,
     failures: &prometheus::IntCounter,
     lookup: &KubeLookup<'_>,
     subscription: &Notification,
-    policy: &str,
-    label: &str,
-    message: &str,
+    message: &Message<'_>,
 ) {
     let r = &subscription.webhook_secret_ref;
     let url = match lookup.secret(&r.name).await {
@@ -126,7 +167,7 @@ pub async fn send_to(
         failures.inc();
         return;
     }
-    let body = payload(lookup.namespace, policy, label, message);
+    let body = payload(subscription.format, message);
     let (http, failures) = (client, failures.clone());
     tokio::spawn(async move {
         if let Err(e) = deliver(&http, &url, &body).await {
@@ -164,17 +205,49 @@ async fn deliver(
 mod tests {
     use super::*;
 
+    fn stage_advanced() -> Message<'static> {
+        Message {
+            namespace: "emr",
+            policy: "emr-platform",
+            label: "StageAdvanced",
+            text: "entered stage gradual (500 users)\nsecond line",
+            update: None,
+        }
+    }
+
     #[test]
-    fn the_payload_is_slack_text_naming_the_policy_and_event() {
-        let body = payload(
-            "emr",
-            "emr-platform",
-            "StageAdvanced",
-            "entered stage gradual (500 users)",
-        );
+    fn slack_and_google_chat_get_one_text_naming_the_policy_and_event() {
+        let want = json!({"text": "[emr/emr-platform] StageAdvanced: entered stage gradual (500 users)\nsecond line"});
+        assert_eq!(payload(WebhookFormat::Slack, &stage_advanced()), want);
+        assert_eq!(payload(WebhookFormat::GoogleChat, &stage_advanced()), want);
+    }
+
+    #[test]
+    fn teams_gets_an_adaptive_card_with_a_block_per_line() {
+        let body = payload(WebhookFormat::Teams, &stage_advanced());
+        let card = &body["attachments"][0];
         assert_eq!(
-            body,
-            json!({"text": "[emr/emr-platform] StageAdvanced: entered stage gradual (500 users)"})
+            card["contentType"],
+            "application/vnd.microsoft.card.adaptive"
         );
+        let blocks = card["content"]["body"].as_array().unwrap();
+        let texts: Vec<&str> = blocks.iter().map(|b| b["text"].as_str().unwrap()).collect();
+        assert_eq!(
+            texts,
+            [
+                "emr/emr-platform: StageAdvanced",
+                "entered stage gradual (500 users)",
+                "second line"
+            ]
+        );
+    }
+
+    #[test]
+    fn json_is_the_structured_message() {
+        let body = payload(WebhookFormat::Json, &stage_advanced());
+        assert_eq!(body["event"], "StageAdvanced");
+        assert_eq!(body["policy"], "emr-platform");
+        assert_eq!(body["namespace"], "emr");
+        assert!(body["update"].is_null());
     }
 }

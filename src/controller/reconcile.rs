@@ -11,7 +11,7 @@ use kube::{Api, ResourceExt, core::error_boundary::InvalidObject, runtime::contr
 use tracing::{Instrument, debug, info, info_span};
 
 use super::{
-    Context, Error, contingency, invalid,
+    Context, Error, contingency, invalid, journal,
     lookup::KubeLookup,
     memory::{Held, PolicyMemory},
     publish, references, report, rollout,
@@ -148,7 +148,6 @@ async fn reconcile_policy(
     let rollout = step_rollout(ctx, policy, &lookup, &memory, refs.facts, capacity).await?;
     let rollout_status = rollout.as_ref().map(|r| r.status.clone());
     let switches = contingency::step(policy, &plans, rollout.as_ref(), now);
-    let summaries = schedule_summaries(policy, rollout_status.as_ref(), now);
 
     // Record intent: a crash after this write re-applies the same targets; a crash before it
     // decides afresh. Either way no action is doubled.
@@ -156,23 +155,29 @@ async fn reconcile_policy(
     if let Some(intents) = triggers::intents(&plans, now) {
         let rollout = rollout_status.clone();
         let decided = (rollout, switches.as_ref());
-        let intent = assemble(policy, &refs.ready, intents, decided, &summaries, now);
+        let intent = assemble(policy, &refs.ready, intents, decided, now);
         writer.write(&intent).await?;
     }
 
     // Act.
     ctx.ensure_leader()?;
     let applied = triggers::apply_all(&mut plans, &platform, &mut memory.scaling, now).await;
-    report::actions(ctx, &lookup, policy, &applied).await;
+    report::actions(ctx, policy, &applied).await;
 
-    // Write status, only if it changed.
+    // Write status, only if it changed: the decisions, then what the war room is told of them.
+    let sampled: Vec<(String, Option<f64>)> = plans
+        .iter()
+        .map(|p| {
+            let value = p.reading.as_ref().and_then(|r| r.sample.value());
+            (p.kind.trigger().name.clone(), value)
+        })
+        .collect();
     let statuses: Vec<TriggerStatus> = plans.into_iter().map(|p| p.plan.status).collect();
     let mut status = assemble(
         policy,
         &refs.ready,
         statuses,
         (rollout_status, switches.as_ref()),
-        &summaries,
         now,
     );
     if let Some(evaluation) = &rollout
@@ -181,6 +186,33 @@ async fn reconcile_policy(
         // Writing anyway: show the freshest gate samples too, at no extra cost.
         status.rollout = Some(evaluation.fresh.clone());
     }
+    let name = policy.name_any();
+    let decided = journal::Decided {
+        policy: (namespace, &name),
+        rollout: rollout
+            .as_ref()
+            .map(|r| r.events.as_slice())
+            .unwrap_or_default(),
+        applied: &applied,
+        flips: switches
+            .as_ref()
+            .map(|s| s.flips.as_slice())
+            .unwrap_or_default(),
+    };
+    let news = journal::news(&decided, policy.status.as_ref(), &status, now);
+    // Peaks ride along with a write that happens anyway; they never cause one.
+    let samples = match news.is_empty() && writer.holds(&status) {
+        true => Vec::new(),
+        false => journal::samples(sampled.iter().map(|(n, v)| (n.as_str(), *v)), &status),
+    };
+    let started = status
+        .rollout
+        .as_ref()
+        .is_none_or(|r| r.state.stage.is_some());
+    let stored_launch = policy.status.as_ref().and_then(|s| s.launch.as_ref());
+    status.launch = journal::record(stored_launch, started, &news, &samples, now);
+    let summaries = schedule_summaries(policy, &status, now);
+    status.summaries = summaries.entries.clone();
     writer.write(&status).await?;
 
     // Report: the cohort first, so an Event or a message announcing a stage follows the stage
@@ -191,7 +223,7 @@ async fn reconcile_policy(
     }
     contingency::publish(ctx, policy, &mut memory, &status.kill_switches).await;
     if let Some(decision) = &switches {
-        contingency::report(ctx, &lookup, policy, decision).await;
+        contingency::report(ctx, policy, decision).await;
     }
     report::after_write(
         ctx,
@@ -199,6 +231,7 @@ async fn reconcile_policy(
         policy,
         &status,
         rollout.as_ref(),
+        &news,
         &summaries.due,
     )
     .await;
@@ -275,9 +308,11 @@ async fn step_rollout(
     Ok(Some(evaluation))
 }
 
+/// The launch updates due now, from the schedule in the stored status and the launch start in
+/// `next` (which may have started in this very reconcile).
 fn schedule_summaries(
     policy: &LaunchPolicy,
-    rollout: Option<&RolloutStatus>,
+    next: &LaunchPolicyStatus,
     now: Timestamp,
 ) -> summary::Schedule {
     let sent = policy
@@ -285,8 +320,13 @@ fn schedule_summaries(
         .as_ref()
         .map(|s| s.summaries.as_slice())
         .unwrap_or_default();
-    let live = summary::live(rollout.map(|r| r.state.phase));
-    summary::schedule(&policy.spec.notifications, sent, live, now)
+    let live = summary::live(next.rollout.as_ref().map(|r| r.state.phase));
+    let started = next
+        .launch
+        .as_ref()
+        .and_then(|l| l.started_at.as_ref())
+        .map(|t| t.0);
+    summary::schedule(&policy.spec.notifications, sent, live, started, now)
 }
 
 /// When to reconcile again: the next sample, rollout timer or launch update, and at the latest
@@ -318,7 +358,8 @@ fn next_reconcile(
 }
 
 /// The whole status: conditions from the references, the triggers and the rollout, the
-/// triggers' and the rollout's own status, and the launch updates' schedule.
+/// triggers' and the rollout's own status; the launch record and the launch updates' schedule
+/// as stored (the final write brings them up to date).
 fn assemble(
     policy: &LaunchPolicy,
     ready: &Desired,
@@ -327,7 +368,6 @@ fn assemble(
         Option<RolloutStatus>,
         Option<&crate::engine::contingency::Decision>,
     ),
-    summaries: &summary::Schedule,
     now: Timestamp,
 ) -> LaunchPolicyStatus {
     let mut wanted = vec![ready.clone()];
@@ -336,7 +376,10 @@ fn assemble(
     let mut status = status::desired(policy, &wanted, now);
     status.triggers = triggers;
     status.rollout = rollout;
-    status.summaries = summaries.entries.clone();
+    if let Some(stored) = &policy.status {
+        status.summaries = stored.summaries.clone();
+        status.launch = stored.launch.clone();
+    }
     if let Some(switches) = switches {
         status.kill_switches = switches.switches.clone();
         status.applied_switch_commands = switches.applied.clone();

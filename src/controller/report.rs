@@ -2,14 +2,19 @@
 //! a message for every action, Events for conditions that changed, the rollout's own Events and
 //! messages, and the launch updates that fell due. Nothing here changes what was decided.
 
+use k8s_openapi::jiff::Timestamp;
 use kube::{ResourceExt, runtime::events::EventType};
 use tracing::{info, warn};
 
 use super::{
-    Context, events, lookup::KubeLookup, memory::PolicyMemory, notify, rollout, status, summary,
+    Context, events,
+    lookup::KubeLookup,
+    memory::PolicyMemory,
+    notify, rollout, status, summary,
+    update::{self, Figure},
 };
 use crate::{
-    crd::{LaunchPolicy, LaunchPolicyStatus, NotificationEvent},
+    crd::{JournalEntry, LaunchPolicy, LaunchPolicyStatus, NotificationEvent},
     triggers::{self, Applied, Planning},
 };
 
@@ -34,13 +39,9 @@ pub fn samples(ctx: &Context, policy: &LaunchPolicy, plans: &[Planning<'_>]) {
     }
 }
 
-/// A metric, a log line, an Event and (on success) a scaling message for every action taken.
-pub async fn actions(
-    ctx: &Context,
-    lookup: &KubeLookup<'_>,
-    policy: &LaunchPolicy,
-    applied: &[Applied],
-) {
+/// A metric, a log line and an Event for every action taken (the war room hears of it from the
+/// journal, after the status write).
+pub async fn actions(ctx: &Context, policy: &LaunchPolicy, applied: &[Applied]) {
     let (namespace, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
     for a in applied {
         let label = a.action.label();
@@ -55,8 +56,6 @@ pub async fn actions(
                 info!(trigger = %a.trigger, action = label, "{what}");
                 let note = format!("{}: {what}, because {}", a.trigger, a.reason);
                 events::publish(&ctx.recorder, policy, EventType::Normal, label, &note).await;
-                let event = NotificationEvent::ScalingAction;
-                send(ctx, lookup, policy, event, &note).await;
             }
             Err(why) => {
                 let failures = &ctx.metrics.triggers.action_failures;
@@ -70,16 +69,20 @@ pub async fn actions(
     }
 }
 
-/// Everything told once `status` is written: conditions that changed, the rollout's Events and
-/// messages, and the launch updates that fell due.
+/// Everything told once `status` is written: conditions that changed, the rollout's Events, the
+/// journal's news, and the launch updates that fell due.
 pub async fn after_write(
     ctx: &Context,
     lookup: &KubeLookup<'_>,
     policy: &LaunchPolicy,
     status: &LaunchPolicyStatus,
     rollout: Option<&rollout::Evaluation>,
-    due_summaries: &[usize],
+    news: &[JournalEntry],
+    due_summaries: &[summary::Due],
 ) {
+    for entry in news {
+        send(ctx, lookup, policy, entry.event, &entry.message).await;
+    }
     launch_updates(ctx, lookup, policy, status, due_summaries).await;
     transitions(ctx, policy, status).await;
     for event in rollout.iter().flat_map(|r| &r.events) {
@@ -89,41 +92,82 @@ pub async fn after_write(
         };
         let reason = event.kind.as_str();
         events::publish(&ctx.recorder, policy, type_, reason, &event.message).await;
-        if let Some(subscription) = event.kind.notification() {
-            send(ctx, lookup, policy, subscription, &event.message).await;
-        }
     }
 }
 
-/// Sends the periodic launch update to each subscription that is due, now that `status`
-/// (which records the send) is written.
+/// Sends the launch update to each subscription that is due, now that `status` (which records
+/// the send) is written. The team's figures are read once for all of them.
 async fn launch_updates(
     ctx: &Context,
     lookup: &KubeLookup<'_>,
     policy: &LaunchPolicy,
     status: &LaunchPolicyStatus,
-    due: &[usize],
+    due: &[summary::Due],
 ) {
-    for subscription in due.iter().filter_map(|&i| policy.spec.notifications.get(i)) {
+    if due.is_empty() {
+        return;
+    }
+    let figures = figures(ctx, lookup, policy).await;
+    let now = Timestamp::now();
+    let name = policy.name_any();
+    for d in due {
+        let Some(subscription) = policy.spec.notifications.get(d.index) else {
+            continue;
+        };
         let webhook = summary::webhook_key(subscription);
         let next = status
             .summaries
             .iter()
             .find(|e| e.webhook == webhook)
             .and_then(|e| e.next_at.as_ref());
-        let text = summary::text(&policy.spec, status, next);
-        notify::send_to(
-            &ctx.http,
-            &ctx.metrics.notifications_failed,
-            lookup,
-            subscription,
-            &policy.name_any(),
-            notify::LAUNCH_UPDATE,
-            &text,
-        )
-        .await;
+        let update = update::compose(&policy.spec, status, figures.clone(), d.since, next, now);
+        let text = update.text();
+        let message = notify::Message {
+            namespace: lookup.namespace,
+            policy: &name,
+            label: notify::LAUNCH_UPDATE,
+            text: &text,
+            update: Some(&update),
+        };
+        let failures = &ctx.metrics.notifications_failed;
+        notify::send_to(&ctx.http, failures, lookup, subscription, &message).await;
         info!(%webhook, "launch update queued for the webhook");
     }
+}
+
+/// The figures of `spec.summary.metrics`, read from `spec.prometheus` now; a figure that cannot
+/// be read says so in the update (`no data`) and is logged.
+async fn figures(ctx: &Context, lookup: &KubeLookup<'_>, policy: &LaunchPolicy) -> Vec<Figure> {
+    let metrics = policy
+        .spec
+        .summary
+        .as_ref()
+        .map(|s| s.metrics.as_slice())
+        .unwrap_or_default();
+    let Some(prometheus) = policy
+        .spec
+        .prometheus
+        .as_ref()
+        .filter(|_| !metrics.is_empty())
+    else {
+        return Vec::new();
+    };
+    let client = ctx.pools.prometheus(lookup, prometheus).await;
+    let reads = metrics.iter().map(|m| {
+        let client = client.as_ref();
+        async move {
+            let value = match client {
+                Ok(c) => c
+                    .query_value(&m.query)
+                    .await
+                    .inspect_err(|e| warn!(figure = %m.name, error = %e, "summary figure not read"))
+                    .ok(),
+                Err(_) => None,
+            };
+            Figure::of(m, value)
+        }
+    });
+    futures::future::join_all(reads).await
 }
 
 /// Events for conditions that changed: Ready, Degraded and ScalingActive. One decision, one

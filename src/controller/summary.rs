@@ -1,15 +1,15 @@
-//! The periodic launch update (`spec.notifications[].summaryEvery`): when one is due, and what it
-//! says — status, key metrics, issues, next update — from the status just decided. Pure: the
-//! reconcile records the schedule in `status.summaries` and sends after that write, so an update
-//! goes out at most once per period, however often the policy is reconciled or the operator
-//! restarts.
+//! When launch updates fall due (`spec.notifications[].summaryEvery` and `summaryAt`), and what
+//! they say — status light, H+X, users, key metrics, issues, actions since the last update, next
+//! update — from the status just decided. Pure: the reconcile records the schedule in
+//! `status.summaries` and sends after that write, so an update goes out at most once per period
+//! or offset, however often the policy is reconciled or the operator restarts.
 
 use std::time::Duration;
 
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 
 use crate::{
-    crd::{LaunchPolicySpec, LaunchPolicyStatus, Notification, SummaryStatus},
+    crd::{Duration as SpecDuration, Notification, SummaryStatus},
     engine::rollout::Phase,
 };
 
@@ -21,10 +21,19 @@ const MIN_EVERY: Duration = Duration::from_secs(1);
 pub struct Schedule {
     /// `status.summaries` to record.
     pub entries: Vec<SummaryStatus>,
-    /// Indexes into `spec.notifications` of the subscriptions to send an update to now.
-    pub due: Vec<usize>,
+    /// The updates to send now.
+    pub due: Vec<Due>,
     /// Time until the next update falls due, if any is scheduled.
     pub next_in: Option<Duration>,
+}
+
+/// One launch update to send now.
+#[derive(Debug, PartialEq)]
+pub struct Due {
+    /// Index into `spec.notifications` of the subscription.
+    pub index: usize,
+    /// When the previous update to this webhook went out (the update lists the actions since).
+    pub since: Option<Timestamp>,
 }
 
 /// The `status.summaries` key of a subscription: its Secret and key, never the URL.
@@ -32,62 +41,96 @@ pub fn webhook_key(n: &Notification) -> String {
     format!("{}/{}", n.webhook_secret_ref.name, n.webhook_secret_ref.key)
 }
 
-/// Whether the launch still warrants updates: a policy without a rollout always does; a rollout
-/// stops being reported once it is `Completed` or `Aborted` (those have their own notification).
+/// Whether the launch still warrants periodic updates: a policy without a rollout always does; a
+/// rollout stops being reported every period once it is `Completed` or `Aborted` (those have
+/// their own notification). Updates at fixed offsets (`summaryAt`) are sent whatever the phase.
 pub fn live(phase: Option<Phase>) -> bool {
     !matches!(phase, Some(Phase::Completed | Phase::Aborted))
 }
 
-/// Decides which subscriptions get an update now. The first update of a subscription goes out at
-/// once; each later one `summaryEvery` after the previous (one update after a long outage, not a
-/// backlog). Two subscriptions to the same webhook share one schedule (the first one's period).
+/// Decides which subscriptions get an update now. Periodic: the first update goes out at once,
+/// each later one `summaryEvery` after the previous (one update after a long outage, not a
+/// backlog). Offsets: each `summaryAt` offset once the launch has started, the ones that fell due
+/// together sent as one update. Two subscriptions to the same webhook share one schedule (the
+/// first one's).
 pub fn schedule(
     notifications: &[Notification],
     previous: &[SummaryStatus],
     live: bool,
+    started: Option<Timestamp>,
     now: Timestamp,
 ) -> Schedule {
     let mut out = Schedule::default();
     for (i, n) in notifications.iter().enumerate() {
-        let Some(every) = n.summary_every.map(|d| Duration::from(d).max(MIN_EVERY)) else {
+        let every = n.summary_every.map(|d| Duration::from(d).max(MIN_EVERY));
+        if every.is_none() && n.summary_at.is_empty() {
             continue;
-        };
+        }
         let webhook = webhook_key(n);
         if out.entries.iter().any(|e| e.webhook == webhook) {
             continue;
         }
-        let last = previous
+        let stored = previous.iter().find(|e| e.webhook == webhook);
+        let last = stored.map(|e| e.last_sent_at.0);
+        let mut sent: Vec<SpecDuration> =
+            stored.map(|e| e.offsets_sent.clone()).unwrap_or_default();
+        // Offsets no longer in the spec are forgotten; the ones due now are marked sent.
+        sent.retain(|o| n.summary_at.contains(o));
+        let at = |o: &SpecDuration| started.map(|s| add(s, (*o).into()));
+        let offsets_due: Vec<SpecDuration> = n
+            .summary_at
             .iter()
-            .find(|e| e.webhook == webhook)
-            .map(|e| e.last_sent_at.0);
-        let entry = match (live, last) {
-            (false, None) => continue,
-            (false, Some(last)) => SummaryStatus {
-                webhook,
-                last_sent_at: Time(last),
-                next_at: None,
-            },
-            (true, Some(last)) if now < add(last, every) => {
-                out.next_in = earliest(out.next_in, add(last, every), now);
-                SummaryStatus {
-                    webhook,
-                    last_sent_at: Time(last),
-                    next_at: Some(Time(add(last, every))),
-                }
-            }
-            (true, _) => {
-                out.due.push(i);
-                out.next_in = earliest(out.next_in, add(now, every), now);
-                SummaryStatus {
-                    webhook,
-                    last_sent_at: Time(now),
-                    next_at: Some(Time(add(now, every))),
-                }
-            }
+            .filter(|o| !sent.contains(o) && at(o).is_some_and(|t| t <= now))
+            .copied()
+            .collect();
+        let periodic_due = live && every.is_some_and(|e| last.is_none_or(|l| now >= add(l, e)));
+        let due = periodic_due || !offsets_due.is_empty();
+        sent.extend(offsets_due);
+        sent.sort();
+        sent.dedup();
+        let last_sent = if due { Some(now) } else { last };
+        let Some(last_sent) = last_sent else {
+            // Offsets only, none due yet: nothing to record.
+            out.next_in = next_offset(n, &sent, started)
+                .map_or(out.next_in, |t| earliest(out.next_in, t, now));
+            continue;
         };
-        out.entries.push(entry);
+        if due {
+            out.due.push(Due {
+                index: i,
+                since: last,
+            });
+        }
+        let periodic_next = every.filter(|_| live).map(|e| add(last_sent, e));
+        let next_at = match (periodic_next, next_offset(n, &sent, started)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(next) = next_at {
+            out.next_in = earliest(out.next_in, next, now);
+        }
+        out.entries.push(SummaryStatus {
+            webhook,
+            last_sent_at: Time(last_sent),
+            next_at: next_at.map(Time),
+            offsets_sent: sent,
+        });
     }
     out
+}
+
+/// When the next offset not yet sent falls due.
+fn next_offset(
+    n: &Notification,
+    sent: &[SpecDuration],
+    started: Option<Timestamp>,
+) -> Option<Timestamp> {
+    let started = started?;
+    n.summary_at
+        .iter()
+        .filter(|o| !sent.contains(o))
+        .map(|o| add(started, (*o).into()))
+        .min()
 }
 
 fn add(t: Timestamp, d: Duration) -> Timestamp {
@@ -97,108 +140,6 @@ fn add(t: Timestamp, d: Duration) -> Timestamp {
 fn earliest(current: Option<Duration>, at: Timestamp, now: Timestamp) -> Option<Duration> {
     let wait = Duration::try_from(at.duration_since(now)).unwrap_or_default();
     Some(current.map_or(wait, |c| c.min(wait)))
-}
-
-/// The update's text, in the launch-update shape: status, key metrics, issues, next update.
-pub fn text(spec: &LaunchPolicySpec, status: &LaunchPolicyStatus, next: Option<&Time>) -> String {
-    let next = next.map_or("none scheduled".to_string(), |t| t.0.to_string());
-    format!(
-        "launch update\n• Status: {}\n• Key metrics: {}\n• Issues: {}\n• Next update: {next}",
-        status_line(spec, status),
-        metrics_line(status),
-        issues_line(status),
-    )
-}
-
-fn status_line(spec: &LaunchPolicySpec, status: &LaunchPolicyStatus) -> String {
-    let Some(rollout) = &status.rollout else {
-        return condition_message(status, "ScalingActive")
-            .map_or("scaling only".to_string(), |m| format!("scaling only; {m}"));
-    };
-    let state = &rollout.state;
-    let stages = spec.rollout.as_ref().map_or(0, |r| r.stages.len());
-    let position = state
-        .stage
-        .map(|i| format!(", stage {} of {stages}", i + 1))
-        .unwrap_or_default();
-    // The rollout's message names the stage, its users and why; without one, say them here.
-    match &rollout.message {
-        Some(why) => format!("{}{position}: {why}", state.phase),
-        None => format!(
-            "{}{position} {}, {} users",
-            state.phase,
-            state.stage_name.as_deref().unwrap_or("(none)"),
-            state.users
-        ),
-    }
-}
-
-fn metrics_line(status: &LaunchPolicyStatus) -> String {
-    let mut parts = Vec::new();
-    if let Some(rollout) = &status.rollout {
-        for g in &rollout.state.gates {
-            let value = g.value.map_or("unknown".to_string(), |v| v.to_string());
-            let bounds = match (g.min, g.max) {
-                (Some(min), Some(max)) => format!("{min}..{max}"),
-                (Some(min), None) => format!("min {min}"),
-                (None, Some(max)) => format!("max {max}"),
-                (None, None) => "no bound".to_string(),
-            };
-            let verdict = match g.passing {
-                Some(true) => "ok",
-                Some(false) => "FAILING",
-                None => "not checked",
-            };
-            parts.push(format!("{} {value} ({bounds}, {verdict})", g.name));
-        }
-    }
-    for t in &status.triggers {
-        let value = t.value.as_deref().unwrap_or("unknown");
-        parts.push(format!("{} {value} (threshold {})", t.name, t.threshold));
-    }
-    if parts.is_empty() {
-        "none configured".to_string()
-    } else {
-        parts.join("; ")
-    }
-}
-
-fn issues_line(status: &LaunchPolicyStatus) -> String {
-    let mut issues = Vec::new();
-    for c in &status.conditions {
-        let bad = match c.type_.as_str() {
-            "Ready" => c.status == "False",
-            "Degraded" => c.status == "True",
-            _ => false,
-        };
-        if bad {
-            issues.push(format!("{} {}: {}", c.type_, c.reason, c.message));
-        }
-    }
-    if let Some(rollout) = &status.rollout {
-        let phase = rollout.state.phase;
-        if matches!(phase, Phase::Paused | Phase::RolledBack | Phase::Aborted) {
-            issues.push(format!("the rollout is {phase} (why: see Status)"));
-        }
-        for g in &rollout.state.gates {
-            if let Some(error) = &g.error {
-                issues.push(format!("gate {} unreadable: {error}", g.name));
-            }
-        }
-    }
-    if issues.is_empty() {
-        "none".to_string()
-    } else {
-        issues.join("; ")
-    }
-}
-
-fn condition_message(status: &LaunchPolicyStatus, type_: &str) -> Option<String> {
-    status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| c.message.clone())
 }
 
 #[cfg(test)]

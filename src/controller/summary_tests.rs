@@ -2,7 +2,6 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
-use crate::crd::RolloutStatus;
 
 fn at(s: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + s).unwrap()
@@ -23,7 +22,7 @@ fn reconcile_at(
     live: bool,
     s: i64,
 ) -> Schedule {
-    let out = schedule(n, status, live, at(s));
+    let out = schedule(n, status, live, Some(at(0)), at(s));
     *status = out.entries.clone();
     out
 }
@@ -33,7 +32,13 @@ fn the_first_update_goes_out_at_once_and_the_next_one_period_later() {
     let n = [subscription("war-room", Some("1h"))];
     let mut status = Vec::new();
     let first = reconcile_at(&n, &mut status, true, 0);
-    assert_eq!(first.due, vec![0]);
+    assert_eq!(
+        first.due,
+        vec![Due {
+            index: 0,
+            since: None
+        }]
+    );
     assert_eq!(first.next_in, Some(Duration::from_secs(3600)));
     assert_eq!(
         status,
@@ -41,6 +46,7 @@ fn the_first_update_goes_out_at_once_and_the_next_one_period_later() {
             webhook: "war-room/url".into(),
             last_sent_at: Time(at(0)),
             next_at: Some(Time(at(3600))),
+            offsets_sent: vec![],
         }]
     );
 
@@ -50,7 +56,13 @@ fn the_first_update_goes_out_at_once_and_the_next_one_period_later() {
     assert_eq!(before.entries, first.entries, "nothing to write in between");
 
     let due = reconcile_at(&n, &mut status, true, 3600);
-    assert_eq!(due.due, vec![0]);
+    assert_eq!(
+        due.due,
+        vec![Due {
+            index: 0,
+            since: Some(at(0))
+        }]
+    );
     assert_eq!(status[0].last_sent_at, Time(at(3600)));
 }
 
@@ -60,7 +72,7 @@ fn after_an_outage_one_update_is_sent_not_the_backlog() {
     let mut status = Vec::new();
     reconcile_at(&n, &mut status, true, 0);
     let late = reconcile_at(&n, &mut status, true, 5 * 3600 + 17);
-    assert_eq!(late.due, vec![0]);
+    assert_eq!(late.due.len(), 1);
     let again = reconcile_at(&n, &mut status, true, 5 * 3600 + 18);
     assert!(again.due.is_empty());
     assert_eq!(status[0].next_at, Some(Time(at(6 * 3600 + 17))));
@@ -79,7 +91,7 @@ fn a_finished_launch_stops_the_updates_and_keeps_the_last_time() {
     assert!(!live(Some(Phase::Completed)) && !live(Some(Phase::Aborted)));
     assert!(live(None) && live(Some(Phase::Paused)) && live(Some(Phase::RolledBack)));
 
-    let never_started = schedule(&n, &[], false, at(0));
+    let never_started = schedule(&n, &[], false, None, at(0));
     assert_eq!(never_started, Schedule::default());
 }
 
@@ -91,8 +103,9 @@ fn subscriptions_without_summary_every_get_no_schedule_and_one_webhook_gets_one(
         subscription("war-room", Some("5m")),
         subscription("execs", Some("4h")),
     ];
-    let out = schedule(&n, &[], true, at(0));
-    assert_eq!(out.due, vec![1, 3]);
+    let out = schedule(&n, &[], true, None, at(0));
+    let due: Vec<usize> = out.due.iter().map(|d| d.index).collect();
+    assert_eq!(due, vec![1, 3]);
     let webhooks: Vec<&str> = out.entries.iter().map(|e| e.webhook.as_str()).collect();
     assert_eq!(webhooks, ["war-room/url", "execs/url"]);
     assert_eq!(out.next_in, Some(Duration::from_secs(1800)));
@@ -104,7 +117,7 @@ fn a_zero_period_is_floored_instead_of_flooding() {
     let mut status = Vec::new();
     reconcile_at(&n, &mut status, true, 0);
     assert!(reconcile_at(&n, &mut status, true, 0).due.is_empty());
-    assert_eq!(reconcile_at(&n, &mut status, true, 1).due, vec![0]);
+    assert_eq!(reconcile_at(&n, &mut status, true, 1).due.len(), 1);
 }
 
 proptest! {
@@ -135,71 +148,81 @@ proptest! {
     }
 }
 
-fn status_with_everything() -> (LaunchPolicySpec, LaunchPolicyStatus) {
-    let spec: LaunchPolicySpec = serde_json::from_value(json!({
-        "rollout": {"stages": [
-            {"name": "beta", "users": 100},
-            {"name": "gradual", "users": 500},
-            {"name": "everyone", "users": "All"}
-        ]}
-    }))
-    .unwrap();
-    let status: LaunchPolicyStatus = serde_json::from_value(json!({
-        "conditions": [
-            {"type": "Ready", "status": "True", "reason": "AsExpected", "message": "ok",
-             "lastTransitionTime": "2026-11-27T00:00:00Z"},
-            {"type": "Degraded", "status": "True", "reason": "SourceUnavailable",
-             "message": "no scaling in either direction for orders-lag: kafka unreachable",
-             "lastTransitionTime": "2026-11-27T00:00:00Z"}
-        ],
-        "rollout": {
-            "phase": "Paused", "stage": 1, "stageName": "gradual", "users": "500",
-            "message": "paused: gate p95-latency 0.62 > 0.5 (3/3 checks failed); holding 500 users at gradual; resume to continue",
-            "gates": [
-                {"name": "error-rate", "max": 0.001, "value": 0.0004, "passing": true},
-                {"name": "p95-latency", "max": 0.5, "value": 0.62, "passing": false},
-                {"name": "login-success", "min": 0.99, "error": "prometheus: timeout"}
-            ]
-        },
-        "triggers": [
-            {"name": "api-cpu", "kind": "cpu", "value": "45%", "threshold": "70%"},
-            {"name": "orders-lag", "kind": "kafkaLag", "threshold": "50000"}
-        ]
-    }))
-    .unwrap();
-    (spec, status)
+fn at_offsets(secret: &str, offsets: &[&str]) -> Notification {
+    let n = json!({"webhookSecretRef": {"name": secret, "key": "url"}, "summaryAt": offsets});
+    serde_json::from_value(n).unwrap()
 }
 
 #[test]
-fn the_update_says_status_key_metrics_issues_and_next_update() {
-    let (spec, status) = status_with_everything();
-    let next = Time("2026-11-27T04:00:00Z".parse().unwrap());
-    let text = text(&spec, &status, Some(&next));
+fn offsets_count_from_the_launch_start_and_each_goes_out_once() {
+    let n = [at_offsets("ext", &["0s", "4h", "8h"])];
+    let mut status = Vec::new();
+    // Not started: nothing is due, nothing is recorded, nothing is scheduled.
+    let waiting = schedule(&n, &status, true, None, at(0));
+    assert!(waiting.due.is_empty() && waiting.entries.is_empty() && waiting.next_in.is_none());
+    let first = schedule(&n, &status, true, Some(at(100)), at(100));
     assert_eq!(
-        text,
-        "launch update\n\
-         • Status: Paused, stage 2 of 3: paused: gate p95-latency 0.62 > 0.5 \
-         (3/3 checks failed); holding 500 users at gradual; resume to continue\n\
-         • Key metrics: error-rate 0.0004 (max 0.001, ok); p95-latency 0.62 (max 0.5, FAILING); \
-         login-success unknown (min 0.99, not checked); api-cpu 45% (threshold 70%); \
-         orders-lag unknown (threshold 50000)\n\
-         • Issues: Degraded SourceUnavailable: no scaling in either direction for orders-lag: kafka unreachable; \
-         the rollout is Paused (why: see Status); \
-         gate login-success unreadable: prometheus: timeout\n\
-         • Next update: 2026-11-27T04:00:00Z"
+        first.due,
+        vec![Due {
+            index: 0,
+            since: None
+        }]
+    );
+    assert_eq!(first.next_in, Some(Duration::from_secs(4 * 3600)));
+    status = first.entries;
+    let again = schedule(&n, &status, true, Some(at(100)), at(101));
+    assert!(again.due.is_empty(), "H+0 is sent once");
+    let h4 = schedule(&n, &status, true, Some(at(100)), at(100 + 4 * 3600));
+    assert_eq!(
+        h4.due,
+        vec![Due {
+            index: 0,
+            since: Some(at(100))
+        }]
+    );
+    status = h4.entries;
+    assert_eq!(status[0].next_at, Some(Time(at(100 + 8 * 3600))));
+    // A finished launch still gets its fixed updates.
+    let h8 = schedule(&n, &status, false, Some(at(100)), at(100 + 8 * 3600));
+    assert_eq!(h8.due.len(), 1);
+    status = h8.entries;
+    assert_eq!(status[0].next_at, None, "every offset sent");
+    assert!(
+        schedule(&n, &status, true, Some(at(100)), at(100 + 99 * 3600))
+            .due
+            .is_empty()
     );
 }
 
 #[test]
-fn a_healthy_scaling_only_policy_reports_no_issues() {
-    let spec: LaunchPolicySpec = serde_json::from_value(json!({})).unwrap();
-    let status = LaunchPolicyStatus {
-        rollout: None::<RolloutStatus>,
-        ..Default::default()
-    };
-    assert_eq!(
-        text(&spec, &status, None),
-        "launch update\n• Status: scaling only\n• Key metrics: none configured\n\
-         • Issues: none\n• Next update: none scheduled"
+fn offsets_missed_during_an_outage_are_sent_as_one_update() {
+    let n = [at_offsets("ext", &["0s", "4h", "8h", "12h"])];
+    let first = schedule(&n, &[], true, Some(at(0)), at(0));
+    let late = schedule(&n, &first.entries, true, Some(at(0)), at(9 * 3600));
+    assert_eq!(late.due.len(), 1);
+    let sent: Vec<String> = late.entries[0]
+        .offsets_sent
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(sent, ["0s", "4h", "8h"]);
+    assert_eq!(late.entries[0].next_at, Some(Time(at(12 * 3600))));
+}
+
+#[test]
+fn a_period_and_offsets_share_one_schedule_and_the_earliest_next() {
+    let mut n = at_offsets("war-room", &["30m"]);
+    n.summary_every = Some("1h".parse().unwrap());
+    let first = schedule(std::slice::from_ref(&n), &[], true, Some(at(0)), at(0));
+    assert_eq!(first.due.len(), 1, "the periodic update goes out at once");
+    assert_eq!(first.entries[0].next_at, Some(Time(at(1800))));
+    let half = schedule(
+        std::slice::from_ref(&n),
+        &first.entries,
+        true,
+        Some(at(0)),
+        at(1800),
     );
+    assert_eq!(half.due.len(), 1);
+    assert_eq!(half.entries[0].next_at, Some(Time(at(1800 + 3600))));
 }

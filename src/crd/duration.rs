@@ -147,7 +147,10 @@ impl fmt::Display for Duration {
         let total = self.0.as_secs();
         let millis = self.0.subsec_millis();
         if total == 0 {
-            return write!(f, "{millis}ms");
+            return match millis {
+                0 => f.write_str("0s"),
+                _ => write!(f, "{millis}ms"),
+            };
         }
         let (h, m, s) = (total / 3600, (total % 3600) / 60, total % 60);
         if h > 0 {

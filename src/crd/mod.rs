@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 
 pub use contingency::{ContingencySpec, KillSwitch};
 pub use duration::Duration;
-pub use notify::{Notification, NotificationEvent};
+pub use notify::{
+    MetricFormat, Notification, NotificationEvent, SummaryMetric, SummarySpec, WebhookFormat,
+};
 pub use refs::{LocalObjectRef, ScaleTargetRef, SecretKeyRef, SecretRef};
 pub use rollout::{
     CohortSpec, FlagdCohort, GateCheck, GateFailurePolicy, GateSpec, NoDataPolicy, RolloutSpec,
@@ -38,8 +40,8 @@ pub use source::{
     SourceRef, source_crd_yaml,
 };
 pub use status::{
-    KillSwitchStatus, LaunchPolicyStatus, PendingAction, RecentScale, RolloutStatus, SummaryStatus,
-    TriggerStatus, WaitReason, WaitingOn,
+    JournalEntry, KillSwitchStatus, LaunchPolicyStatus, LaunchRecord, MAX_JOURNAL, Peak,
+    PendingAction, RecentScale, RolloutStatus, SummaryStatus, TriggerStatus, WaitReason, WaitingOn,
 };
 pub use users::Users;
 
@@ -121,6 +123,9 @@ pub use users::Users;
 #[x_kube(validation = kube::core::Rule::new(
     "!has(self.contingency) || !has(self.rollout) || !has(self.rollout.cohort) || ((!has(self.rollout.cohort.configMap) || self.rollout.cohort.configMap.name != self.contingency.configMap) && (!has(self.rollout.cohort.flagd) || self.rollout.cohort.flagd.configMap != self.contingency.configMap))"
 ).message("spec.contingency.configMap must differ from the cohort's ConfigMaps: Liftoff writes each one whole"))]
+#[x_kube(validation = kube::core::Rule::new(
+    "has(self.prometheus) || !has(self.summary) || !has(self.summary.metrics) || size(self.summary.metrics) == 0"
+).message("spec.prometheus (an address or a sourceRef) is required when spec.summary.metrics is set: each figure is a PromQL query"))]
 pub struct LaunchPolicySpec {
     /// The Prometheus server that PromQL queries (triggers and gates) are sent to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,6 +154,10 @@ pub struct LaunchPolicySpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 8))]
     pub notifications: Vec<Notification>,
+    /// What the launch updates show besides gates and triggers, and when the launch report is
+    /// written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<SummarySpec>,
 }
 
 fn default_status_refresh() -> Duration {

@@ -34,6 +34,68 @@ pub struct LaunchPolicyStatus {
     /// The kill-switch commands (`annotation=value`) already applied, so each is applied once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applied_switch_commands: Vec<String>,
+    /// The launch's record: when it started, what was decided (the journal the launch updates
+    /// and the launch report are written from), the peaks seen, and when the report was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<LaunchRecord>,
+}
+
+/// The launch's record.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LaunchRecord {
+    /// When the launch started: the first stage entered (a policy without a rollout: its first
+    /// reconcile). Launch updates count H+X from here; `summaryAt` and `reportAt` are offsets
+    /// from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// What was decided and told, oldest first: stage moves, Go requests, gate failures, scaling
+    /// actions and failures, sources lost and found, kill switches. The newest
+    /// `MAX_JOURNAL` entries are kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journal: Vec<JournalEntry>,
+    /// Entries dropped from the front of the journal to keep it bounded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub journal_dropped: u32,
+    /// The highest value of each trigger and gate since the launch started, as sampled (folded in
+    /// at each status write, so a peak between writes survives unless the operator restarts
+    /// first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peaks: Vec<Peak>,
+    /// When the launch report was written (`spec.summary.reportAt`); it is written once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_written_at: Option<Time>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// How many journal entries status keeps.
+pub const MAX_JOURNAL: usize = 100;
+
+/// One decision, as the war room was told it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalEntry {
+    /// When it was decided.
+    pub at: Time,
+    /// What kind of news it is (the notification event).
+    pub event: super::NotificationEvent,
+    /// What happened, in one sentence.
+    pub message: String,
+}
+
+/// The highest value a trigger or gate reached.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Peak {
+    /// `trigger/<name>` or `gate/<name>`.
+    pub name: String,
+    /// The highest value (a gate's raw value; a trigger's value in its unit: %, messages, …).
+    pub value: f64,
+    /// When it was sampled.
+    pub at: Time,
 }
 
 /// The schedule of one webhook's periodic launch update.
@@ -48,6 +110,10 @@ pub struct SummaryStatus {
     /// When the next update is due; absent once the launch is `Completed` or `Aborted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_at: Option<Time>,
+    /// The `summaryAt` offsets already sent (or skipped after an outage), e.g. `["0s", "4h"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub offsets_sent: Vec<super::Duration>,
 }
 
 fn conditions_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -184,6 +250,9 @@ pub struct TriggerStatus {
     /// Since when the metric has been unreadable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_since: Option<Time>,
+    /// Since when the trigger's action has been failing (cleared by the next success).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_failed_since: Option<Time>,
 }
 
 /// One scale applied by a trigger.

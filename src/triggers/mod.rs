@@ -212,6 +212,7 @@ pub async fn apply_all(
         let status = &mut p.plan.status;
         match &result {
             Ok(what) => {
+                status.action_failed_since = None;
                 status.last_action = Some(what.clone());
                 status.last_action_at = Some(Time(now));
                 let cooldown = p.kind.cooldown();
@@ -237,6 +238,7 @@ pub async fn apply_all(
                 status.message = Some(p.plan.reason.clone());
             }
             Err(why) => {
+                status.action_failed_since.get_or_insert(Time(now));
                 status.message = Some(format!("action failed: {why} (decided: {})", p.plan.reason));
             }
         }

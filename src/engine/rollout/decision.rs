@@ -90,15 +90,14 @@ impl EventKind {
     pub fn notification(self) -> Option<NotificationEvent> {
         match self {
             EventKind::StageAdvanced => Some(NotificationEvent::StageAdvanced),
+            EventKind::AwaitingApproval => Some(NotificationEvent::AwaitingApproval),
             EventKind::GateFailed => Some(NotificationEvent::GateFailed),
-            EventKind::Paused | EventKind::Aborted => Some(NotificationEvent::RolloutPaused),
+            EventKind::Paused => Some(NotificationEvent::RolloutPaused),
+            EventKind::Resumed | EventKind::Retried => Some(NotificationEvent::RolloutResumed),
+            EventKind::Aborted => Some(NotificationEvent::RolloutAborted),
             EventKind::RolledBack => Some(NotificationEvent::RolloutRolledBack),
             EventKind::Completed => Some(NotificationEvent::RolloutCompleted),
-            EventKind::AwaitingApproval
-            | EventKind::Resumed
-            | EventKind::Retried
-            | EventKind::UsersChanged
-            | EventKind::CommandIgnored => None,
+            EventKind::UsersChanged | EventKind::CommandIgnored => None,
         }
     }
 }
