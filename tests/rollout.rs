@@ -20,10 +20,6 @@ use support::{
     Operator, control_plane, eventually, healthy_service, kubectl,
     objects::{rollout_spec, stages},
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -94,7 +90,7 @@ async fn events(client: &Client, ns: &str, reason: &str) -> Vec<String> {
 
 /// Starts [`webhook`] and stores its URL in Secret `war-room` (key `url`); returns the bodies.
 async fn war_room(l: &Launch) -> Arc<Mutex<Vec<String>>> {
-    let (hook, received) = webhook().await;
+    let (hook, received) = support::webhook::receiver().await;
     let secret: Secret = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "war-room"},
         "stringData": {"url": hook}
@@ -105,57 +101,6 @@ async fn war_room(l: &Launch) -> Arc<Mutex<Vec<String>>> {
         .await
         .unwrap();
     received
-}
-
-/// A local Slack-compatible webhook: records each POST body; answers the very first one with 500
-/// (so the notifier's retry is exercised) and the rest with 200.
-async fn webhook() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks/war-room", listener.local_addr().unwrap());
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let seen = bodies.clone();
-    tokio::spawn(async move {
-        let mut first = true;
-        loop {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut request = Vec::new();
-            let mut buf = [0u8; 4096];
-            let body = loop {
-                let n = socket.read(&mut buf).await.unwrap_or(0);
-                if n == 0 {
-                    break None;
-                }
-                request.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&request).to_string();
-                let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                    continue;
-                };
-                let length = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                    })
-                    .unwrap_or(0);
-                if body.len() >= length {
-                    break Some(body.to_string());
-                }
-            };
-            let status = if std::mem::take(&mut first) {
-                "500 Internal Server Error"
-            } else {
-                "200 OK"
-            };
-            if let Some(body) = body.filter(|_| status.starts_with("200")) {
-                seen.lock().unwrap().push(body);
-            }
-            let response =
-                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = socket.write_all(response.as_bytes()).await;
-        }
-    });
-    (url, bodies)
 }
 
 #[tokio::test]

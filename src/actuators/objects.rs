@@ -57,7 +57,13 @@ impl Field {
             .api(client, namespace)
             .get_opt(name)
             .await
-            .map_err(|e| format!("cannot read {} {namespace}/{name}: {e}", self.kind))?
+            .map_err(|e| {
+                format!(
+                    "cannot read {} {namespace}/{name}: {}",
+                    self.kind,
+                    super::api_reason(&e)
+                )
+            })?
             .ok_or_else(|| format!("{} {namespace}/{name} does not exist", self.kind))?;
         object
             .data
@@ -89,6 +95,12 @@ impl Field {
             .patch(name, &params, &patch)
             .await
             .map(|_| ())
-            .map_err(|e| format!("cannot patch {} {namespace}/{name}: {e}", self.kind))
+            .map_err(|e| {
+                format!(
+                    "cannot patch {} {namespace}/{name}: {}",
+                    self.kind,
+                    super::api_reason(&e)
+                )
+            })
     }
 }

@@ -5,6 +5,7 @@ mod contingency;
 pub mod events;
 pub mod invalid;
 mod journal;
+mod launch_report;
 pub mod lookup;
 pub mod memory;
 pub mod named_sources;

@@ -11,7 +11,7 @@ use kube::{Api, ResourceExt, core::error_boundary::InvalidObject, runtime::contr
 use tracing::{Instrument, debug, info, info_span};
 
 use super::{
-    Context, Error, contingency, invalid, journal,
+    Context, Error, contingency, invalid, journal, launch_report,
     lookup::KubeLookup,
     memory::{Held, PolicyMemory},
     publish, references, report, rollout,
@@ -213,6 +213,7 @@ async fn reconcile_policy(
     status.launch = journal::record(stored_launch, started, &news, &samples, now);
     let summaries = schedule_summaries(policy, &status, now);
     status.summaries = summaries.entries.clone();
+    let report = write_launch_report(ctx, policy, &mut status, now).await;
     writer.write(&status).await?;
 
     // Report: the cohort first, so an Event or a message announcing a stage follows the stage
@@ -235,13 +236,53 @@ async fn reconcile_policy(
         &summaries.due,
     )
     .await;
-    Ok(next_reconcile(
-        ctx,
-        policy,
-        &refs,
-        rollout.as_ref(),
-        &summaries,
-    ))
+    if let Some(markdown) = report {
+        report::launch_report(ctx, &lookup, policy, &markdown).await;
+    }
+    let timers = Timers {
+        rollout: rollout.as_ref().and_then(|r| r.requeue_after),
+        summary: summaries.next_in,
+        report: launch_report::next_in(policy, &status, now),
+    };
+    Ok(next_reconcile(ctx, policy, &refs, timers))
+}
+
+/// Writes the launch report when it falls due, and records that in `status`; returns it, to be
+/// sent once `status` is written. A ConfigMap that cannot be written is retried at the next
+/// reconcile (an Event says why).
+async fn write_launch_report(
+    ctx: &Context,
+    policy: &LaunchPolicy,
+    status: &mut LaunchPolicyStatus,
+    now: Timestamp,
+) -> Option<String> {
+    let due = launch_report::due_at(policy, status)?;
+    if now < due {
+        return None;
+    }
+    let markdown = launch_report::markdown(policy, status, now);
+    ctx.ensure_leader().ok()?;
+    match launch_report::publish(&ctx.client, policy, &markdown).await {
+        Ok(()) => {
+            let launch = status.launch.as_mut()?;
+            launch.report_written_at =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
+            Some(markdown)
+        }
+        Err(why) => {
+            let warning = kube::runtime::events::EventType::Warning;
+            super::events::publish(&ctx.recorder, policy, warning, "LaunchReportFailed", &why)
+                .await;
+            None
+        }
+    }
+}
+
+/// The timers a policy waits on besides its samples.
+struct Timers {
+    rollout: Option<Duration>,
+    summary: Option<Duration>,
+    report: Option<Duration>,
 }
 
 /// What the references say: the `Ready` condition, and the policy-wide facts plans depend on.
@@ -329,14 +370,13 @@ fn schedule_summaries(
     summary::schedule(&policy.spec.notifications, sent, live, started, now)
 }
 
-/// When to reconcile again: the next sample, rollout timer or launch update, and at the latest
-/// the resync (or the retry, while a reference is broken).
+/// When to reconcile again: the next sample, rollout timer, launch update or launch report, and
+/// at the latest the resync (or the retry, while a reference is broken).
 fn next_reconcile(
     ctx: &Context,
     policy: &LaunchPolicy,
     refs: &Dereferenced,
-    rollout: Option<&rollout::Evaluation>,
-    summaries: &summary::Schedule,
+    timers: Timers,
 ) -> Action {
     let settle = match refs.problems {
         0 => ctx.settings.resync,
@@ -349,12 +389,22 @@ fn next_reconcile(
         .filter(|s| !s.triggers.is_empty())
         .map(|s| Duration::from(s.interval).max(MIN_INTERVAL))
         .unwrap_or(settle);
-    let next_timer = rollout
-        .and_then(|r| r.requeue_after)
+    let next_timer = timers
+        .rollout
         .unwrap_or(settle)
         .max(Duration::from_millis(100));
-    let next_summary = summaries.next_in.unwrap_or(settle);
-    Action::requeue(settle.min(sample_every).min(next_timer).min(next_summary))
+    let next_summary = timers.summary.unwrap_or(settle);
+    let next_report = timers
+        .report
+        .unwrap_or(settle)
+        .max(Duration::from_millis(100));
+    Action::requeue(
+        settle
+            .min(sample_every)
+            .min(next_timer)
+            .min(next_summary)
+            .min(next_report),
+    )
 }
 
 /// The whole status: conditions from the references, the triggers and the rollout, the

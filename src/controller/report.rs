@@ -170,6 +170,38 @@ async fn figures(ctx: &Context, lookup: &KubeLookup<'_>, policy: &LaunchPolicy) 
     futures::future::join_all(reads).await
 }
 
+/// Announces the launch report, now that status records it: an Event naming its ConfigMap, and
+/// the report itself to the webhooks subscribed to `LaunchReport`.
+pub async fn launch_report(
+    ctx: &Context,
+    lookup: &KubeLookup<'_>,
+    policy: &LaunchPolicy,
+    markdown: &str,
+) {
+    let config_map = super::launch_report::config_map(&policy.name_any());
+    let note = format!(
+        "launch report written to ConfigMap {config_map} (key {})",
+        super::launch_report::KEY
+    );
+    info!("{note}");
+    events::publish(
+        &ctx.recorder,
+        policy,
+        EventType::Normal,
+        "LaunchReport",
+        &note,
+    )
+    .await;
+    send(
+        ctx,
+        lookup,
+        policy,
+        NotificationEvent::LaunchReport,
+        markdown,
+    )
+    .await;
+}
+
 /// Events for conditions that changed: Ready, Degraded and ScalingActive. One decision, one
 /// Event: a rollout phase change is announced by the rollout's own event (`Paused`, `Aborted`,
 /// …, with its evidence), so `RolloutProgressing` is not announced again.

@@ -159,7 +159,7 @@ impl Update {
             or_none(&self.actions)
         ));
         let next = match &self.next_update {
-            Some(t) => format!("{} ({})", t.0, h(self.next_hours)),
+            Some(t) => format!("{} ({})", to_second(t.0), h(self.next_hours)),
             None => "none scheduled".into(),
         };
         lines.push(format!("• Next update: {next}"));
@@ -203,6 +203,11 @@ pub fn light(status: &LaunchPolicyStatus) -> Light {
         return Light::Amber;
     }
     Light::Green
+}
+
+/// A time to the second, as status writes times: `2027-01-15T08:00:00Z`.
+pub fn to_second(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// `HH:MMZ` of a time, for the actions list.

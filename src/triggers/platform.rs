@@ -64,7 +64,10 @@ impl Platform<'_> {
             .await?
             .set_replicas(&target.name, to)
             .await
-            .map_err(|e| format!("cannot scale {} {}: {e}", target.kind, target.name))?;
+            .map_err(|e| {
+                let why = crate::actuators::api_reason(&e);
+                format!("cannot scale {} {}: {why}", target.kind, target.name)
+            })?;
         Ok(format!(
             "scaled {} {} from {from} to {to} replicas",
             target.kind, target.name
@@ -236,8 +239,9 @@ impl Platform<'_> {
             .replicas(&target.name)
             .await
             .map_err(|e| {
+                let why = crate::actuators::api_reason(&e);
                 format!(
-                    "cannot read the scale of {} {}: {e}",
+                    "cannot read the scale of {} {}: {why}",
                     target.kind, target.name
                 )
             })

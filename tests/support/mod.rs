@@ -14,6 +14,7 @@ pub mod kafka;
 pub mod load;
 pub mod objects;
 pub mod recording;
+pub mod webhook;
 
 use liftoff_testenv::{ControlPlane, MetricsExporter, Prometheus};
 use tokio::{
