@@ -30,7 +30,9 @@ const WAIT: Duration = Duration::from_secs(120);
 
 /// The EMR platform's metrics, as counters that grow every 250 ms: 100 requests/s, all 200s;
 /// their latencies (p95 about 0.2 s, or about 0.95 s once `slow` is set); 10 logins/s, all
-/// successful; no restarts; a Kafka lag of 10. No 5xx series and no Redis series exist.
+/// successful; no restarts; a Kafka lag of 10; every Deployment available; 40 database
+/// connections; 1 of 4 requested cores busy; 1 of 4 GiB of the memory limit used. No 5xx series,
+/// no Redis series, no volume and no alert exist.
 fn emr_platform(exporter: Arc<MetricsExporter>, slow: Arc<AtomicBool>) {
     tokio::spawn(async move {
         let emr = ("namespace", "emr");
@@ -38,6 +40,15 @@ fn emr_platform(exporter: Arc<MetricsExporter>, slow: Arc<AtomicBool>) {
         let mut totals = [0.0f64; 5];
         let (mut requests, mut logins) = (0.0, 0.0);
         exporter.set("kube_pod_container_status_restarts_total", &[emr], 0.0);
+        exporter.set("kube_deployment_status_replicas_unavailable", &[emr], 0.0);
+        exporter.set("pg_stat_database_numbackends", &[("datname", "emr")], 40.0);
+        let (api, gib) = (("container", "api"), 1024.0 * 1024.0 * 1024.0);
+        let cpu = [emr, ("resource", "cpu")];
+        exporter.set("kube_pod_container_resource_requests", &cpu, 4.0);
+        let memory = [emr, ("resource", "memory")];
+        exporter.set("kube_pod_container_resource_limits", &memory, 4.0 * gib);
+        exporter.set("container_memory_working_set_bytes", &[emr, api], gib);
+        let mut cpu_seconds = 0.0;
         exporter.set(
             "kafka_consumergroup_lag",
             &[("consumergroup", "task-workers")],
@@ -54,6 +65,12 @@ fn emr_platform(exporter: Arc<MetricsExporter>, slow: Arc<AtomicBool>) {
             }
             requests += 25.0;
             logins += 2.5;
+            cpu_seconds += 0.25;
+            exporter.set(
+                "container_cpu_usage_seconds_total",
+                &[emr, api],
+                cpu_seconds,
+            );
             for (le, total) in buckets.iter().zip(totals) {
                 let labels = [emr, ("le", le)];
                 exporter.set("http_request_duration_seconds_bucket", &labels, total);
@@ -153,6 +170,29 @@ async fn the_examples_launch_walks_to_everyone_when_healthy_and_pauses_on_a_brok
         (hit_rate.passing, hit_rate.value),
         (Some(true), None),
         "no Redis traffic passes (onNoData: Pass)"
+    );
+    // The whole 15-minute checklist, each check answered by the series a cluster exports.
+    assert_eq!(r.state.gates.len(), 12, "{:?}", r.state.gates);
+    for g in &r.state.gates {
+        assert_eq!(g.passing, Some(true), "{g:?}");
+    }
+    for (name, value) in [
+        ("services-running", 0.0),
+        ("db-connections", 40.0),
+        ("pod-restarts", 0.0),
+        ("memory", 0.25),
+        ("alerts-firing", 0.0),
+    ] {
+        assert_eq!(gate(&r, name).value, Some(value), "{name}");
+    }
+    let cpu = gate(&r, "cpu").value.unwrap();
+    // A quarter of the requested cores, seen through `rate(…[5m])` over the few seconds of data
+    // the test has: rate divides by the whole window, so it reads low until the window fills.
+    assert!(cpu > 0.0 && cpu <= 0.25, "cpu {cpu}");
+    assert_eq!(
+        gate(&r, "disk").value,
+        None,
+        "no volume passes (onNoData: Pass)"
     );
     let patch = json!({"metadata": {"annotations": {"liftoff.dev/approve": "gradual"}}});
     api.patch(

@@ -88,7 +88,8 @@ stringData: {url: "redis://redis.emr.svc:6379"}
 apiVersion: v1
 kind: Secret
 metadata: {name: war-room, namespace: emr}
-stringData: {url: "https://hooks.example/secret-token"}
+stringData: {url: "https://hooks.example/secret-token", stakeholders: "https://hooks.example/s",
+             executives: "https://hooks.example/e", status-page: "https://hooks.example/p"}
 "#;
     let (ok, _, err) = kubectl(&cp, &["apply", "-f", "-"], Some(setup)).await;
     assert!(ok, "{err}");
