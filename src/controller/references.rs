@@ -212,7 +212,13 @@ mod tests {
     async fn everything_present_means_no_problems() {
         let lookup = Fixed {
             workloads: vec!["api", "redis"],
-            secrets: vec![("redis", vec!["url"]), ("war-room", vec!["url"])],
+            secrets: vec![
+                ("redis", vec!["url"]),
+                (
+                    "war-room",
+                    vec!["url", "stakeholders", "executives", "status-page"],
+                ),
+            ],
         };
         assert_eq!(check(&example(), &lookup).await, vec![]);
     }
@@ -225,9 +231,17 @@ mod tests {
         };
         let problems = check(&example(), &lookup).await;
         let reasons: Vec<_> = problems.iter().map(|p| p.reason).collect();
+        // One per field that names the missing Secret: each webhook of the example.
         assert_eq!(
             reasons,
-            ["TargetNotFound", "SecretKeyMissing", "SecretNotFound"]
+            [
+                "TargetNotFound",
+                "SecretKeyMissing",
+                "SecretNotFound",
+                "SecretNotFound",
+                "SecretNotFound",
+                "SecretNotFound"
+            ]
         );
         assert!(
             problems[0]
