@@ -5,7 +5,7 @@
 use prometheus::{GaugeVec, IntGaugeVec, Opts};
 
 use crate::{
-    crd::{Phase, RolloutState, Users},
+    crd::{KillSwitchStatus, Phase, RolloutState, Users},
     metrics::Registrar,
 };
 
@@ -34,6 +34,12 @@ pub struct RolloutMetrics {
     /// `liftoff_gate_passing{gate}`: 1 when the last value was within bounds, 0 when not
     /// (absent while unreadable).
     pub gate_passing: IntGaugeVec,
+    /// `liftoff_gate_up{gate}`: 1 when the gate's query was answered, 0 while it cannot be read.
+    pub gate_up: IntGaugeVec,
+    /// `liftoff_gate_bound{gate, bound}`: the check's `min` and `max`.
+    pub gate_bound: GaugeVec,
+    /// `liftoff_kill_switch_enabled{switch}`: 1 while the feature may run, 0 once switched off.
+    pub kill_switch: IntGaugeVec,
 }
 
 impl RolloutMetrics {
@@ -71,6 +77,17 @@ impl RolloutMetrics {
             )
             .unwrap(),
         );
+        let gate_bound = registry.add(
+            "gauge",
+            GaugeVec::new(
+                Opts::new(
+                    "liftoff_gate_bound",
+                    "A gate check's bound: `min` or `max` (the dashboard draws it beside the value)",
+                ),
+                &[POLICY, &["gate", "bound"]].concat(),
+            )
+            .unwrap(),
+        );
         Self {
             phase,
             stage,
@@ -80,6 +97,18 @@ impl RolloutMetrics {
                 "liftoff_gate_passing",
                 "1 when a gate check's last value was within bounds, 0 when not; absent while unreadable",
                 &[POLICY, &["gate"]].concat(),
+            ),
+            gate_up: int(
+                "liftoff_gate_up",
+                "1 when a gate check's query was answered (a value, or no series that onNoData \
+                 decides), 0 while it cannot be read",
+                &[POLICY, &["gate"]].concat(),
+            ),
+            gate_bound,
+            kill_switch: int(
+                "liftoff_kill_switch_enabled",
+                "1 while a kill switch's feature may run, 0 once it is switched off",
+                &[POLICY, &["switch"]].concat(),
             ),
         }
     }
@@ -106,6 +135,18 @@ impl RolloutMetrics {
             .set(users);
         for g in &state.gates {
             let labels = [namespace, policy, g.name.as_str()];
+            self.gate_up
+                .with_label_values(&labels)
+                .set(i64::from(g.error.is_none()));
+            for (bound, value) in [("min", g.min), ("max", g.max)] {
+                let labels = [namespace, policy, g.name.as_str(), bound];
+                match value {
+                    Some(v) => self.gate_bound.with_label_values(&labels).set(v),
+                    None => {
+                        let _ = self.gate_bound.remove_label_values(&labels);
+                    }
+                }
+            }
             match (g.value, g.passing) {
                 (Some(v), Some(pass)) => {
                     self.gate_value.with_label_values(&labels).set(v);
@@ -138,6 +179,32 @@ impl RolloutMetrics {
             let labels = [namespace, policy, gate.as_str()];
             let _ = self.gate_value.remove_label_values(&labels);
             let _ = self.gate_passing.remove_label_values(&labels);
+            let _ = self.gate_up.remove_label_values(&labels);
+            for bound in ["min", "max"] {
+                let labels = [namespace, policy, gate.as_str(), bound];
+                let _ = self.gate_bound.remove_label_values(&labels);
+            }
+        }
+    }
+
+    /// Records the kill switches of a policy, and drops those no longer in it.
+    pub fn record_switches(
+        &self,
+        namespace: &str,
+        policy: &str,
+        switches: &[KillSwitchStatus],
+        dropped: &[String],
+    ) {
+        for k in switches {
+            let labels = [namespace, policy, k.name.as_str()];
+            self.kill_switch
+                .with_label_values(&labels)
+                .set(i64::from(k.enabled));
+        }
+        for name in dropped {
+            let _ = self
+                .kill_switch
+                .remove_label_values(&[namespace, policy, name.as_str()]);
         }
     }
 }
@@ -159,6 +226,7 @@ mod tests {
             gates: vec![
                 GateState {
                     name: "p95".into(),
+                    max: Some(0.5),
                     value: Some(0.62),
                     passing: Some(false),
                     ..Default::default()
@@ -172,6 +240,12 @@ mod tests {
             ..Default::default()
         };
         m.record("emr", "launch", &state);
+        let switch = |enabled| KillSwitchStatus {
+            name: "reports".into(),
+            enabled,
+            ..Default::default()
+        };
+        m.record_switches("emr", "launch", &[switch(false)], &[]);
         let text = metrics.render();
         for line in [
             r#"liftoff_rollout_phase{namespace="emr",phase="Paused",policy="launch"} 1"#,
@@ -180,13 +254,21 @@ mod tests {
             r#"liftoff_rollout_users{namespace="emr",policy="launch"} 500"#,
             r#"liftoff_gate_value{gate="p95",namespace="emr",policy="launch"} 0.62"#,
             r#"liftoff_gate_passing{gate="p95",namespace="emr",policy="launch"} 0"#,
+            r#"liftoff_gate_up{gate="p95",namespace="emr",policy="launch"} 1"#,
+            r#"liftoff_gate_bound{bound="max",gate="p95",namespace="emr",policy="launch"} 0.5"#,
+            r#"liftoff_gate_up{gate="errors",namespace="emr",policy="launch"} 0"#,
+            r#"liftoff_kill_switch_enabled{namespace="emr",policy="launch",switch="reports"} 0"#,
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
         assert!(
-            !text.contains(r#"gate="errors""#),
+            !text.contains(r#"liftoff_gate_value{gate="errors""#)
+                && !text.contains(r#"liftoff_gate_passing{gate="errors""#),
             "unknown is absent, not 0"
         );
+        assert!(!text.contains(r#"bound="min""#), "no min, no series");
+        m.record_switches("emr", "launch", &[], &["reports".into()]);
+        assert!(!metrics.render().contains("liftoff_kill_switch_enabled{"));
 
         let everyone = RolloutState {
             phase: Phase::Completed,

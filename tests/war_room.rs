@@ -80,35 +80,7 @@ async fn the_war_room_hears_every_decision_the_fixed_updates_and_the_report() {
     // fails for real.
     let api = objects::workload("Deployment", "api", 2);
     objects::create::<Deployment>(&client, &ns, api).await;
-    let cap = format!(
-        r#"apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata: {{name: api-at-most-3}}
-spec:
-  failurePolicy: Fail
-  matchConstraints:
-    resourceRules:
-      - apiGroups: [apps]
-        apiVersions: [v1]
-        operations: [UPDATE]
-        resources: [deployments/scale]
-  validations:
-    - expression: "object.spec.replicas <= 3"
-      message: "the api may run at most 3 replicas (quota)"
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: {{name: api-at-most-3}}
-spec:
-  policyName: api-at-most-3
-  validationActions: [Deny]
-  matchResources:
-    namespaceSelector:
-      matchLabels: {{kubernetes.io/metadata.name: {ns}}}
-"#
-    );
-    let (ok, _, err) = kubectl(&cp, &["apply", "-f", "-"], Some(&cap)).await;
-    assert!(ok, "{err}");
+    objects::cap_replicas(&cp, &ns, 3).await;
 
     let (hook, received) = support::webhook::receiver().await;
     let secret: Secret = serde_json::from_value(json!({

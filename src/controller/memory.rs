@@ -29,6 +29,8 @@ pub struct PolicyMemory {
     pub published_switches: Option<String>,
     /// The rollout's working copy: gate samples not yet worth a status write.
     pub rollout: Option<Working>,
+    /// The kill switches exported to `/metrics`, so that one removed from the spec is dropped.
+    pub switches: Vec<String>,
 }
 
 /// What is remembered of every policy.

@@ -336,6 +336,9 @@ async fn forget_deleted(ctx: Arc<Context>, store: Store<Watched>) {
             for trigger in remembered.scaling.triggers.keys() {
                 ctx.metrics.triggers.forget([namespace, policy, trigger]);
             }
+            ctx.metrics
+                .rollouts
+                .record_switches(namespace, policy, &[], &remembered.switches);
             if let Some(working) = remembered.rollout {
                 let gates: Vec<String> = working.latest.gates.into_iter().map(|g| g.name).collect();
                 ctx.metrics.rollouts.forget(namespace, policy, &gates);

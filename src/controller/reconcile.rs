@@ -223,6 +223,7 @@ async fn reconcile_policy(
         publish::cohort(ctx, policy, &mut memory, &evaluation.status).await;
     }
     contingency::publish(ctx, policy, &mut memory, &status.kill_switches).await;
+    report::switches(ctx, policy, &mut memory, &status.kill_switches);
     if let Some(decision) = &switches {
         contingency::report(ctx, policy, decision).await;
     }

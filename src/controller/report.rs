@@ -274,3 +274,25 @@ pub fn rollout_state(
         latest: fresh.clone(),
     });
 }
+
+/// Exports the kill switches as they stand, and drops the series of switches no longer in the
+/// spec.
+pub fn switches(
+    ctx: &Context,
+    policy: &LaunchPolicy,
+    memory: &mut PolicyMemory,
+    switches: &[crate::crd::KillSwitchStatus],
+) {
+    let (namespace, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
+    let now: Vec<String> = switches.iter().map(|k| k.name.clone()).collect();
+    let dropped: Vec<String> = memory
+        .switches
+        .iter()
+        .filter(|n| !now.contains(n))
+        .cloned()
+        .collect();
+    ctx.metrics
+        .rollouts
+        .record_switches(&namespace, &name, switches, &dropped);
+    memory.switches = now;
+}

@@ -99,3 +99,38 @@ pub async fn ready(
         .find(|c| c.type_ == "Ready")?;
     Some((c.status, c.reason, c.message))
 }
+
+/// A ValidatingAdmissionPolicy refusing to scale any Deployment of `ns` above `max` replicas
+/// through `/scale`: a real apiserver refusal for an action to fail on.
+pub async fn cap_replicas(cp: &liftoff_testenv::ControlPlane, ns: &str, max: i32) {
+    let name = format!("api-at-most-{max}");
+    let cap = format!(
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: {name}}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+      - apiGroups: [apps]
+        apiVersions: [v1]
+        operations: [UPDATE]
+        resources: [deployments/scale]
+  validations:
+    - expression: "object.spec.replicas <= {max}"
+      message: "the api may run at most {max} replicas (quota)"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {{name: {name}}}
+spec:
+  policyName: {name}
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels: {{kubernetes.io/metadata.name: {ns}}}
+"#
+    );
+    let (ok, _, err) = super::kubectl(cp, &["apply", "-f", "-"], Some(&cap)).await;
+    assert!(ok, "{err}");
+}
