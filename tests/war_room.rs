@@ -110,6 +110,8 @@ async fn the_war_room_hears_every_decision_the_fixed_updates_and_the_report() {
         {"webhookSecretRef": {"name": "war-room", "key": "json"}, "format": "Json",
          "events": ["LaunchReport"], "summaryAt": ["0s"]}
     ]);
+    spec["contingency"] = json!({"configMap": "launch-switches",
+                                 "killSwitches": [{"name": "reports", "description": "PDF reports"}]});
     spec["summary"] = json!({
         "metrics": [{"name": "users online", "query": "max(users_online)", "format": "Count"}],
         "reportAt": "45s"
@@ -177,6 +179,8 @@ async fn the_war_room_hears_every_decision_the_fixed_updates_and_the_report() {
     message(&received, "SourceRecovered", "gate p95-latency-seconds").await;
     message(&received, "GateFailed", "p95-latency-seconds").await;
     message(&received, "RolloutPaused", "").await;
+    annotate("liftoff.dev/kill-switch=reports").await;
+    message(&received, "KillSwitch", "reports").await;
     annotate("liftoff.dev/abort=stop").await;
     message(&received, "RolloutAborted", "").await;
 
@@ -190,6 +194,7 @@ async fn the_war_room_hears_every_decision_the_fixed_updates_and_the_report() {
         ("SourceRecovered", "gate p95"),
         ("GateFailed", "p95"),
         ("RolloutPaused", ""),
+        ("KillSwitch", "reports"),
         ("RolloutAborted", ""),
     ];
     let positions: Vec<usize> = order
@@ -231,6 +236,13 @@ async fn the_war_room_hears_every_decision_the_fixed_updates_and_the_report() {
     .await;
     let offsets: Vec<String> = sent.offsets_sent.iter().map(|d| d.to_string()).collect();
     assert_eq!(offsets, ["0s", "15s", "30s"]);
+    let status = policies.get("launch").await.unwrap().status.unwrap();
+    let started = status.launch.unwrap().started_at.unwrap().0;
+    let last = sent.last_sent_at.0.duration_since(started).as_secs();
+    assert!(
+        last >= 30,
+        "the H+30s update went out {last}s after the start"
+    );
     op.completes_reconciles(3).await;
     let updates: Vec<String> = chat(&received)
         .into_iter()
