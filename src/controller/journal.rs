@@ -18,28 +18,45 @@ use crate::{
     triggers::Applied,
 };
 
-/// What one reconcile decided, as the war room hears it.
+/// What one reconcile decided before acting, as the war room hears it.
 pub struct Decided<'a> {
     /// The policy's namespace and name (for the commands a message suggests).
     pub policy: (&'a str, &'a str),
     pub rollout: &'a [Event],
-    pub applied: &'a [Applied],
     pub flips: &'a [Flip],
 }
 
-/// The news of one reconcile, in the order it happened: the rollout's events, the kill
-/// switches, the scaling actions, then sources lost or found (from the stored status to `next`).
-pub fn news(
+/// A journal message is cut to this many bytes (an apiserver's refusal can be long).
+const MAX_MESSAGE: usize = 1024;
+
+fn entry(event: NotificationEvent, message: String, now: Timestamp) -> JournalEntry {
+    let message = match message.len() > MAX_MESSAGE {
+        false => message,
+        true => {
+            let mut cut = MAX_MESSAGE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            format!("{}…", &message[..cut])
+        }
+    };
+    JournalEntry {
+        at: Time(now),
+        event,
+        message,
+    }
+}
+
+/// The news of the decisions, before any action: the rollout's events, the kill switches, then
+/// sources lost or found (from the stored status to `next`). Recorded with the first status write
+/// of the reconcile, so a crash or a conflict on the last write loses none of it.
+pub fn decided(
     decided: &Decided<'_>,
     stored: Option<&LaunchPolicyStatus>,
     next: &LaunchPolicyStatus,
     now: Timestamp,
 ) -> Vec<JournalEntry> {
-    let entry = |event, message: String| JournalEntry {
-        at: Time(now),
-        event,
-        message,
-    };
+    let entry = |event, message: String| entry(event, message, now);
     let mut out = Vec::new();
     for e in decided.rollout {
         let Some(event) = e.kind.notification() else {
@@ -56,8 +73,21 @@ pub fn news(
     for flip in decided.flips {
         out.push(entry(NotificationEvent::KillSwitch, flip.message.clone()));
     }
+    out.extend(sources(stored, next, now));
+    out
+}
+
+/// The news of the actions taken: each success, and each failure that is new (a retry of an
+/// action already failing is not news).
+pub fn acted(
+    applied: &[Applied],
+    stored: Option<&LaunchPolicyStatus>,
+    now: Timestamp,
+) -> Vec<JournalEntry> {
+    let entry = |event, message: String| entry(event, message, now);
+    let mut out = Vec::new();
     let stored_triggers = stored.map(|s| s.triggers.as_slice()).unwrap_or_default();
-    for a in decided.applied {
+    for a in applied {
         match &a.result {
             Ok(what) => out.push(entry(
                 NotificationEvent::ScalingAction,
@@ -76,7 +106,6 @@ pub fn news(
             Err(_) => {}
         }
     }
-    out.extend(sources(stored, next, now));
     out
 }
 
@@ -123,11 +152,7 @@ fn sources(
             ),
             _ => return,
         };
-        out.push(JournalEntry {
-            at: Time(now),
-            event,
-            message,
-        });
+        out.push(entry(event, message, now));
     };
     let stored_triggers = stored.map(|s| s.triggers.as_slice()).unwrap_or_default();
     for t in &next.triggers {
@@ -160,13 +185,15 @@ fn sources(
     out
 }
 
-/// The launch record after this reconcile: the start (set once), the news appended (the newest
-/// [`MAX_JOURNAL`] kept), and the peaks with this reconcile's samples folded in.
+/// The launch record after this reconcile: the start (set once), the news appended (at most
+/// [`MAX_JOURNAL`] entries: the oldest that is not a milestone goes first), and the peaks with
+/// this reconcile's samples folded in (`None`: keep the peaks as they are; `Some`: the samples
+/// of every trigger and gate of the spec, whose peaks alone are kept).
 pub fn record(
     stored: Option<&LaunchRecord>,
     started: bool,
     news: &[JournalEntry],
-    samples: &[Sample],
+    samples: Option<&[Sample]>,
     now: Timestamp,
 ) -> Option<LaunchRecord> {
     let mut launch = stored.cloned().unwrap_or_default();
@@ -174,13 +201,19 @@ pub fn record(
         launch.started_at = Some(Time(now));
     }
     launch.journal.extend(news.iter().cloned());
-    let excess = launch.journal.len().saturating_sub(MAX_JOURNAL);
-    if excess > 0 {
-        launch.journal.drain(..excess);
-        let dropped = u32::try_from(excess).unwrap_or(u32::MAX);
-        launch.journal_dropped = launch.journal_dropped.saturating_add(dropped);
+    while launch.journal.len() > MAX_JOURNAL {
+        let evict = launch
+            .journal
+            .iter()
+            .position(|e| !e.event.is_milestone())
+            .unwrap_or(0);
+        launch.journal.remove(evict);
+        launch.journal_dropped = launch.journal_dropped.saturating_add(1);
     }
-    if launch.started_at.is_some() {
+    if let (Some(_), Some(samples)) = (&launch.started_at, samples) {
+        launch
+            .peaks
+            .retain(|p| samples.iter().any(|s| s.name == p.name));
         for s in samples.iter().filter(|s| s.value.is_finite()) {
             match launch.peaks.iter_mut().find(|p| p.name == s.name) {
                 Some(peak) if peak.value >= s.value => {}
@@ -199,7 +232,8 @@ pub fn record(
     (launch != LaunchRecord::default()).then_some(launch)
 }
 
-/// One value sampled in this reconcile: `trigger/<name>` or `gate/<name>`.
+/// One trigger or gate of the spec in this reconcile, `trigger/<name>` or `gate/<name>`, and its
+/// value (NaN when it has none now).
 pub struct Sample {
     pub name: String,
     pub value: f64,
@@ -211,19 +245,15 @@ pub fn samples<'a>(
     status: &LaunchPolicyStatus,
 ) -> Vec<Sample> {
     let mut out: Vec<Sample> = triggers
-        .filter_map(|(name, v)| {
-            v.map(|value| Sample {
-                name: format!("trigger/{name}"),
-                value,
-            })
+        .map(|(name, v)| Sample {
+            name: format!("trigger/{name}"),
+            value: v.unwrap_or(f64::NAN),
         })
         .collect();
     let gates = status.rollout.iter().flat_map(|r| &r.state.gates);
-    out.extend(gates.filter_map(|g| {
-        g.value.map(|value| Sample {
-            name: format!("gate/{}", g.name),
-            value,
-        })
+    out.extend(gates.map(|g| Sample {
+        name: format!("gate/{}", g.name),
+        value: g.value.unwrap_or(f64::NAN),
     }));
     out
 }

@@ -63,6 +63,23 @@ pub async fn publish(client: &Client, policy: &LaunchPolicy, markdown: &str) -> 
         .map_err(|e| format!("cannot write the launch report to ConfigMap {name}: {e}"))
 }
 
+/// The longest report a message carries (chat tools cap a message at about 28 KB, Teams first).
+const MAX_MESSAGE: usize = 20_000;
+
+/// The report as a message: whole, or cut with a pointer to its ConfigMap.
+pub fn for_chat(markdown: &str, config_map: &str) -> String {
+    if markdown.len() <= MAX_MESSAGE {
+        return markdown.to_string();
+    }
+    let mut cut = MAX_MESSAGE;
+    while !markdown.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let kept = &markdown[..cut];
+    let kept = kept.rsplit_once('\n').map_or(kept, |(head, _)| head);
+    format!("{kept}\n\n… (cut for chat; the whole report is in ConfigMap {config_map}, key {KEY})")
+}
+
 /// The report, in Markdown.
 pub fn markdown(policy: &LaunchPolicy, status: &LaunchPolicyStatus, now: Timestamp) -> String {
     let (namespace, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
@@ -244,6 +261,18 @@ mod tests {
             }
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_long_report_is_cut_at_a_line_for_chat_and_points_to_its_config_map() {
+        let line = "| 2027-01-15T09:30:00Z | H+1 | ScalingAction | é api-cpu: scaled |\n";
+        let long = line.repeat(1000);
+        let message = for_chat(&long, "emr-platform-launch-report");
+        assert!(message.len() < 20_200, "{}", message.len());
+        assert!(message.ends_with(
+            "|\n\n… (cut for chat; the whole report is in ConfigMap emr-platform-launch-report, key report.md)"
+        ) || message.contains("|\n\n… (cut for chat"));
+        assert_eq!(for_chat(line, "x"), line);
     }
 
     #[test]

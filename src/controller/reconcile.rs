@@ -6,7 +6,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{Api, ResourceExt, core::error_boundary::InvalidObject, runtime::controller::Action};
 use tracing::{Instrument, debug, info, info_span};
 
@@ -148,14 +148,39 @@ async fn reconcile_policy(
     let rollout = step_rollout(ctx, policy, &lookup, &memory, refs.facts, capacity).await?;
     let rollout_status = rollout.as_ref().map(|r| r.status.clone());
     let switches = contingency::step(policy, &plans, rollout.as_ref(), now);
+    // The news of these decisions, recorded with the first write below.
+    let name = policy.name_any();
+    let stored = policy.status.as_ref();
+    let stored_launch = stored.and_then(|s| s.launch.as_ref());
+    let started = rollout_status
+        .as_ref()
+        .is_none_or(|r| r.state.stage.is_some());
+    let mut news = {
+        let decided = journal::Decided {
+            policy: (namespace, &name),
+            rollout: rollout
+                .as_ref()
+                .map(|r| r.events.as_slice())
+                .unwrap_or_default(),
+            flips: switches
+                .as_ref()
+                .map(|s| s.flips.as_slice())
+                .unwrap_or_default(),
+        };
+        let statuses = plans.iter().map(|p| p.plan.status.clone()).collect();
+        let view = (rollout_status.clone(), switches.as_ref());
+        let next = assemble(policy, &refs.ready, statuses, view, now);
+        journal::decided(&decided, stored, &next, now)
+    };
 
     // Record intent: a crash after this write re-applies the same targets; a crash before it
-    // decides afresh. Either way no action is doubled.
+    // decides afresh. Either way no action is doubled, and no decision goes unjournaled.
     let mut writer = StatusWriter::new(ctx, policy);
     if let Some(intents) = triggers::intents(&plans, now) {
         let rollout = rollout_status.clone();
         let decided = (rollout, switches.as_ref());
-        let intent = assemble(policy, &refs.ready, intents, decided, now);
+        let mut intent = assemble(policy, &refs.ready, intents, decided, now);
+        intent.launch = journal::record(stored_launch, started, &news, None, now);
         writer.write(&intent).await?;
     }
 
@@ -163,6 +188,7 @@ async fn reconcile_policy(
     ctx.ensure_leader()?;
     let applied = triggers::apply_all(&mut plans, &platform, &mut memory.scaling, now).await;
     report::actions(ctx, policy, &applied).await;
+    news.extend(journal::acted(&applied, stored, now));
 
     // Write status, only if it changed: the decisions, then what the war room is told of them.
     let sampled: Vec<(String, Option<f64>)> = plans
@@ -186,31 +212,10 @@ async fn reconcile_policy(
         // Writing anyway: show the freshest gate samples too, at no extra cost.
         status.rollout = Some(evaluation.fresh.clone());
     }
-    let name = policy.name_any();
-    let decided = journal::Decided {
-        policy: (namespace, &name),
-        rollout: rollout
-            .as_ref()
-            .map(|r| r.events.as_slice())
-            .unwrap_or_default(),
-        applied: &applied,
-        flips: switches
-            .as_ref()
-            .map(|s| s.flips.as_slice())
-            .unwrap_or_default(),
-    };
-    let news = journal::news(&decided, policy.status.as_ref(), &status, now);
     // Peaks ride along with a write that happens anyway; they never cause one.
-    let samples = match news.is_empty() && writer.holds(&status) {
-        true => Vec::new(),
-        false => journal::samples(sampled.iter().map(|(n, v)| (n.as_str(), *v)), &status),
-    };
-    let started = status
-        .rollout
-        .as_ref()
-        .is_none_or(|r| r.state.stage.is_some());
-    let stored_launch = policy.status.as_ref().and_then(|s| s.launch.as_ref());
-    status.launch = journal::record(stored_launch, started, &news, &samples, now);
+    let samples = (!news.is_empty() || !writer.holds(&status))
+        .then(|| journal::samples(sampled.iter().map(|(n, v)| (n.as_str(), *v)), &status));
+    status.launch = journal::record(stored_launch, started, &news, samples.as_deref(), now);
     let summaries = schedule_summaries(policy, &status, now);
     status.summaries = summaries.entries.clone();
     let report = write_launch_report(ctx, policy, &mut status, now).await;
@@ -237,44 +242,59 @@ async fn reconcile_policy(
         &summaries.due,
     )
     .await;
-    if let Some(markdown) = report {
-        report::launch_report(ctx, &lookup, policy, &markdown).await;
-    }
+    let report_timer = match report {
+        Report::NotDue => launch_report::next_in(policy, &status, now),
+        Report::Written(markdown) => {
+            report::launch_report(ctx, &lookup, policy, &markdown).await;
+            None
+        }
+        // Not again at once: the ConfigMap is tried again with the reference retry period.
+        Report::Failed => Some(ctx.settings.retry),
+    };
     let timers = Timers {
         rollout: rollout.as_ref().and_then(|r| r.requeue_after),
         summary: summaries.next_in,
-        report: launch_report::next_in(policy, &status, now),
+        report: report_timer,
     };
     Ok(next_reconcile(ctx, policy, &refs, timers))
 }
 
-/// Writes the launch report when it falls due, and records that in `status`; returns it, to be
-/// sent once `status` is written. A ConfigMap that cannot be written is retried at the next
-/// reconcile (an Event says why).
+/// What became of the launch report in this reconcile.
+enum Report {
+    NotDue,
+    /// Written to its ConfigMap and recorded in status; sent once status is written.
+    Written(String),
+    /// The ConfigMap could not be written (an Event says why).
+    Failed,
+}
+
+/// Writes the launch report when it falls due, and records that in `status`.
 async fn write_launch_report(
     ctx: &Context,
     policy: &LaunchPolicy,
     status: &mut LaunchPolicyStatus,
     now: Timestamp,
-) -> Option<String> {
-    let due = launch_report::due_at(policy, status)?;
-    if now < due {
-        return None;
+) -> Report {
+    let Some(due) = launch_report::due_at(policy, status) else {
+        return Report::NotDue;
+    };
+    if now < due || ctx.ensure_leader().is_err() {
+        return Report::NotDue;
     }
     let markdown = launch_report::markdown(policy, status, now);
-    ctx.ensure_leader().ok()?;
     match launch_report::publish(&ctx.client, policy, &markdown).await {
-        Ok(()) => {
-            let launch = status.launch.as_mut()?;
-            launch.report_written_at =
-                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
-            Some(markdown)
-        }
+        Ok(()) => match status.launch.as_mut() {
+            Some(launch) => {
+                launch.report_written_at = Some(Time(now));
+                Report::Written(markdown)
+            }
+            None => Report::NotDue,
+        },
         Err(why) => {
             let warning = kube::runtime::events::EventType::Warning;
             super::events::publish(&ctx.recorder, policy, warning, "LaunchReportFailed", &why)
                 .await;
-            None
+            Report::Failed
         }
     }
 }

@@ -192,12 +192,13 @@ pub async fn launch_report(
         &note,
     )
     .await;
+    let message = super::launch_report::for_chat(markdown, &config_map);
     send(
         ctx,
         lookup,
         policy,
         NotificationEvent::LaunchReport,
-        markdown,
+        &message,
     )
     .await;
 }

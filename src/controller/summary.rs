@@ -60,9 +60,14 @@ pub fn schedule(
     started: Option<Timestamp>,
     now: Timestamp,
 ) -> Schedule {
+    // Status keeps times to the second: so does the schedule, or a time read back would never
+    // equal the one computed and every reconcile would write.
+    let now = to_second(now);
+    let started = started.map(to_second);
     let mut out = Schedule::default();
     for (i, n) in notifications.iter().enumerate() {
-        let every = n.summary_every.map(|d| Duration::from(d).max(MIN_EVERY));
+        let every = n.summary_every.map(|d| whole(d).as_std().max(MIN_EVERY));
+        let offsets: Vec<SpecDuration> = n.summary_at.iter().map(|o| whole(*o)).collect();
         if every.is_none() && n.summary_at.is_empty() {
             continue;
         }
@@ -75,10 +80,9 @@ pub fn schedule(
         let mut sent: Vec<SpecDuration> =
             stored.map(|e| e.offsets_sent.clone()).unwrap_or_default();
         // Offsets no longer in the spec are forgotten; the ones due now are marked sent.
-        sent.retain(|o| n.summary_at.contains(o));
+        sent.retain(|o| offsets.contains(o));
         let at = |o: &SpecDuration| started.map(|s| add(s, (*o).into()));
-        let offsets_due: Vec<SpecDuration> = n
-            .summary_at
+        let offsets_due: Vec<SpecDuration> = offsets
             .iter()
             .filter(|o| !sent.contains(o) && at(o).is_some_and(|t| t <= now))
             .copied()
@@ -91,7 +95,7 @@ pub fn schedule(
         let last_sent = if due { Some(now) } else { last };
         let Some(last_sent) = last_sent else {
             // Offsets only, none due yet: nothing to record.
-            out.next_in = next_offset(n, &sent, started)
+            out.next_in = next_offset(&offsets, &sent, started)
                 .map_or(out.next_in, |t| earliest(out.next_in, t, now));
             continue;
         };
@@ -102,7 +106,7 @@ pub fn schedule(
             });
         }
         let periodic_next = every.filter(|_| live).map(|e| add(last_sent, e));
-        let next_at = match (periodic_next, next_offset(n, &sent, started)) {
+        let next_at = match (periodic_next, next_offset(&offsets, &sent, started)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -121,16 +125,25 @@ pub fn schedule(
 
 /// When the next offset not yet sent falls due.
 fn next_offset(
-    n: &Notification,
+    offsets: &[SpecDuration],
     sent: &[SpecDuration],
     started: Option<Timestamp>,
 ) -> Option<Timestamp> {
     let started = started?;
-    n.summary_at
+    offsets
         .iter()
         .filter(|o| !sent.contains(o))
         .map(|o| add(started, (*o).into()))
         .min()
+}
+
+/// A duration in whole seconds (`1.5s` counts as `1s`).
+fn whole(d: SpecDuration) -> SpecDuration {
+    SpecDuration::from_secs(d.as_std().as_secs())
+}
+
+fn to_second(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
 }
 
 fn add(t: Timestamp, d: Duration) -> Timestamp {

@@ -226,3 +226,18 @@ fn a_period_and_offsets_share_one_schedule_and_the_earliest_next() {
     assert_eq!(half.due.len(), 1);
     assert_eq!(half.entries[0].next_at, Some(Time(at(1800 + 3600))));
 }
+
+#[test]
+fn sub_second_offsets_and_times_settle_instead_of_writing_every_reconcile() {
+    let mut n = at_offsets("ext", &["1500ms", "0.0001s"]);
+    n.summary_every = Some("1.5s".parse().unwrap());
+    let n = [n];
+    let started = Some(Timestamp::from_second(1_800_000_000).unwrap());
+    let now = |ms: i64| Timestamp::from_millisecond(1_800_000_000_000 + ms).unwrap();
+    let first = schedule(&n, &[], true, started, now(250));
+    assert_eq!(first.due.len(), 1);
+    // The same second, read back from status: nothing due, nothing to write.
+    let again = schedule(&n, &first.entries, true, started, now(900));
+    assert!(again.due.is_empty());
+    assert_eq!(again.entries, first.entries);
+}

@@ -132,6 +132,19 @@ impl NotificationEvent {
         }
     }
 
+    /// Whether the event is a milestone of the launch (a stage move, a Go, a gate failure, a
+    /// kill switch): the journal drops other entries first when it is full.
+    pub fn is_milestone(self) -> bool {
+        !matches!(
+            self,
+            NotificationEvent::ScalingAction
+                | NotificationEvent::ActionFailed
+                | NotificationEvent::SourceUnavailable
+                | NotificationEvent::SourceRecovered
+                | NotificationEvent::LaunchReport
+        )
+    }
+
     /// Whether the event is an action taken or attempted (the update's "actions since the last
     /// update" and the report's action list), rather than news about health or a person.
     pub fn is_action(self) -> bool {

@@ -50,16 +50,15 @@ pub struct LaunchRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
     /// What was decided and told, oldest first: stage moves, Go requests, gate failures, scaling
-    /// actions and failures, sources lost and found, kill switches. The newest
-    /// `MAX_JOURNAL` entries are kept.
+    /// actions and failures, sources lost and found, kill switches. At most 100 entries; past
+    /// that, the oldest scaling and source entries go first, then the oldest of the rest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub journal: Vec<JournalEntry>,
     /// Entries dropped from the front of the journal to keep it bounded.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub journal_dropped: u32,
-    /// The highest value of each trigger and gate since the launch started, as sampled (folded in
-    /// at each status write, so a peak between writes survives unless the operator restarts
-    /// first).
+    /// The highest value of each trigger and gate of the spec since the launch started, from the
+    /// samples of the reconciles that write status for a decision, an error or a refresh.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peaks: Vec<Peak>,
     /// When the launch report was written (`spec.summary.reportAt`); it is written once.
@@ -250,7 +249,8 @@ pub struct TriggerStatus {
     /// Since when the metric has been unreadable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_since: Option<Time>,
-    /// Since when the trigger's action has been failing (cleared by the next success).
+    /// Since when the trigger's action has been failing: set by a failure, kept while the action
+    /// is retried, cleared by a success or by a sample that wants no action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action_failed_since: Option<Time>,
 }

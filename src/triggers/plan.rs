@@ -422,6 +422,11 @@ fn next_status(
         status.message = Some(reason.to_string());
         status.active = active;
     }
+    // A failure lasts while the action is retried; a sample that wants no action ends it, so a
+    // later failure is news again.
+    if !acting {
+        status.action_failed_since = None;
+    }
     status.error_since = match (&error, previous.and_then(|p| p.error_since.clone())) {
         (None, _) => None,
         (Some(_), Some(since)) => Some(since),

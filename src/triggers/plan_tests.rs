@@ -484,3 +484,29 @@ fn recent_scales_keep_only_the_longest_policy_period() {
         "the scale at 0 is older than 15 s at 20"
     );
 }
+
+#[test]
+fn a_failing_action_lasts_while_it_is_retried_and_ends_when_no_action_is_wanted() {
+    let t = kafka();
+    let mut failing = run(&t, None, &reading(10.0, Current::Partitions(3)), facts(0)).status;
+    failing.action_failed_since = Some(Time(at(0)));
+    let retried = run(
+        &t,
+        Some(&failing),
+        &reading(60_000.0, Current::Partitions(3)),
+        facts(5),
+    );
+    assert!(retried.action.is_some());
+    assert_eq!(retried.status.action_failed_since, Some(Time(at(0))));
+    let calm = run(
+        &t,
+        Some(&failing),
+        &reading(10.0, Current::Partitions(3)),
+        facts(10),
+    );
+    assert_eq!(calm.action, None);
+    assert_eq!(
+        calm.status.action_failed_since, None,
+        "a later failure is news again"
+    );
+}
