@@ -10,6 +10,7 @@ pub mod engine;
 pub mod fuzzing;
 pub mod http;
 pub mod leader;
+pub mod lint;
 pub mod metrics;
 pub mod rollout_metrics;
 pub mod sources;

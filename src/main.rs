@@ -32,6 +32,17 @@ enum Command {
     /// Regenerate the generated parts of the docs (the metrics table, the LaunchPolicy
     /// reference) in the repository in the current directory.
     Docs,
+    /// Check LaunchPolicies offline: the apiserver's verdict (the CRD's schema and CEL rules),
+    /// then a reviewer's warnings. Exit status 1 when the apiserver would refuse one (or, with
+    /// --strict, when there is a warning), 0 otherwise.
+    Lint {
+        /// YAML file(s) of LaunchPolicies (several documents each); `-` reads stdin.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// Warnings fail too.
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -129,8 +140,52 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Lint { files, strict } => {
+            let failed = lint(&files, strict)?;
+            std::process::exit(i32::from(failed));
+        }
         Command::Run(args) => run(*args).await,
     }
+}
+
+/// Prints the verdict on every policy of `files`; whether any failed.
+fn lint(files: &[std::path::PathBuf], strict: bool) -> anyhow::Result<bool> {
+    use std::io::{Read as _, Write as _};
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth a panic: the verdict is the exit status.
+    let mut say = |line: String| {
+        let _ = writeln!(stdout, "{line}");
+    };
+    let mut failed = false;
+    for file in files {
+        let text = if file.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text)?;
+            text
+        } else {
+            std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+        };
+        let verdicts =
+            liftoff::lint::lint(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        for v in verdicts {
+            let (file, policy) = (file.display(), &v.policy);
+            say(match (v.refusals.is_empty(), v.warnings.len()) {
+                (false, _) => {
+                    format!("{file}: {policy}: refused (the apiserver would not store it)")
+                }
+                (true, 0) => format!("{file}: {policy}: ok"),
+                (true, n) => format!("{file}: {policy}: accepted, {n} warning(s)"),
+            });
+            for r in &v.refusals {
+                say(format!("  error: {r}"));
+            }
+            for w in &v.warnings {
+                say(format!("  warning: {w}"));
+            }
+            failed |= !v.refusals.is_empty() || (strict && !v.warnings.is_empty());
+        }
+    }
+    Ok(failed)
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
