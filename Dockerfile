@@ -22,8 +22,8 @@ ENV CARGO_INCREMENTAL=0 \
     RUSTFLAGS="--remap-path-prefix=/src=. --remap-path-prefix=/usr/local/cargo=cargo"
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin liftoff \
- && cp target/release/liftoff /liftoff
+    cargo build --release --locked --bin liftoff --bin kubectl-launch \
+ && cp target/release/liftoff target/release/kubectl-launch /
 
 # ---- run --------------------------------------------------------------------------------------
 # glibc, libgcc, libstdc++, OpenSSL 3 and CA certificates (Debian 12, as the builder), nothing
@@ -37,6 +37,8 @@ LABEL org.opencontainers.image.title="liftoff" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /liftoff /liftoff
+# The console, for `kubectl cp` or `docker cp` onto a workstation's PATH.
+COPY --from=build /kubectl-launch /kubectl-launch
 # distroless "nonroot", numeric so the kubelet can verify runAsNonRoot.
 USER 65532:65532
 EXPOSE 8080

@@ -7,16 +7,17 @@
 source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
-step "cargo build --release --locked --bin liftoff (as the Dockerfile builds it)"
+step "cargo build --release --locked --bin liftoff --bin kubectl-launch (as the Dockerfile builds it)"
 start=$(date +%s)
-cargo build --release --locked --bin liftoff
+cargo build --release --locked --bin liftoff --bin kubectl-launch
 bin=target/release/liftoff
 note "built in $(($(date +%s) - start)) s: $bin, $(du -h "$bin" | cut -f1) ($(stat -c %s "$bin") bytes)"
 "$bin" --version >/dev/null || die "$bin does not run"
+target/release/kubectl-launch --version >/dev/null || die "kubectl-launch does not run"
 
 step "Shared libraries (the distroless cc image has glibc, libgcc, libstdc++ and OpenSSL 3)"
 # ldd prints "libX.so => path (addr)" or "/lib64/ld-linux… (addr)"; take each library's name.
-libs="$(ldd "$bin" | awk '{print $1}' | xargs -n1 basename | sort -u)"
+libs="$(for b in "$bin" target/release/kubectl-launch; do ldd "$b"; done | awk '{print $1}' | xargs -n1 basename | sort -u)"
 note "$(echo "$libs" | tr '\n' ' ')"
 unexpected="$(echo "$libs" | grep -Ev '^(linux-vdso\.so\.1|ld-linux-x86-64\.so\.2|lib(c|m|dl|rt|pthread)\.so\.6|libgcc_s\.so\.1|libstdc\+\+\.so\.6|lib(ssl|crypto)\.so\.3)$' || true)"
 [[ -z "$unexpected" ]] || die "needs libraries the runtime image lacks: $unexpected"

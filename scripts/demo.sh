@@ -105,8 +105,14 @@ kubectl get lp -A
 kubectl get events -n launch-week --field-selector involvedObject.name=launch-week --sort-by=.lastTimestamp \
   -o custom-columns=REASON:.reason,MESSAGE:.message | head -30
 
+step "The console: kubectl launch status and history (the kubectl-launch plugin, from target/debug)"
+export PATH="$PWD/target/debug:$PATH"
+kubectl launch -n launch-week status launch-week
+kubectl launch -n launch-week history launch-week
+
 if ! $ONCE; then
   step "Watching (Ctrl-C stops the operator and the control plane)"
   note "try: KUBECONFIG=$KUBECONFIG $LIFTOFF_KUBECTL describe lp -n launch-week launch-week"
+  note "or:  KUBECONFIG=$KUBECONFIG PATH=$PWD/target/debug:\$PATH $LIFTOFF_KUBECTL launch -n launch-week status launch-week --watch"
   kubectl get lp -A --watch
 fi

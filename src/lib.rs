@@ -2,6 +2,7 @@
 
 pub mod actuators;
 pub mod conditions;
+pub mod console;
 pub mod controller;
 pub mod crd;
 pub mod docs;

@@ -1,0 +1,422 @@
+//! The platform team's console (`kubectl launch`, the `kubectl-launch` binary): what it shows
+//! and what it decides, pure, so each view and each refusal is tested without a cluster. The
+//! binary reads and patches LaunchPolicies and prints these.
+
+use std::fmt::Write as _;
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::crd::{LaunchPolicy, Phase, RolloutStatus};
+
+/// A rollout command the console issues as an annotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    Approve,
+    Pause,
+    Resume,
+    Retry,
+    Abort,
+    /// Switch kill switches off.
+    Kill,
+    /// Switch kill switches back on.
+    Restore,
+}
+
+impl Command {
+    /// The annotation the operator reads for the command.
+    pub fn annotation(self) -> &'static str {
+        match self {
+            Command::Approve => "liftoff.dev/approve",
+            Command::Pause => "liftoff.dev/pause",
+            Command::Resume => "liftoff.dev/resume",
+            Command::Retry => "liftoff.dev/retry",
+            Command::Abort => "liftoff.dev/abort",
+            Command::Kill => "liftoff.dev/kill-switch",
+            Command::Restore => "liftoff.dev/restore-switch",
+        }
+    }
+
+    /// Whether the operator records the command among the kill-switch commands (else among the
+    /// rollout's).
+    pub fn is_switch(self) -> bool {
+        matches!(self, Command::Kill | Command::Restore)
+    }
+
+    /// Why the command does not fit the rollout's phase, if it does not.
+    pub fn refusal(self, phase: Phase) -> Option<String> {
+        use Phase::*;
+        let fits = match self {
+            Command::Approve => matches!(phase, Pending | AwaitingApproval | Baking),
+            Command::Pause => matches!(phase, Pending | AwaitingApproval | Baking),
+            Command::Resume => matches!(phase, Paused | RolledBack),
+            Command::Retry => matches!(phase, Paused | RolledBack | Aborted),
+            Command::Abort => !matches!(phase, Aborted | Completed),
+            Command::Kill | Command::Restore => true,
+        };
+        let hint = match (self, phase) {
+            (Command::Approve, Paused | RolledBack) => "resume (or retry) first, then give the Go",
+            (Command::Approve | Command::Pause, Completed) => "the launch is complete",
+            (_, Aborted) => "only retry starts an aborted launch over",
+            (Command::Resume, _) => "resume carries on after a pause or a rollback",
+            (Command::Retry, _) => "retry starts a held stage over",
+            (Command::Pause, Paused) => "it is already paused",
+            _ => "see `kubectl launch status`",
+        };
+        (!fits).then(|| format!("the rollout is {phase}: {hint}"))
+    }
+}
+
+/// The annotation value of a command: `target` (a stage or switches) when given, and a token
+/// unique to this call, so the operator never takes it for an earlier command.
+pub fn value(target: Option<&str>, now: Timestamp) -> String {
+    let token = now.as_millisecond();
+    match target {
+        Some(t) => format!("{t}@{token}"),
+        None => token.to_string(),
+    }
+}
+
+/// Whether the operator has applied (or refused) the command `annotation=value`.
+pub fn applied(policy: &LaunchPolicy, command: Command, value: &str) -> bool {
+    let id = format!("{}={value}", command.annotation());
+    let Some(status) = &policy.status else {
+        return false;
+    };
+    match command.is_switch() {
+        true => status.applied_switch_commands.contains(&id),
+        false => status
+            .rollout
+            .as_ref()
+            .is_some_and(|r| r.state.applied_commands.contains(&id)),
+    }
+}
+
+/// The stage a Go is for when none is named: the one after the current stage.
+pub fn next_stage(policy: &LaunchPolicy) -> Option<String> {
+    let stages = &policy.spec.rollout.as_ref()?.stages;
+    let state = &policy.status.as_ref()?.rollout.as_ref()?.state;
+    let next = state.stage.map_or(0, |s| s as usize + 1);
+    stages.get(next).map(|s| s.name.clone())
+}
+
+/// Colours for a terminal; none when stdout is not one.
+#[derive(Clone, Copy)]
+pub struct Paint(pub bool);
+
+impl Paint {
+    fn wrap(self, code: &str, text: &str) -> String {
+        match self.0 {
+            true => format!("\x1b[{code}m{text}\x1b[0m"),
+            false => text.to_string(),
+        }
+    }
+    pub fn good(self, text: &str) -> String {
+        self.wrap("32", text)
+    }
+    pub fn bad(self, text: &str) -> String {
+        self.wrap("31", text)
+    }
+    pub fn unknown(self, text: &str) -> String {
+        self.wrap("33", text)
+    }
+    pub fn bold(self, text: &str) -> String {
+        self.wrap("1", text)
+    }
+}
+
+/// The war-room view of one policy on one screen.
+pub fn status(policy: &LaunchPolicy, now: Timestamp, paint: Paint) -> String {
+    let mut out = String::new();
+    let ns = policy.metadata.namespace.as_deref().unwrap_or_default();
+    let name = policy.metadata.name.as_deref().unwrap_or_default();
+    let status = policy.status.clone().unwrap_or_default();
+    let _ = writeln!(out, "{}", paint.bold(&format!("{ns}/{name}")));
+    if let Some(rollout) = &status.rollout {
+        rollout_lines(&mut out, policy, rollout, now, paint);
+    } else {
+        let _ = writeln!(out, "Rollout:   none (scaling only)");
+    }
+    if !status.triggers.is_empty() {
+        let _ = writeln!(out, "Triggers:");
+        for t in &status.triggers {
+            let value = t.value.as_deref().unwrap_or("unknown");
+            let mark = match (&t.error, t.active) {
+                (Some(_), _) => paint.unknown("?"),
+                (None, true) => paint.bad("▲"),
+                (None, false) => paint.good("✓"),
+            };
+            let _ = writeln!(
+                out,
+                "  {mark} {:<24} {value} (threshold {})",
+                t.name, t.threshold
+            );
+            if let Some(e) = &t.error {
+                let _ = writeln!(out, "      unreadable: {e}");
+            }
+            if let Some(p) = &t.pending_action {
+                let _ = writeln!(out, "      pending: {} {} → {}", p.kind, p.from, p.to);
+            }
+            if let Some(a) = &t.last_action {
+                let at = t
+                    .last_action_at
+                    .as_ref()
+                    .map(|t| ago(t.0, now))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "      last action: {a} {at}");
+            }
+            if let Some(until) = t.next_eligible_at.as_ref().filter(|u| u.0 > now) {
+                let _ = writeln!(out, "      cooling down for {}", left(until.0, now));
+            }
+            if let Some(since) = &t.action_failed_since {
+                let line = format!("action failing since {}", ago(since.0, now));
+                let _ = writeln!(out, "      {}", paint.bad(&line));
+            }
+        }
+    }
+    if !status.kill_switches.is_empty() {
+        let _ = writeln!(out, "Kill switches:");
+        for k in &status.kill_switches {
+            let state = match k.enabled {
+                true => paint.good("on"),
+                false => paint.bad("OFF"),
+            };
+            let why = k
+                .why
+                .as_deref()
+                .map(|w| format!(" — {w}"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  {:<24} {state}{why}", k.name);
+        }
+    }
+    let _ = writeln!(out, "Conditions:");
+    for c in &status.conditions {
+        let _ = writeln!(
+            out,
+            "  {:<20} {:<6} {}: {}",
+            c.type_, c.status, c.reason, c.message
+        );
+    }
+    let next = status
+        .summaries
+        .iter()
+        .filter_map(|s| s.next_at.as_ref())
+        .min_by_key(|t| t.0);
+    if let Some(next) = next {
+        let _ = writeln!(out, "Next launch update: in {}", left(next.0, now));
+    }
+    out
+}
+
+fn rollout_lines(
+    out: &mut String,
+    policy: &LaunchPolicy,
+    rollout: &RolloutStatus,
+    now: Timestamp,
+    paint: Paint,
+) {
+    let state = &rollout.state;
+    let stages = policy.spec.rollout.as_ref().map_or(0, |r| r.stages.len());
+    let position = state
+        .stage
+        .map_or("before the first stage".to_string(), |i| {
+            format!(
+                "stage {} of {stages} ({})",
+                i + 1,
+                state.stage_name.as_deref().unwrap_or("?")
+            )
+        });
+    let phase = match state.phase {
+        Phase::Paused | Phase::RolledBack | Phase::Aborted => paint.bad(state.phase.as_str()),
+        Phase::AwaitingApproval => paint.unknown(state.phase.as_str()),
+        _ => paint.good(state.phase.as_str()),
+    };
+    let _ = writeln!(out, "Stage:     {position}, {} users admitted", state.users);
+    let _ = writeln!(out, "Phase:     {phase}");
+    if let Some(why) = &rollout.message {
+        let _ = writeln!(out, "Why:       {why}");
+    }
+    if let Some(w) = &rollout.waiting_on {
+        let _ = writeln!(out, "Waiting:   {} ({})", w.summary, w.reason.as_str());
+    }
+    if let Some(until) = state.bake_until.as_ref().filter(|u| u.0 > now) {
+        let _ = writeln!(out, "Bake:      {} left", left(until.0, now));
+    }
+    if !state.gates.is_empty() {
+        let _ = writeln!(out, "Gates:");
+        for g in &state.gates {
+            let (mark, streak) = match g.passing {
+                Some(true) => (
+                    paint.good("✓"),
+                    format!("{} passed in a row", g.consecutive_passes),
+                ),
+                Some(false) => (
+                    paint.bad("✗"),
+                    format!("{} failed in a row", g.consecutive_failures),
+                ),
+                None => (paint.unknown("?"), "unknown".to_string()),
+            };
+            let value = g.value.map_or("unknown".to_string(), |v| v.to_string());
+            let bound = match (g.min, g.max) {
+                (Some(min), Some(max)) => format!("{min}..{max}"),
+                (Some(min), None) => format!("≥ {min}"),
+                (None, Some(max)) => format!("≤ {max}"),
+                (None, None) => "no bound".into(),
+            };
+            let _ = writeln!(out, "  {mark} {:<24} {value} ({bound}) {streak}", g.name);
+            if let Some(e) = &g.error {
+                let _ = writeln!(out, "      unreadable: {e}");
+            }
+        }
+    }
+}
+
+/// The decisions of a launch in order, from its journal.
+pub fn history(policy: &LaunchPolicy) -> String {
+    let mut out = String::new();
+    let Some(launch) = policy.status.as_ref().and_then(|s| s.launch.as_ref()) else {
+        return "no decision recorded yet\n".into();
+    };
+    if let Some(started) = &launch.started_at {
+        let _ = writeln!(out, "{}  LaunchStarted", started.0);
+    }
+    if launch.journal_dropped > 0 {
+        let _ = writeln!(out, "… {} earlier entries dropped", launch.journal_dropped);
+    }
+    for e in &launch.journal {
+        let _ = writeln!(out, "{}  {:<18} {}", e.at.0, e.event.as_str(), e.message);
+    }
+    out
+}
+
+/// `3m ago`.
+fn ago(t: Timestamp, now: Timestamp) -> String {
+    format!(
+        "{} ago",
+        human(now.as_second().saturating_sub(t.as_second()))
+    )
+}
+
+/// `1h 2m`.
+fn left(t: Timestamp, now: Timestamp) -> String {
+    human(t.as_second().saturating_sub(now.as_second()))
+}
+
+fn human(secs: i64) -> String {
+    let secs = secs.max(0);
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m {}s", secs / 60, secs % 60),
+        _ => format!("{}h {}m", secs / 3600, (secs % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn policy(status: serde_json::Value) -> LaunchPolicy {
+        serde_json::from_value(json!({
+            "apiVersion": "liftoff.dev/v1alpha1", "kind": "LaunchPolicy",
+            "metadata": {"name": "launch", "namespace": "emr"},
+            "spec": {"rollout": {"stages": [
+                {"name": "internal-beta", "users": 100}, {"name": "gradual", "users": 500},
+                {"name": "everyone", "users": "All"}]}},
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_status_view_says_stage_phase_gates_triggers_switches_and_next_update() {
+        let p = policy(json!({
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "ok",
+                            "lastTransitionTime": "2027-01-15T08:00:00Z"}],
+            "rollout": {"phase": "Baking", "stage": 0, "stageName": "internal-beta", "users": "100",
+                        "bakeUntil": "2027-01-15T10:00:00Z",
+                        "message": "stage internal-beta (100 users) baking 2h",
+                        "gates": [{"name": "error-rate", "max": 0.001, "value": 0.0, "passing": true, "consecutivePasses": 4},
+                                  {"name": "p95", "max": 0.5, "error": "prometheus: timeout"}]},
+            "triggers": [{"name": "api-cpu", "kind": "cpu", "value": "92%", "threshold": "70%", "active": true,
+                          "lastAction": "scaled Deployment api from 2 to 3 replicas", "lastActionAt": "2027-01-15T08:57:00Z"}],
+            "killSwitches": [{"name": "reports", "enabled": false, "why": "p95 0.9 > 0.5"}],
+            "summaries": [{"webhook": "war-room/url", "lastSentAt": "2027-01-15T08:00:00Z", "nextAt": "2027-01-15T09:00:00Z"}]
+        }));
+        let text = status(&p, at("2027-01-15T08:59:00Z"), Paint(false));
+        assert_eq!(
+            text,
+            "emr/launch\n\
+             Stage:     stage 1 of 3 (internal-beta), 100 users admitted\n\
+             Phase:     Baking\n\
+             Why:       stage internal-beta (100 users) baking 2h\n\
+             Bake:      1h 1m left\n\
+             Gates:\n  \
+             ✓ error-rate               0 (≤ 0.001) 4 passed in a row\n  \
+             ? p95                      unknown (≤ 0.5) unknown\n      \
+             unreadable: prometheus: timeout\n\
+             Triggers:\n  \
+             ▲ api-cpu                  92% (threshold 70%)\n      \
+             last action: scaled Deployment api from 2 to 3 replicas 2m 0s ago\n\
+             Kill switches:\n  \
+             reports                  OFF — p95 0.9 > 0.5\n\
+             Conditions:\n  \
+             Ready                True   Ready: ok\n\
+             Next launch update: in 1m 0s\n"
+        );
+        assert!(status(&p, at("2027-01-15T08:59:00Z"), Paint(true)).contains("\x1b[32m✓\x1b[0m"));
+    }
+
+    #[test]
+    fn commands_that_do_not_fit_the_phase_are_refused_with_what_to_do() {
+        assert_eq!(Command::Approve.refusal(Phase::AwaitingApproval), None);
+        assert_eq!(
+            Command::Approve.refusal(Phase::Paused).as_deref(),
+            Some("the rollout is Paused: resume (or retry) first, then give the Go")
+        );
+        assert_eq!(
+            Command::Resume.refusal(Phase::Baking).as_deref(),
+            Some("the rollout is Baking: resume carries on after a pause or a rollback")
+        );
+        assert!(Command::Abort.refusal(Phase::Completed).is_some());
+        assert_eq!(Command::Retry.refusal(Phase::Aborted), None);
+        assert_eq!(Command::Kill.refusal(Phase::Completed), None);
+    }
+
+    #[test]
+    fn a_command_is_applied_once_its_id_is_recorded_and_a_go_defaults_to_the_next_stage() {
+        let p = policy(json!({
+            "rollout": {"phase": "AwaitingApproval", "stage": 0,
+                        "appliedCommands": ["liftoff.dev/approve=gradual@1"]},
+            "appliedSwitchCommands": ["liftoff.dev/kill-switch=reports@2"]
+        }));
+        assert!(applied(&p, Command::Approve, "gradual@1"));
+        assert!(!applied(&p, Command::Approve, "gradual@3"));
+        assert!(applied(&p, Command::Kill, "reports@2"));
+        assert_eq!(next_stage(&p).as_deref(), Some("gradual"));
+        assert_eq!(
+            value(Some("gradual"), Timestamp::from_millisecond(5).unwrap()),
+            "gradual@5"
+        );
+        assert_eq!(value(None, Timestamp::from_millisecond(5).unwrap()), "5");
+    }
+
+    #[test]
+    fn history_lists_the_journal_in_order() {
+        let p = policy(
+            json!({"launch": {"startedAt": "2027-01-15T08:00:00Z", "journal": [
+            {"at": "2027-01-15T08:00:00Z", "event": "StageAdvanced", "message": "entered stage internal-beta (100 users)"},
+            {"at": "2027-01-15T10:00:00Z", "event": "AwaitingApproval", "message": "waiting for approval of stage gradual"}]}}),
+        );
+        assert_eq!(
+            history(&p),
+            "2027-01-15T08:00:00Z  LaunchStarted\n\
+             2027-01-15T08:00:00Z  StageAdvanced      entered stage internal-beta (100 users)\n\
+             2027-01-15T10:00:00Z  AwaitingApproval   waiting for approval of stage gradual\n"
+        );
+    }
+}
