@@ -141,6 +141,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Lint { files, strict } => {
+            // A library that panics on a value is reported as a refusal or a warning; its
+            // message would only clutter the verdicts.
+            std::panic::set_hook(Box::new(|_| {}));
             let failed = lint(&files, strict)?;
             std::process::exit(i32::from(failed));
         }
@@ -165,8 +168,10 @@ fn lint(files: &[std::path::PathBuf], strict: bool) -> anyhow::Result<bool> {
         } else {
             std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
         };
-        let verdicts =
-            liftoff::lint::lint(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let verdicts = liftoff::lint::lint(&text);
+        if verdicts.is_empty() {
+            say(format!("{}: no LaunchPolicy", file.display()));
+        }
         for v in verdicts {
             let (file, policy) = (file.display(), &v.policy);
             say(match (v.refusals.is_empty(), v.warnings.len()) {

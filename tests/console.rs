@@ -125,18 +125,31 @@ async fn the_console_drives_a_launch_and_refuses_what_does_not_fit() {
         &go,
         &[
             "liftoff.dev/approve=gradual@",
-            "applied.\n",
+            "recorded by the operator:\n",
             "Stage:     stage 2 of 3 (gradual), 500 users admitted\n",
         ],
     );
     let paused = ok(&cp, &ns, &["pause", "launch"]).await;
-    has(&paused, &["applied.", "Phase:     Paused\n"]);
-    let (code, _, err) = launch(&cp, &ns, &["approve", "launch"]).await;
+    has(
+        &paused,
+        &["recorded by the operator:", "Phase:     Paused\n"],
+    );
+    // A Go while paused is kept for later, as the operator keeps it; a switch that does not
+    // exist is refused.
+    let queued = ok(&cp, &ns, &["approve", "launch"]).await;
+    has(
+        &queued,
+        &[
+            "liftoff.dev/approve=everyone@",
+            "the Go is recorded on the policy",
+        ],
+    );
+    let (code, _, err) = launch(&cp, &ns, &["kill-switch", "launch", "nosuch"]).await;
     assert_eq!(
         (code, err.as_str()),
         (
             2,
-            "refused: the rollout is Paused: resume (or retry) first, then give the Go\n"
+            "refused: no kill switch nosuch; the policy has: reports\n"
         )
     );
     has(

@@ -16,7 +16,7 @@ use kube::{
 };
 use liftoff::{
     console::{self, Command, Paint},
-    crd::LaunchPolicy,
+    crd::{LaunchPolicy, Phase, WaitReason},
 };
 use serde_json::json;
 
@@ -147,7 +147,10 @@ async fn status(
         None => watcher::Config::default(),
     };
     let mut seen: Vec<LaunchPolicy> = Vec::new();
-    let mut changes = watcher(api.clone(), config).applied_objects().boxed();
+    let mut changes = watcher(api.clone(), config)
+        .default_backoff()
+        .applied_objects()
+        .boxed();
     while let Some(policy) = changes.next().await {
         let policy = policy?;
         seen.retain(|p| p.metadata.uid != policy.metadata.uid);
@@ -170,13 +173,24 @@ async fn issue(
     paint: Paint,
 ) -> anyhow::Result<()> {
     let policy = api.get(name).await?;
+    let refuse = |why: String| -> ! {
+        eprintln!("refused: {why}");
+        std::process::exit(2);
+    };
+    if let Some(why) = console::unusable(&policy, command, target.as_deref()) {
+        refuse(why);
+    }
+    let phase = policy
+        .status
+        .as_ref()
+        .and_then(|s| s.rollout.as_ref())
+        .map(|r| r.state.phase);
     if !command.is_switch() {
         let Some(rollout) = policy.status.as_ref().and_then(|s| s.rollout.as_ref()) else {
             anyhow::bail!("{name} has no rollout in its status yet: nothing to {command:?}");
         };
         if let Some(why) = command.refusal(rollout.state.phase) {
-            eprintln!("refused: {why}");
-            std::process::exit(2);
+            refuse(why);
         }
     }
     let target = match (command, target) {
@@ -193,16 +207,37 @@ async fn issue(
         ..Default::default()
     };
     api.patch(name, &params, &Patch::Merge(&patch)).await?;
-    println!(
-        "{}={value}: sent; waiting for the operator…",
-        command.annotation()
-    );
+    let annotation = command.annotation();
+    if command == Command::Approve && phase != Some(Phase::AwaitingApproval) {
+        // The operator keeps a Go until its stage has baked with healthy gates.
+        println!(
+            "{annotation}={value}: the Go is recorded on the policy; the operator uses it once \
+             the current stage has baked with healthy gates (kubectl launch status {name})"
+        );
+        return Ok(());
+    }
+    println!("{annotation}={value}: sent; waiting for the operator…");
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     loop {
         let policy = api.get(name).await?;
-        if console::applied(&policy, command, &value) {
-            println!("applied.\n");
+        let used = command == Command::Approve && console::approval_used(&policy, &value);
+        if used || console::applied(&policy, command, &value) {
+            println!("recorded by the operator:\n");
             print!("{}", console::status(&policy, Timestamp::now(), paint));
+            return Ok(());
+        }
+        let rollout = policy.status.as_ref().and_then(|s| s.rollout.as_ref());
+        let held = rollout
+            .and_then(|r| r.waiting_on.as_ref())
+            .filter(|w| w.reason != WaitReason::Approval);
+        if tokio::time::Instant::now() >= deadline
+            && command == Command::Approve
+            && let Some(w) = held
+        {
+            println!(
+                "the Go is recorded; the stage still waits on: {}",
+                w.summary
+            );
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {

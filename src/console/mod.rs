@@ -45,16 +45,17 @@ impl Command {
     /// Why the command does not fit the rollout's phase, if it does not.
     pub fn refusal(self, phase: Phase) -> Option<String> {
         use Phase::*;
+        // As the operator's rollout engine takes them (src/engine/rollout/commands.rs): a Go is
+        // kept until its stage can be entered, whatever the phase but the two final ones.
         let fits = match self {
-            Command::Approve => matches!(phase, Pending | AwaitingApproval | Baking),
+            Command::Approve => !matches!(phase, Completed | Aborted),
             Command::Pause => matches!(phase, Pending | AwaitingApproval | Baking),
             Command::Resume => matches!(phase, Paused | RolledBack),
             Command::Retry => matches!(phase, Paused | RolledBack | Aborted),
-            Command::Abort => !matches!(phase, Aborted | Completed),
+            Command::Abort => phase != Aborted,
             Command::Kill | Command::Restore => true,
         };
         let hint = match (self, phase) {
-            (Command::Approve, Paused | RolledBack) => "resume (or retry) first, then give the Go",
             (Command::Approve | Command::Pause, Completed) => "the launch is complete",
             (_, Aborted) => "only retry starts an aborted launch over",
             (Command::Resume, _) => "resume carries on after a pause or a rollback",
@@ -88,6 +89,60 @@ pub fn applied(policy: &LaunchPolicy, command: Command, value: &str) -> bool {
             .rollout
             .as_ref()
             .is_some_and(|r| r.state.applied_commands.contains(&id)),
+    }
+}
+
+/// Whether the operator used the Go `value` to enter its stage.
+pub fn approval_used(policy: &LaunchPolicy, value: &str) -> bool {
+    let id = format!("{}={value}", Command::Approve.annotation());
+    let rollout = policy.status.as_ref().and_then(|s| s.rollout.as_ref());
+    rollout
+        .and_then(|r| r.state.last_approval.as_ref())
+        .is_some_and(|a| a.id == id)
+}
+
+/// Why a command cannot be used on this policy as it is written, if it cannot.
+pub fn unusable(policy: &LaunchPolicy, command: Command, target: Option<&str>) -> Option<String> {
+    let spec = &policy.spec;
+    if spec.suspend && !command.is_switch() {
+        return Some("spec.suspend is true: the operator holds commands until it is lifted".into());
+    }
+    match command {
+        Command::Kill | Command::Restore => {
+            let Some(contingency) = &spec.contingency else {
+                return Some("the policy has no spec.contingency: it has no kill switch".into());
+            };
+            let names: Vec<&str> = contingency
+                .kill_switches
+                .iter()
+                .map(|k| k.name.as_str())
+                .collect();
+            let unknown: Vec<&str> = target
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !names.contains(n))
+                .collect();
+            (!unknown.is_empty()).then(|| {
+                format!(
+                    "no kill switch {}; the policy has: {}",
+                    unknown.join(", "),
+                    names.join(", ")
+                )
+            })
+        }
+        Command::Approve => {
+            let stages = spec
+                .rollout
+                .as_ref()
+                .map(|r| r.stages.as_slice())
+                .unwrap_or_default();
+            let stage = target?;
+            let known = stages.iter().any(|s| s.name == stage)
+                || stage.parse::<usize>().is_ok_and(|i| i < stages.len());
+            (!known).then(|| format!("the rollout has no stage {stage}"))
+        }
+        _ => None,
     }
 }
 
@@ -375,14 +430,16 @@ mod tests {
     fn commands_that_do_not_fit_the_phase_are_refused_with_what_to_do() {
         assert_eq!(Command::Approve.refusal(Phase::AwaitingApproval), None);
         assert_eq!(
-            Command::Approve.refusal(Phase::Paused).as_deref(),
-            Some("the rollout is Paused: resume (or retry) first, then give the Go")
+            Command::Approve.refusal(Phase::Paused),
+            None,
+            "kept until it can be used"
         );
+        assert_eq!(Command::Abort.refusal(Phase::Completed), None);
         assert_eq!(
             Command::Resume.refusal(Phase::Baking).as_deref(),
             Some("the rollout is Baking: resume carries on after a pause or a rollback")
         );
-        assert!(Command::Abort.refusal(Phase::Completed).is_some());
+        assert!(Command::Abort.refusal(Phase::Aborted).is_some());
         assert_eq!(Command::Retry.refusal(Phase::Aborted), None);
         assert_eq!(Command::Kill.refusal(Phase::Completed), None);
     }

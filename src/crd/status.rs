@@ -250,7 +250,8 @@ pub struct TriggerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_since: Option<Time>,
     /// Since when the trigger's action has been failing: set by a failure, kept while the action
-    /// is retried, cleared by a success or by a sample that wants no action.
+    /// is retried or the metric stays beyond its threshold, cleared by a success or by a sample
+    /// within the threshold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action_failed_since: Option<Time>,
 }

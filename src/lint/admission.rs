@@ -37,6 +37,7 @@ static STRUCTURAL: LazyLock<Result<jsonschema::Validator, String>> = LazyLock::n
 /// Why the apiserver would refuse `doc`, one line per problem naming the field; empty when it
 /// would accept it.
 pub fn refusals(doc: &Value) -> Vec<String> {
+    let doc = &as_sent(doc);
     let mut out = Vec::new();
     if doc.get("apiVersion").and_then(Value::as_str) != Some("liftoff.dev/v1alpha1")
         || doc.get("kind").and_then(Value::as_str) != Some("LaunchPolicy")
@@ -44,12 +45,21 @@ pub fn refusals(doc: &Value) -> Vec<String> {
         out.push("apiVersion and kind must be liftoff.dev/v1alpha1 LaunchPolicy".to_string());
         return out;
     }
-    if doc
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
+    match doc.pointer("/metadata/name").and_then(Value::as_str) {
+        None | Some("") => out.push("metadata.name: Required value: name is required".into()),
+        Some(name) if !dns_subdomain(name) => out.push(format!(
+            "metadata.name: Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist \
+             of lower case alphanumeric characters, '-' or '.', and must start and end with an \
+             alphanumeric character"
+        )),
+        Some(_) => {}
+    }
+    if let Some(ns) = doc.pointer("/metadata/namespace").and_then(Value::as_str)
+        && (ns.len() > 63 || !dns_subdomain(ns) || ns.contains('.'))
     {
-        out.push("metadata.name: Required value: name is required".to_string());
+        out.push(format!(
+            "metadata.namespace: Invalid value: {ns:?}: not a DNS label"
+        ));
     }
     match &*STRUCTURAL {
         Ok(validator) => {
@@ -64,12 +74,66 @@ pub fn refusals(doc: &Value) -> Vec<String> {
         return out;
     }
     let object = kube::core::cel::apply_defaults(&SCHEMA, doc);
-    if let Err(errors) = Validator::new().validate(&SCHEMA, &object, None) {
-        for e in errors.into_vec() {
-            out.push(format!("{}: Invalid value: {}", e.field_path, e.message));
+    // A CEL library that panics on an input (a duration past its range) must not take lint
+    // down: the apiserver refuses such a value.
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Validator::new().validate(&SCHEMA, &object, None)
+    }));
+    match checked {
+        Ok(Ok(())) => {}
+        Ok(Err(errors)) => {
+            for e in errors.into_vec() {
+                out.push(format!("{}: Invalid value: {}", e.field_path, e.message));
+            }
+        }
+        Err(_) => {
+            out.push("a CEL rule cannot evaluate a value of this policy (out of range)".into())
         }
     }
     out
+}
+
+/// The object as kubectl sends it and the apiserver reads it: whole numbers written as `3.0`
+/// are integers, null fields are dropped (pruned or defaulted), and `status` is ignored on a
+/// write of the object.
+fn as_sent(doc: &Value) -> Value {
+    fn normalise(v: &Value) -> Option<Value> {
+        match v {
+            Value::Null => None,
+            Value::Number(n) => Some(match n.as_f64() {
+                Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                    Value::from(f as i64)
+                }
+                _ => v.clone(),
+            }),
+            Value::Array(items) => Some(Value::Array(
+                items
+                    .iter()
+                    .map(|i| normalise(i).unwrap_or(Value::Null))
+                    .collect(),
+            )),
+            Value::Object(map) => Some(Value::Object(
+                map.iter()
+                    .filter_map(|(k, v)| normalise(v).map(|v| (k.clone(), v)))
+                    .collect(),
+            )),
+            _ => Some(v.clone()),
+        }
+    }
+    let mut out = normalise(doc).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut out {
+        map.remove("status");
+    }
+    out
+}
+
+/// A lowercase RFC 1123 subdomain, as Kubernetes names objects.
+fn dns_subdomain(s: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    s.len() <= 253
+        && s.starts_with(alnum)
+        && s.ends_with(alnum)
+        && s.chars().all(|c| alnum(c) || c == '-' || c == '.')
 }
 
 /// `/spec/scaling/triggers/0/cpu` → `spec.scaling.triggers[0].cpu`.
@@ -197,5 +261,19 @@ mod tests {
             assert!(refused.contains(part), "{part:?} missing from\n{refused}");
         }
         assert_eq!(dotted(""), "(root)");
+    }
+
+    #[test]
+    fn what_kubectl_would_send_is_judged_and_a_panicking_rule_refuses() {
+        let mut doc = docs(EXAMPLE).remove(0);
+        doc["spec"]["rollout"]["gates"]["failureThreshold"] = json!(3.0);
+        doc["spec"]["rollout"]["onGateFailure"] = Value::Null;
+        doc["status"] = json!({"anything": true});
+        assert_eq!(refusals(&doc), Vec::<String>::new());
+        doc["metadata"]["name"] = json!("Emr_Platform");
+        assert!(refusals(&doc)[0].starts_with("metadata.name: Invalid value"));
+        let mut huge = docs(EXAMPLE).remove(0);
+        huge["spec"]["rollout"]["stages"][0]["bake"] = json!("9999999999h1h");
+        assert!(!refusals(&huge).is_empty());
     }
 }

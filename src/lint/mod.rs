@@ -20,20 +20,40 @@ pub struct Verdict {
     pub warnings: Vec<String>,
 }
 
-/// Lints every YAML document of `text` (documents that are not LaunchPolicies are refused).
-pub fn lint(text: &str) -> Result<Vec<Verdict>, String> {
+/// Lints every LaunchPolicy of `text`: its YAML documents, and the items of a `List` (what
+/// `kubectl get -o yaml` prints). Other kinds are skipped; a document that is not YAML is refused.
+pub fn lint(text: &str) -> Vec<Verdict> {
     let mut out = Vec::new();
     for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let yaml = serde_yaml::Value::deserialize(document)
-            .map_err(|e| format!("document {}: not YAML: {e}", i + 1))?;
-        if yaml.is_null() {
-            continue;
+        let unreadable = |e: String| Verdict {
+            policy: format!("document {}", i + 1),
+            refusals: vec![e],
+            warnings: Vec::new(),
+        };
+        let doc = serde_yaml::Value::deserialize(document)
+            .map_err(|e| format!("not YAML: {e}"))
+            .and_then(|y| serde_json::to_value(&y).map_err(|e| format!("not a JSON object: {e}")));
+        let doc = match doc {
+            Ok(doc) => doc,
+            Err(e) => {
+                out.push(unreadable(e));
+                // The parser cannot resume inside a broken document.
+                break;
+            }
+        };
+        let items = match doc.get("kind").and_then(Value::as_str) {
+            Some(kind) if kind.ends_with("List") => {
+                doc["items"].as_array().cloned().unwrap_or_default()
+            }
+            _ => vec![doc],
+        };
+        for item in items {
+            if item.get("kind").and_then(Value::as_str) == Some("LaunchPolicy") {
+                out.push(verdict(&item));
+            }
         }
-        let doc = serde_json::to_value(&yaml)
-            .map_err(|e| format!("document {}: not a JSON object: {e}", i + 1))?;
-        out.push(verdict(&doc));
     }
-    Ok(out)
+    out
 }
 
 /// The verdict on one document.
@@ -61,5 +81,24 @@ pub fn verdict(doc: &Value) -> Verdict {
         policy,
         refusals,
         warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_are_expanded_other_kinds_skipped_and_broken_yaml_refused() {
+        let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n---\n\
+                    apiVersion: v1\nkind: List\nitems:\n- apiVersion: liftoff.dev/v1alpha1\n  \
+                    kind: LaunchPolicy\n  metadata: {name: a, namespace: emr}\n  spec: {}\n\
+                    ---\nkey: [unclosed\n";
+        let verdicts = lint(text);
+        assert_eq!(verdicts.len(), 2, "{verdicts:?}");
+        assert_eq!(verdicts[0].policy, "emr/a");
+        assert_eq!(verdicts[0].refusals, Vec::<String>::new());
+        assert_eq!(verdicts[1].policy, "document 3");
+        assert!(verdicts[1].refusals[0].starts_with("not YAML"));
     }
 }

@@ -22,7 +22,7 @@ pub fn warnings(policy: &LaunchPolicy, doc: &Value) -> Vec<String> {
     let mut out = Vec::new();
     let spec = &policy.spec;
     for (field, query) in queries(policy) {
-        if let Err(e) = parser::parse(&query) {
+        if let Err(e) = parse(&query) {
             out.push(format!(
                 "{field}: the PromQL does not parse: {}",
                 one_line(&e)
@@ -201,7 +201,13 @@ fn numerator_can_vanish(query: &str) -> bool {
             _ => false,
         }
     }
-    parser::parse(query).is_ok_and(|expr| ratio_without_fallback(&expr))
+    parse(query).is_ok_and(|expr| ratio_without_fallback(&expr))
+}
+
+/// Parses PromQL; a parser panic (a range like `[1e30]`) is a parse error, not a crash.
+fn parse(query: &str) -> Result<Expr, String> {
+    std::panic::catch_unwind(|| parser::parse(query))
+        .unwrap_or_else(|_| Err("a duration or number is out of range".into()))
 }
 
 fn has_fallback(expr: &Expr) -> bool {
@@ -259,6 +265,16 @@ mod tests {
                              "query": "histogram_quantile(0.95, sum by (le) (rate(latency_bucket[5m])))"}]}}
         }));
         assert_eq!(w, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_query_that_crashes_the_parser_is_a_warning() {
+        let w = lint(json!({
+            "prometheus": {"address": "http://prometheus:9090"},
+            "rollout": {"gates": {"checks": [{"name": "x", "max": 1, "query": "rate(x[1e30])"}]}}
+        }));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("the PromQL does not parse"));
     }
 
     #[test]

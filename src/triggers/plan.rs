@@ -422,9 +422,9 @@ fn next_status(
         status.message = Some(reason.to_string());
         status.active = active;
     }
-    // A failure lasts while the action is retried; a sample that wants no action ends it, so a
-    // later failure is news again.
-    if !acting {
+    // A failure lasts while the action is retried or the pressure stays (a hold, the tolerance
+    // band); a sample back within the threshold ends it, so a later failure is news again.
+    if !acting && !active {
         status.action_failed_since = None;
     }
     status.error_since = match (&error, previous.and_then(|p| p.error_since.clone())) {
