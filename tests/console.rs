@@ -8,7 +8,7 @@ mod support;
 
 use std::{process::Stdio, time::Duration};
 
-use kube::{Api, api::PostParams};
+use kube::Api;
 use liftoff::crd::LaunchPolicy;
 use liftoff_testenv::ControlPlane;
 use serde_json::{Value, json};
@@ -64,16 +64,12 @@ async fn the_console_drives_a_launch_and_refuses_what_does_not_fit() {
     let mut spec = objects::rollout_spec(&prometheus.url(), stages, "Pause");
     spec["contingency"] = json!({"configMap": "launch-switches",
                                  "killSwitches": [{"name": "reports"}]});
-    let policy: LaunchPolicy = serde_json::from_value(json!({
+    let policy = json!({
         "apiVersion": "liftoff.dev/v1alpha1", "kind": "LaunchPolicy",
         "metadata": {"name": "launch"}, "spec": spec
-    }))
-    .unwrap();
+    });
+    objects::create::<LaunchPolicy>(&client, &ns, policy).await;
     let policies = Api::<LaunchPolicy>::namespaced(client.clone(), &ns);
-    policies
-        .create(&PostParams::default(), &policy)
-        .await
-        .unwrap();
     let _op = Operator::start(&cp, &["--resync=30s"]).await;
     eventually(WAIT, "the Go awaited", || async {
         let phase = policies

@@ -9,7 +9,7 @@ mod support;
 use std::{collections::BTreeSet, time::Duration};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::{Api, api::PostParams};
+use kube::Api;
 use liftoff::crd::LaunchPolicy;
 use liftoff_testenv::{MetricsExporter, Prometheus};
 use serde_json::{Value, json};
@@ -118,16 +118,12 @@ async fn every_panel_shows_data_and_the_alerts_for_what_is_wrong_fire() {
     }]});
     spec["contingency"] = json!({"configMap": "launch-switches",
                                  "killSwitches": [{"name": "reports"}]});
-    let policy: LaunchPolicy = serde_json::from_value(json!({
+    let policy = json!({
         "apiVersion": "liftoff.dev/v1alpha1", "kind": "LaunchPolicy",
         "metadata": {"name": "launch"}, "spec": spec
-    }))
-    .unwrap();
+    });
+    objects::create::<LaunchPolicy>(&client, &ns, policy).await;
     let policies = Api::<LaunchPolicy>::namespaced(client.clone(), &ns);
-    policies
-        .create(&PostParams::default(), &policy)
-        .await
-        .unwrap();
     eventually(WAIT, "the Go awaited", || async {
         let phase = policies
             .get("launch")

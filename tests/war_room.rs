@@ -116,16 +116,12 @@ async fn the_war_room_hears_every_decision_the_fixed_updates_and_the_report() {
         "metrics": [{"name": "users online", "query": "max(users_online)", "format": "Count"}],
         "reportAt": "45s"
     });
-    let policy: LaunchPolicy = serde_json::from_value(json!({
+    let policy = json!({
         "apiVersion": "liftoff.dev/v1alpha1", "kind": "LaunchPolicy",
         "metadata": {"name": "launch"}, "spec": spec
-    }))
-    .unwrap();
+    });
+    objects::create::<LaunchPolicy>(&client, &ns, policy).await;
     let policies = Api::<LaunchPolicy>::namespaced(client.clone(), &ns);
-    policies
-        .create(&PostParams::default(), &policy)
-        .await
-        .unwrap();
     let op = Operator::start(&cp, &["--resync=30s"]).await;
 
     // H+0: the update in the template, with the team's figure.

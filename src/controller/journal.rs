@@ -30,20 +30,10 @@ pub struct Decided<'a> {
 const MAX_MESSAGE: usize = 1024;
 
 fn entry(event: NotificationEvent, message: String, now: Timestamp) -> JournalEntry {
-    let message = match message.len() > MAX_MESSAGE {
-        false => message,
-        true => {
-            let mut cut = MAX_MESSAGE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            format!("{}…", &message[..cut])
-        }
-    };
     JournalEntry {
         at: Time(now),
         event,
-        message,
+        message: crate::conditions::truncate(&message, MAX_MESSAGE),
     }
 }
 

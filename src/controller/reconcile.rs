@@ -167,9 +167,12 @@ async fn reconcile_policy(
                 .map(|s| s.flips.as_slice())
                 .unwrap_or_default(),
         };
-        let statuses = plans.iter().map(|p| p.plan.status.clone()).collect();
-        let view = (rollout_status.clone(), switches.as_ref());
-        let next = assemble(policy, &refs.ready, statuses, view, now);
+        // What the news compares: the triggers' and the rollout's new status.
+        let next = LaunchPolicyStatus {
+            triggers: plans.iter().map(|p| p.plan.status.clone()).collect(),
+            rollout: rollout_status.clone(),
+            ..Default::default()
+        };
         journal::decided(&decided, stored, &next, now)
     };
 
