@@ -14,6 +14,7 @@ pub mod leader;
 pub mod lint;
 pub mod metrics;
 pub mod rollout_metrics;
+pub mod simulate;
 pub mod sources;
 pub mod telemetry;
 pub mod trigger_metrics;

@@ -43,6 +43,10 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Replay a LaunchPolicy over recorded metrics (Prometheus range queries, a CSV) with the
+    /// operator's own engines: every scaling action and rollout decision it would have taken,
+    /// when and why; --plot draws them. Contacts no cluster.
+    Simulate(Box<liftoff::simulate::Args>),
 }
 
 #[derive(clap::Args)]
@@ -146,6 +150,13 @@ async fn main() -> anyhow::Result<()> {
             std::panic::set_hook(Box::new(|_| {}));
             let failed = lint(&files, strict)?;
             std::process::exit(i32::from(failed));
+        }
+        Command::Simulate(args) => {
+            if let Err(e) = liftoff::simulate::run(*args).await {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::Run(args) => run(*args).await,
     }

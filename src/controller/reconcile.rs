@@ -367,7 +367,7 @@ async fn step_rollout(
     let io = (&ctx.pools, lookup);
     let working = memory.rollout.as_ref();
     let (refresh, now) = (facts.status_refresh, facts.now);
-    let ready = rollout::capacity::readiness(policy, lookup);
+    let ready = rollout::capacity::readiness(policy, |_, t| lookup.ready_replicas(t));
     let inputs = (unpublished, capacity, ready);
     let evaluation = rollout::evaluate(policy, spec, io, working, refresh, now, inputs).await;
     Ok(Some(evaluation))

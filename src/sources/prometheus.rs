@@ -312,6 +312,15 @@ impl Client {
     /// Runs `promql` as an instant query (evaluated "now" by the server) and returns the value
     /// of the scalar or of the single series it yields.
     pub async fn query_value(&self, promql: &str) -> Result<f64, QueryError> {
+        let (status, body) = self
+            .get(self.query_url.clone(), &[("query", promql)])
+            .await?;
+        parse_response(status, &body).map_err(|e| self.unusable(e, status, &body))
+    }
+
+    /// A GET of `url` with `params` and the client's credentials, within one of the turns the
+    /// server is given: the answer's HTTP status and body.
+    async fn get(&self, url: Url, params: &[(&str, &str)]) -> Result<(u16, String), QueryError> {
         // The wait for a turn is bounded by the timeout too, but not counted in the request's:
         // a slow server makes queued queries report it busy rather than wait without end.
         let _turn = match tokio::time::timeout(self.timeout, self.in_flight.acquire()).await {
@@ -323,10 +332,7 @@ impl Client {
                 });
             }
         };
-        let mut request = self
-            .http
-            .get(self.query_url.clone())
-            .query(&[("query", promql)]);
+        let mut request = self.http.get(url).query(params);
         request = match &self.auth {
             Some(Auth::Bearer(token)) => request.bearer_auth(token),
             Some(Auth::Basic { username, password }) => {
@@ -337,13 +343,16 @@ impl Client {
         let response = request.send().await.map_err(|e| self.transport(e))?;
         let status = response.status().as_u16();
         let body = response.text().await.map_err(|e| self.transport(e))?;
-        parse_response(status, &body).map_err(|e| {
-            if matches!(e, QueryError::Http { .. } | QueryError::InvalidBody { .. }) {
-                // For the operator's eyes only: the policy's status says what class it was.
-                tracing::debug!(address = %self.address, status, body = %quote(&body), "unusable answer from Prometheus");
-            }
-            e.at(&self.address)
-        })
+        Ok((status, body))
+    }
+
+    /// A parse error of an answer, with the server's address filled in.
+    fn unusable(&self, e: QueryError, status: u16, body: &str) -> QueryError {
+        if matches!(e, QueryError::Http { .. } | QueryError::InvalidBody { .. }) {
+            // For the operator's eyes only: the policy's status says what class it was.
+            tracing::debug!(address = %self.address, status, body = %quote(body), "unusable answer from Prometheus");
+        }
+        e.at(&self.address)
     }
 
     fn transport(&self, err: reqwest::Error) -> QueryError {
@@ -509,6 +518,9 @@ impl QueryError {
         }
     }
 }
+
+#[path = "prometheus_range.rs"]
+pub mod range;
 
 #[cfg(test)]
 #[path = "prometheus_tests.rs"]

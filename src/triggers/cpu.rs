@@ -86,6 +86,14 @@ impl Kind for Cpu<'_> {
         target > 0.0 && value > target && !engine::within_tolerance(value, target)
     }
 
+    fn query(&self) -> Option<&str> {
+        self.spec.query.as_deref()
+    }
+
+    fn assumed_start(&self) -> Option<Current> {
+        Some(Current::Replicas(self.replicas.min))
+    }
+
     fn secrets(&self) -> Vec<SecretUse<'_>> {
         Vec::new()
     }

@@ -80,6 +80,18 @@ impl Kind for DatabaseConnections<'_> {
         (MAX_CONNECTIONS, "connection count")
     }
 
+    fn query(&self) -> Option<&str> {
+        self.spec.query.as_deref()
+    }
+
+    fn assumed_start(&self) -> Option<Current> {
+        let class = self.rds.current_class.as_ref();
+        class
+            .or(self.rds.class_ladder.first())
+            .cloned()
+            .map(Current::Class)
+    }
+
     fn secrets(&self) -> Vec<SecretUse<'_>> {
         match self.source {
             Source::Prometheus(_) => Vec::new(),

@@ -70,6 +70,10 @@ impl Kind for KafkaLag<'_> {
         (MAX_LAG, "Kafka lag")
     }
 
+    fn assumed_start(&self) -> Option<Current> {
+        None
+    }
+
     fn secrets(&self) -> Vec<SecretUse<'_>> {
         // A LaunchSource's Secret (with its own namespace) is the platform team's.
         self.spec

@@ -96,6 +96,14 @@ pub trait Kind: Send + Sync {
     fn is_active(&self, value: f64) -> bool {
         value > self.threshold()
     }
+    /// The PromQL query the metric is read with, when it is read from Prometheus.
+    fn query(&self) -> Option<&str> {
+        None
+    }
+    /// The target's state a replay (`liftoff simulate`) starts from when none is given: the
+    /// least the trigger would keep (`replicas.min`, the class in the spec), or nothing to
+    /// scale; `None` when the spec does not say (a topic's partition count).
+    fn assumed_start(&self) -> Option<Current>;
     /// The Secrets this kind reads.
     fn secrets(&self) -> Vec<SecretUse<'_>>;
     /// The network addresses written in the trigger itself (not in a Secret), with the field

@@ -85,6 +85,17 @@ impl Kind for RedisMemory<'_> {
         (MAX_PERCENT, "Redis memory %")
     }
 
+    fn query(&self) -> Option<&str> {
+        self.spec.query.as_deref()
+    }
+
+    fn assumed_start(&self) -> Option<Current> {
+        Some(match self.scaled {
+            Some((_, replicas)) => Current::Replicas(replicas.min),
+            None => Current::Nothing,
+        })
+    }
+
     fn secrets(&self) -> Vec<SecretUse<'_>> {
         match self.source {
             Source::Prometheus(_) => Vec::new(),

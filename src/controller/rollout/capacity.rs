@@ -6,9 +6,8 @@ use std::{borrow::Cow, collections::BTreeMap};
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::super::lookup::KubeLookup;
 use crate::{
-    crd::{LaunchPolicy, TriggerStatus},
+    crd::{LaunchPolicy, ScaleTargetRef, Trigger, TriggerStatus},
     engine::rollout::{self, CapacityHold, Readiness},
 };
 
@@ -43,7 +42,11 @@ pub fn with_floors(policy: Cow<'_, LaunchPolicy>, now: Timestamp) -> Cow<'_, Lau
 }
 
 /// The ready replicas of the targets the next stage's `scaleUpFirst` names, by trigger.
-pub fn readiness(policy: &LaunchPolicy, lookup: &KubeLookup<'_>) -> BTreeMap<String, Readiness> {
+/// `ready_replicas` reads a trigger's target (the workload caches; a replay's simulated targets).
+pub fn readiness(
+    policy: &LaunchPolicy,
+    ready_replicas: impl Fn(&Trigger, &ScaleTargetRef) -> Option<i32>,
+) -> BTreeMap<String, Readiness> {
     let (Some(spec), state) = (
         policy.spec.rollout.as_ref(),
         policy
@@ -67,7 +70,7 @@ pub fn readiness(policy: &LaunchPolicy, lookup: &KubeLookup<'_>) -> BTreeMap<Str
             let t = triggers.iter().find(|t| t.name == f.trigger)?;
             let target = t.scale_target_ref.as_ref()?;
             let max = t.replicas.as_ref()?.max;
-            let ready = lookup.ready_replicas(target)?;
+            let ready = ready_replicas(t, target)?;
             Some((f.trigger.clone(), Readiness { ready, max }))
         })
         .collect()
