@@ -135,6 +135,27 @@ impl Prometheus {
         Ok(())
     }
 
+    /// Adds recorded history: `openmetrics` (samples with timestamps, ending in `# EOF`) is
+    /// turned into TSDB blocks by Prometheus' own `promtool tsdb create-blocks-from openmetrics`
+    /// while the server is stopped, and the server is started again on them. The samples must be
+    /// older than the server's head (a few hours back) and younger than its 1-day retention.
+    pub async fn backfill(&mut self, openmetrics: &str) -> Result<()> {
+        let promtool = svc::find_binary("promtool", &[])?;
+        self.stop().await;
+        let input = self.dir_path.join("backfill.om");
+        std::fs::write(&input, openmetrics).context("writing the backfill input")?;
+        let out = std::process::Command::new(promtool)
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(&input)
+            .arg(self.dir_path.join("data"))
+            .output()
+            .context("running promtool")?;
+        if !out.status.success() {
+            bail!("promtool: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        self.restart().await
+    }
+
     /// Runs the instant query `expr` once (vector or scalar results).
     pub async fn query(&self, expr: &str) -> Result<Vec<Sample>> {
         let path = format!("/api/v1/query?query={}", svc::url_encode(expr));
