@@ -236,12 +236,12 @@ async fn the_replay_of_a_recorded_launch_decides_what_the_operator_did_live() {
     assert_same("scaling", &live.scaling, &replayed.scaling, 3);
     assert_same("rollout", &live.rollout, &replayed.rollout, 3);
     assert_eq!(replay["phase"], "Paused");
-    check_plot(&plot, &["api-cpu", "error-rate"]);
+    check_plot(&plot, &["api-cpu", "error-rate"], "2 → 4");
 }
 
 /// The plot is an SVG document with a panel per trigger and gate, a line for each, and the
 /// actions marked.
-fn check_plot(path: &Path, names: &[&str]) {
+fn check_plot(path: &Path, names: &[&str], mark: &str) {
     let text = std::fs::read_to_string(path).unwrap();
     let doc = roxmltree::Document::parse(&text).expect("the plot is well-formed XML");
     assert_eq!(doc.root_element().tag_name().name(), "svg");
@@ -258,8 +258,8 @@ fn check_plot(path: &Path, names: &[&str]) {
         );
     }
     assert!(
-        texts.iter().any(|t| t.contains("2 → 4")),
-        "the scale-up marked"
+        texts.iter().any(|t| t.contains(mark)),
+        "{mark} marked: {texts:?}"
     );
     let lines = doc
         .descendants()
@@ -370,5 +370,67 @@ async fn a_backfilled_spike_is_replayed_over_hours() {
         stages[2].0 > up,
         "held for capacity during the spike: {stages:?}"
     );
-    check_plot(&plot, &["api-cpu", "error-rate"]);
+    check_plot(&plot, &["api-cpu", "error-rate"], "2 → 4");
+}
+
+/// The replay `docs/simulate.md` shows, from the example policy and its recorded day, is what the
+/// command prints and draws today (`LIFTOFF_BLESS=1` rewrites the page's block and the picture
+/// after a deliberate change).
+#[test]
+fn the_documented_replay_is_what_the_command_prints_and_draws() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("launch-day.svg");
+    let out = Command::new(env!("CARGO_BIN_EXE_liftoff"))
+        .current_dir(support::repo_path("."))
+        .args(["simulate", "-f", "examples/replay/launch-day.yaml"])
+        .args(["--data", "examples/replay/launch-day.csv"])
+        .args([
+            "--from",
+            "2026-11-30T08:00:00Z",
+            "--to",
+            "2026-12-01T08:00:00Z",
+        ])
+        .args([
+            "--go-after",
+            "15m",
+            "--start",
+            "task-events-lag=12",
+            "--plot",
+        ])
+        .arg(&plot)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let drawn = std::fs::read_to_string(&plot).unwrap();
+
+    let page_path = support::repo_path("docs/simulate.md");
+    let page = std::fs::read_to_string(&page_path).unwrap();
+    let (begin, end) = (
+        "<!-- BEGIN launch-day -->\n```text\n",
+        "```\n<!-- END launch-day -->",
+    );
+    let (head, rest) = page.split_once(begin).expect("the page's launch-day block");
+    let (shown, tail) = rest.split_once(end).expect("the block's end");
+    let picture_path = support::repo_path("docs/images/simulate-launch-day.svg");
+    if std::env::var_os("LIFTOFF_BLESS").is_some() {
+        std::fs::write(&page_path, format!("{head}{begin}{printed}{end}{tail}")).unwrap();
+        std::fs::write(&picture_path, &drawn).unwrap();
+        return;
+    }
+    assert_eq!(
+        shown, printed,
+        "docs/simulate.md shows another replay (LIFTOFF_BLESS=1)"
+    );
+    let picture = std::fs::read_to_string(&picture_path).unwrap();
+    assert!(
+        picture == drawn,
+        "docs/images/simulate-launch-day.svg is stale (LIFTOFF_BLESS=1)"
+    );
+    let panels = ["api-cpu", "task-events-lag", "error-rate", "login-success"];
+    check_plot(&plot, &panels, "12 → 16 partitions");
 }

@@ -2,7 +2,13 @@
 //! threshold or bounds, with the trigger's actions and the rollout's stage changes marked, and
 //! a top panel of the users admitted. Drawn with `plotters`.
 
-use plotters::{coord::Shift, prelude::*};
+use plotters::{
+    coord::{
+        Shift,
+        combinators::{BindKeyPoints, WithKeyPoints},
+    },
+    prelude::*,
+};
 
 use super::{
     output::{figure, offset},
@@ -92,8 +98,36 @@ fn users_panel(
 type Chart<'a, 'b> = ChartContext<
     'a,
     SVGBackend<'b>,
-    Cartesian2d<plotters::coord::types::RangedCoordi64, plotters::coord::types::RangedCoordf64>,
+    Cartesian2d<
+        WithKeyPoints<plotters::coord::types::RangedCoordi64>,
+        plotters::coord::types::RangedCoordf64,
+    >,
 >;
+
+/// `+2h`, `+1h30m`, `+45s`: a tick's offset from the window's start, in as few words as it takes.
+fn tick_label(seconds: i64) -> String {
+    match (seconds / 3600, seconds % 3600 / 60, seconds % 60) {
+        (0, 0, s) => format!("+{s}s"),
+        (0, m, 0) => format!("+{m}m"),
+        (h, 0, 0) => format!("+{h}h"),
+        (h, m, 0) => format!("+{h}h{m:02}m"),
+        _ => offset(seconds),
+    }
+}
+
+/// Ticks at round offsets from the window's start (every 15 min, 2 h, …), at most 12.
+fn ticks(from: i64, to: i64) -> Vec<i64> {
+    const SPACINGS: [i64; 20] = [
+        1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
+        172800, 604800,
+    ];
+    let span = (to - from).max(1);
+    let spacing = SPACINGS
+        .into_iter()
+        .find(|s| span / s <= 12)
+        .unwrap_or(span / 12 + 1);
+    (0..=span / spacing).map(|k| from + k * spacing).collect()
+}
 
 fn frame<'a, 'b>(
     area: &'a DrawingArea<SVGBackend<'b>, Shift>,
@@ -108,13 +142,17 @@ fn frame<'a, 'b>(
         .margin(8)
         .x_label_area_size(28)
         .y_label_area_size(64)
-        .build_cartesian_2d(replay.from..replay.to.max(replay.from + 1), low..high)
+        .build_cartesian_2d(
+            (replay.from..replay.to.max(replay.from + 1))
+                .with_key_points(ticks(replay.from, replay.to)),
+            low..high,
+        )
         .map_err(drawing)?;
     chart
         .configure_mesh()
         .x_labels(10)
         .y_labels(5)
-        .x_label_formatter(&|x| offset(*x - from))
+        .x_label_formatter(&|x| tick_label(*x - from))
         .y_label_formatter(&|y| figure(*y))
         .light_line_style(WHITE.mix(0.0))
         .draw()
@@ -178,8 +216,9 @@ fn value_panel(
     legend(&mut chart)
 }
 
-/// A vertical line at each decision; with `labelled`, a short label beside it, staggered over
-/// four heights so that decisions close in time stay readable.
+/// A vertical line at each decision; with `labelled`, a short label beside it on the first of
+/// four heights where it does not run into the previous label. A decision with no room keeps
+/// its line only (the printed report lists every one).
 fn marks<'a, 'b, C: Into<ShapeStyle> + Copy>(
     chart: &mut Chart<'a, 'b>,
     decisions: &[&Decision],
@@ -187,17 +226,28 @@ fn marks<'a, 'b, C: Into<ShapeStyle> + Copy>(
     colour: C,
     labelled: bool,
 ) -> Result<(), String> {
-    for (i, d) in decisions.iter().enumerate() {
+    // A label takes about this share of the window's width.
+    let (from, to) = {
+        let x = chart.x_range();
+        (x.start, x.end)
+    };
+    let room = (to - from) / 9;
+    let mut levels: [Option<i64>; 4] = [None; 4];
+    for d in decisions {
         chart
             .draw_series(std::iter::once(PathElement::new(
                 vec![(d.at, low), (d.at, high)],
                 colour,
             )))
             .map_err(drawing)?;
-        if !labelled {
+        let free = levels
+            .iter()
+            .position(|last| last.is_none_or(|last| d.at - last >= room));
+        let Some(level) = free.filter(|_| labelled) else {
             continue;
-        }
-        let height = low + (high - low) * (0.93 - 0.09 * (i % 4) as f64);
+        };
+        levels[level] = Some(d.at);
+        let height = low + (high - low) * (0.93 - 0.09 * level as f64);
         chart
             .draw_series(std::iter::once(Text::new(
                 short_label(d),
