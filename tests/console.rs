@@ -50,6 +50,43 @@ fn has(text: &str, parts: &[&str]) {
     }
 }
 
+/// `text` compared with `tests/golden/console-<name>.txt` once the parts that change from run to
+/// run are replaced: the namespace, times, durations, command ids, and the gates' latest
+/// evaluations (which depend on when the command ran).
+/// `LIFTOFF_BLESS=1` rewrites the file after a deliberate change.
+fn golden(name: &str, text: &str, ns: &str) {
+    let rules = [
+        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "<time>"),
+        (r"@\d+", "@<id>"),
+        (r"=\d{10,}", "=<id>"),
+        (r"\b(\d+h)?(\d+m)?\d+s\b", "<duration>"),
+        (r"\d+/\d+ checks", "<n>/<m> checks"),
+        (r"(?m)^Bake: .*$", "Bake:      <left>"),
+        // A gate's line shows its latest evaluation, which may or may not have happened yet.
+        (r"(?m)^  [✓✗?] (\S+) .*$", "  <gate> $1"),
+    ];
+    let mut normal = text.replace(ns, "<ns>");
+    for (pattern, with) in rules {
+        normal = regex::Regex::new(pattern)
+            .unwrap()
+            .replace_all(&normal, with)
+            .into_owned();
+    }
+    let path = support::repo_path(&format!("tests/golden/console-{name}.txt"));
+    if std::env::var_os("LIFTOFF_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &normal).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        normal,
+        expected,
+        "kubectl launch {name} differs from {} (LIFTOFF_BLESS=1 after a deliberate change)",
+        path.display()
+    );
+}
+
 #[tokio::test]
 async fn the_console_drives_a_launch_and_refuses_what_does_not_fit() {
     let (_exporter, prometheus) = healthy_service().await;
@@ -85,6 +122,7 @@ async fn the_console_drives_a_launch_and_refuses_what_does_not_fit() {
     .await;
 
     let status = ok(&cp, &ns, &["status", "launch"]).await;
+    golden("status", &status, &ns);
     has(
         &status,
         &[
@@ -117,6 +155,7 @@ async fn the_console_drives_a_launch_and_refuses_what_does_not_fit() {
 
     // Each command waits for the operator and prints the state it left.
     let go = ok(&cp, &ns, &["approve", "launch"]).await;
+    golden("approve", &go, &ns);
     has(
         &go,
         &[
@@ -126,6 +165,7 @@ async fn the_console_drives_a_launch_and_refuses_what_does_not_fit() {
         ],
     );
     let paused = ok(&cp, &ns, &["pause", "launch"]).await;
+    golden("pause", &paused, &ns);
     has(
         &paused,
         &["recorded by the operator:", "Phase:     Paused\n"],
@@ -148,29 +188,27 @@ async fn the_console_drives_a_launch_and_refuses_what_does_not_fit() {
             "refused: no kill switch nosuch; the policy has: reports\n"
         )
     );
-    has(
-        &ok(&cp, &ns, &["resume", "launch"]).await,
-        &["Phase:     Baking\n"],
-    );
-    has(
-        &ok(&cp, &ns, &["kill-switch", "launch", "reports"]).await,
-        &["  reports                  OFF — "],
-    );
-    has(
-        &ok(&cp, &ns, &["restore-switch", "launch", "reports"]).await,
-        &["  reports                  on"],
-    );
-    has(
-        &ok(&cp, &ns, &["abort", "launch"]).await,
-        &["Phase:     Aborted\n", "0 users admitted"],
-    );
-    has(
-        &ok(&cp, &ns, &["retry", "launch"]).await,
-        &["Stage:     stage 1 of 3 (internal-beta)"],
-    );
+    let resume = ok(&cp, &ns, &["resume", "launch"]).await;
+    golden("resume", &resume, &ns);
+    has(&resume, &["Phase:     Baking\n"]);
+    let kill_switch = ok(&cp, &ns, &["kill-switch", "launch", "reports"]).await;
+    golden("kill-switch", &kill_switch, &ns);
+    has(&kill_switch, &["  reports                  OFF — "]);
+    let restore_switch = ok(&cp, &ns, &["restore-switch", "launch", "reports"]).await;
+    golden("restore-switch", &restore_switch, &ns);
+    has(&restore_switch, &["  reports                  on"]);
+    let abort = ok(&cp, &ns, &["abort", "launch"]).await;
+    golden("abort", &abort, &ns);
+    has(&abort, &["Phase:     Aborted\n", "0 users admitted"]);
+    let retry = ok(&cp, &ns, &["retry", "launch"]).await;
+    // Not golden: whether the canary's one-second bake is over when it prints depends on timing.
+    has(&retry, &["Stage:     stage 1 of 3 (internal-beta)"]);
 
     // The decisions in order, with who made them.
     let history = ok(&cp, &ns, &["history", "launch"]).await;
+    // The first decisions: a later one (the retried canary's Go) depends on timing.
+    let first: Vec<&str> = history.lines().take(11).collect();
+    golden("history", &(first.join("\n") + "\n"), &ns);
     let events: Vec<&str> = history
         .lines()
         .filter_map(|l| l.split_whitespace().nth(1))
