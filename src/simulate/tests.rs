@@ -222,3 +222,53 @@ fn a_policy_the_apiserver_would_refuse_is_not_replayed() {
         Some("shop-2")
     );
 }
+
+#[test]
+fn a_database_beyond_its_connections_gets_a_resize_recommended_once() {
+    let policy = r#"
+apiVersion: liftoff.dev/v1alpha1
+kind: LaunchPolicy
+metadata: {name: db, namespace: team}
+spec:
+  prometheus: {address: "http://prometheus:9090"}
+  scaling:
+    interval: 1m
+    triggers:
+      - name: db
+        databaseConnections: {query: max(db_connections), threshold: 700}
+        rdsResize:
+          dbInstanceIdentifier: emr-prod
+          classLadder: [db.r6g.large, db.r6g.xlarge, db.r6g.2xlarge]
+          approval: Manual
+"#;
+    let policy = pick(policy, None).unwrap();
+    let mut data = "time,db\n".to_string();
+    for m in 0..=30 {
+        let connections = if (10..20).contains(&m) { 820 } else { 300 };
+        data.push_str(&format!("{},{connections}\n", T0 + m * 60));
+    }
+    let window = Window {
+        from: T0,
+        to: T0 + 1800,
+        step: 60,
+    };
+    let wanted = wanted(&policy).unwrap();
+    let recording =
+        futures::executor::block_on(Recording::load(&wanted, Some(&data), None, window)).unwrap();
+    let r = replay(&policy, &recording, window, &Options::default()).unwrap();
+    let kinds: Vec<(i64, &str, &str)> = r
+        .decisions
+        .iter()
+        .map(|d| (d.at - T0, d.kind.as_str(), d.detail.as_str()))
+        .collect();
+    // Manual approval: a recommendation, not a resize; the cooldown keeps it to one.
+    assert_eq!(
+        kinds,
+        [(
+            600,
+            "RecommendResize",
+            "recommend emr-prod: db.r6g.large → db.r6g.xlarge"
+        )]
+    );
+    assert_eq!(r.triggers[0].target.len(), 1, "nobody resized it");
+}
