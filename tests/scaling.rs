@@ -83,13 +83,24 @@ struct Cpu {
 /// A Deployment `api` at 2 replicas with a CPU demand of 100 (50 % each), Prometheus scraping
 /// it every second, a policy sampling every 2 s, and the operator.
 async fn cpu_setup(name: &str, extra: Value) -> Cpu {
+    cpu_setup_with(name, extra, 100.0, "2s", "30s").await
+}
+
+/// [`cpu_setup`] with a CPU `demand`, the policy's `interval` and the operator's `--resync`.
+async fn cpu_setup_with(
+    name: &str,
+    extra: Value,
+    demand: f64,
+    interval: &str,
+    resync: &str,
+) -> Cpu {
     let cp = control_plane().await;
     let client = cp.client().await.unwrap();
     let ns = cp.create_namespace(name).await.unwrap();
     create::<Deployment>(&client, &ns, workload("Deployment", "api", 2)).await;
     let exporter = MetricsExporter::start().await.unwrap();
     let target = exporter.target();
-    let load = Load::start(Arc::new(exporter), client.clone(), &ns, "api", 100.0);
+    let load = Load::start(Arc::new(exporter), client.clone(), &ns, "api", demand);
     let prometheus = Prometheus::start(&[target], Duration::from_secs(1))
         .await
         .unwrap();
@@ -112,7 +123,7 @@ async fn cpu_setup(name: &str, extra: Value) -> Cpu {
     let spec = json!({
         "prometheus": {"address": prometheus.url(), "timeout": "2s"},
         "statusRefresh": "2s",
-        "scaling": {"interval": "2s", "triggers": [{
+        "scaling": {"interval": interval, "triggers": [{
             "name": "api-cpu",
             "cpu": {"utilization": 70, "query": "max(cpu_utilization{app=\"api\"})"},
             "scaleTargetRef": {"kind": "Deployment", "name": "api"},
@@ -121,7 +132,7 @@ async fn cpu_setup(name: &str, extra: Value) -> Cpu {
         }]}
     });
     create::<LaunchPolicy>(&client, &ns, policy("launch", spec)).await;
-    let operator = Operator::start(&cp, &["--resync=30s"]).await;
+    let operator = Operator::start(&cp, &[&format!("--resync={resync}")]).await;
     Cpu {
         cp,
         client,
@@ -312,6 +323,55 @@ async fn an_hpa_on_the_same_deployment_is_refused_instead_of_fought() {
         "{message}"
     );
     assert_eq!(replicas::<Deployment>(client, ns, "api").await, 2);
+}
+
+/// Deleting an HPA that held a trigger back, or the workload itself, is seen at once: the policy
+/// is reconciled on the delete and its trigger sampled then, not at its next interval (1 h here)
+/// or at the next resync (1 h).
+#[tokio::test]
+async fn deleting_the_hpa_or_the_workload_is_acted_on_at_once() {
+    let hpa = json!([{
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "api"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
+                 "minReplicas": 2, "maxReplicas": 5}
+    }]);
+    // 600 on 2 replicas: 300 % each, far beyond 70 %, from the first sample on.
+    let t = cpu_setup_with("cpu-deletes", hpa, 600.0, "1h", "1h").await;
+    let (client, ns) = (&t.client, t.ns.as_str());
+    eventually(WAIT, "Degraded=True ScalingRefused", || async {
+        condition(client, ns, "launch", "Degraded")
+            .await
+            .filter(|c| c.0 == "True" && c.1 == "ScalingRefused")
+    })
+    .await;
+    let (ok, _, err) = kubectl(&t.cp, &["-n", ns, "delete", "hpa", "api"], None).await;
+    assert!(ok, "{err}");
+    eventually(WAIT, "scaled up once the HPA is gone", || async {
+        (replicas::<Deployment>(client, ns, "api").await > 2).then_some(())
+    })
+    .await;
+    let (ok, _, err) = kubectl(&t.cp, &["-n", ns, "delete", "deployment", "api"], None).await;
+    assert!(ok, "{err}");
+    let (_, reason, message) =
+        eventually(WAIT, "Ready=False once the Deployment is gone", || async {
+            condition(client, ns, "launch", "Ready")
+                .await
+                .filter(|c| c.0 == "False")
+        })
+        .await;
+    assert!(message.contains("api"), "{reason}: {message}");
+    let status = Api::<LaunchPolicy>::namespaced(client.clone(), ns)
+        .get("launch")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let error = status.triggers[0].error.clone().unwrap_or_default();
+    assert!(
+        error.contains("target"),
+        "the trigger says its target is gone: {error}"
+    );
 }
 
 /// Topic `task-events` with 3 partitions of 1,000 messages each, and group `task-workers`

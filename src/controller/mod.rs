@@ -52,6 +52,7 @@ use pools::Pools;
 use reconcile::reconcile;
 use secrets::Secrets;
 use synced::Synced;
+use workloads::Resample;
 
 use crate::{
     crd::{LaunchPolicy, LaunchSource},
@@ -121,6 +122,9 @@ pub struct Context {
     pub http: notify::Webhooks,
     /// When to retry policies whose reconcile failed.
     pub backoff: backoff::Backoff,
+    /// Policies whose triggers must be sampled at once: a workload they scale was deleted, or
+    /// an HPA on it changed.
+    pub urgent: workloads::Urgent,
 }
 
 /// How the controller runs.
@@ -173,6 +177,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
 
     // Policies to reconcile because a workload they reference changed (see `workloads`).
     let (workload_changes, changed_policies) = futures::channel::mpsc::unbounded();
+    let urgent = workloads::Urgent::default();
     let (store, writer) = reflector::store();
     let (policy_events, policies_synced) = Synced::track(reflector(
         writer,
@@ -188,7 +193,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
             }
         },
         move |d: &Deployment| referencing(&store_d, "Deployment", &d.namespace(), &d.name_any()),
-        workload_changes.clone(),
+        (workload_changes.clone(), urgent.clone(), Resample::OnDelete),
     );
     let (statefulsets, statefulsets_synced) = workloads::spawn(
         api(&client, &settings.namespace),
@@ -199,7 +204,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
             }
         },
         move |s: &StatefulSet| referencing(&store_s, "StatefulSet", &s.namespace(), &s.name_any()),
-        workload_changes.clone(),
+        (workload_changes.clone(), urgent.clone(), Resample::OnDelete),
     );
     let sources = watch_sources(&client, &settings, store.clone(), workload_changes.clone()).await;
     let (hpas, hpas_synced) = workloads::spawn(
@@ -209,7 +214,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
             Some(t) => referencing(&store_h, &t.kind, &h.metadata.namespace, &t.name),
             None => Vec::new(),
         },
-        workload_changes,
+        (workload_changes, urgent.clone(), Resample::Always),
     );
 
     let ctx = Arc::new(Context {
@@ -230,6 +235,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
         memory: Memory::default(),
         http: notify::Webhooks::new(settings.address_policy.clone()),
         backoff: Default::default(),
+        urgent,
     });
 
     let ready_ctx = ctx.clone();
@@ -273,7 +279,8 @@ async fn watch_sources(
         };
     }
     let naming = move |source: &LaunchSource| naming_source(&policies, &source.name_any());
-    let (store, synced) = workloads::spawn(api, |_| {}, naming, reconcile);
+    let changes = (reconcile, Default::default(), Resample::Never);
+    let (store, synced) = workloads::spawn(api, |_| {}, naming, changes);
     NamedSources {
         store: Some(store),
         synced: Some(synced),

@@ -7,7 +7,11 @@
 use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
-use kube::{Api, ResourceExt, core::error_boundary::InvalidObject, runtime::controller::Action};
+use kube::{
+    Api, ResourceExt,
+    core::error_boundary::InvalidObject,
+    runtime::{controller::Action, reflector::ObjectRef},
+};
 use tracing::{Instrument, debug, info, info_span};
 
 use super::{
@@ -139,8 +143,13 @@ async fn reconcile_policy(
         .unwrap_or_default();
     let generation = policy.metadata.generation;
     let scaling = &mut memory.scaling;
+    // A workload deleted or an HPA changed under the policy: its triggers say so now.
+    let urgent = ctx
+        .urgent
+        .take(&ObjectRef::from_obj(policy).into_kind_unchecked(()));
+    let due = (generation, urgent);
     let mut plans = triggers::read_and_plan(
-        kinds, previous, &platform, scaling, refs.facts, interval, generation,
+        kinds, previous, &platform, scaling, refs.facts, interval, due,
     )
     .await;
     report::samples(ctx, policy, &plans);

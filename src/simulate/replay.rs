@@ -276,7 +276,7 @@ pub fn replay(
             &mut memory,
             facts,
             interval,
-            Some(1),
+            (Some(1), false),
         ));
         let applied =
             futures::executor::block_on(triggers::apply_all(&mut plans, &sim, &mut memory, now));

@@ -63,8 +63,9 @@ pub struct Planning<'a> {
 /// Allowance for reconciles that run a hair before a full interval since the last sample.
 const SLACK: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Reads every trigger that is due (sampled at most once per `interval`, at once after a spec
-/// change or with an interrupted action) concurrently, and plans each. A trigger that is not due
+/// Reads every trigger that is due (sampled at most once per `interval`; at once after a spec
+/// change, with an interrupted action, or when `now` says a target changed under it)
+/// concurrently, and plans each. A trigger that is not due
 /// keeps its previous status and takes no action.
 pub async fn read_and_plan<'a>(
     triggers: &'a [TriggerKind<'a>],
@@ -73,9 +74,10 @@ pub async fn read_and_plan<'a>(
     memory: &mut Histories,
     facts: Facts,
     interval: std::time::Duration,
-    generation: Option<i64>,
+    (generation, now): (Option<i64>, bool),
 ) -> Vec<Planning<'a>> {
     let spec_changed = std::mem::replace(&mut memory.generation, generation) != generation;
+    let spec_changed = spec_changed || now;
     let before = |t: &TriggerKind| previous.iter().find(|s| s.name == t.trigger().name);
     let due: Vec<bool> = triggers
         .iter()
