@@ -17,6 +17,7 @@ pub mod references;
 mod report;
 pub mod rollout;
 pub mod secrets;
+mod slim;
 pub mod status;
 pub mod summary;
 mod synced;
@@ -181,7 +182,10 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
     let (store, writer) = reflector::store();
     let (policy_events, policies_synced) = Synced::track(reflector(
         writer,
-        watcher(policies, watcher::Config::default()),
+        watcher(policies, watcher::Config::default()).modify(|w: &mut Watched| match &mut w.0 {
+            Ok(policy) => slim::slim(&mut policy.metadata),
+            Err(invalid) => slim::slim(&mut invalid.metadata),
+        }),
     ));
     let controller = Controller::for_stream(policy_events.applied_objects(), store.clone());
     let (store_d, store_s, store_h) = (store.clone(), store.clone(), store.clone());
