@@ -54,6 +54,11 @@ struct RunArgs {
     /// Watch LaunchPolicies in this namespace only (default: all namespaces).
     #[arg(long, env = "LIFTOFF_NAMESPACE")]
     namespace: Option<String>,
+    /// Act only on the LaunchPolicies this label selector matches (`team=payments`,
+    /// `liftoff.dev/shard!=a`): one shard of several operators, each with its own
+    /// --lease-name. The shards' selectors must together match every policy exactly once.
+    #[arg(long, env = "LIFTOFF_SELECTOR")]
+    selector: Option<String>,
     /// Address of the /metrics, /healthz and /readyz endpoints.
     #[arg(long, env = "LIFTOFF_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
@@ -84,6 +89,11 @@ struct RunArgs {
     /// LaunchSource (`sourceRef`) the platform team created for their namespace.
     #[arg(long, env = "LIFTOFF_REQUIRE_NAMED_SOURCES", default_value_t = false)]
     require_named_sources: bool,
+    /// The longest an answer to a Prometheus query is shared with identical queries (same
+    /// address, credentials and PromQL) of other triggers and gates; each also caps it at its
+    /// own interval. 0s shares only queries in flight at the same time.
+    #[arg(long, env = "LIFTOFF_QUERY_REUSE", default_value = "5s", value_parser = humantime::parse_duration)]
+    query_reuse: Duration,
     /// How often a policy with unresolved references is re-checked.
     #[arg(long, env = "LIFTOFF_RETRY", default_value = "30s", value_parser = humantime::parse_duration)]
     retry: Duration,
@@ -215,11 +225,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(?address_policy, "address policy");
     let settings = controller::Settings {
         namespace: args.namespace,
+        selector: args.selector,
         resync: args.resync,
         retry: args.retry,
         leader: None,
         address_policy,
         require_named_sources: args.require_named_sources,
+        query_reuse: args.query_reuse,
     };
     let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(args.metrics_addr, metrics.clone(), async {

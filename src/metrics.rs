@@ -74,6 +74,9 @@ pub struct Metrics {
     pub rollouts: crate::rollout_metrics::RolloutMetrics,
     /// `liftoff_notifications_failed_total`: webhook messages not delivered after every retry.
     pub notifications_failed: IntCounter,
+    /// `liftoff_prometheus_queries_total{answer}`: instant queries of triggers and gates, by
+    /// whether they were `sent` to Prometheus or `shared` (answered by an identical query).
+    pub prometheus_queries: IntCounterVec,
     /// `liftoff_leader`: 1 while this replica holds the leader Lease (always 1 without election).
     pub leader: IntGauge,
     /// `liftoff_invalid_policies{namespace,policy}`: 1 for each stored policy the operator cannot
@@ -157,12 +160,26 @@ impl Default for Metrics {
             "liftoff_notifications_failed_total",
             "Webhook messages not delivered after every retry",
         );
+        let prometheus_queries = r.add(
+            "counter",
+            IntCounterVec::new(
+                Opts::new(
+                    "liftoff_prometheus_queries_total",
+                    "Instant queries of triggers and gates, by answer: sent (an HTTP request to \
+                     Prometheus) or shared (answered by an identical query to the same server \
+                     with the same credentials, in flight or within --query-reuse)",
+                ),
+                &["answer"],
+            )
+            .unwrap(),
+        );
         let rollouts = crate::rollout_metrics::RolloutMetrics::register(&r);
         let Registrar { registry, docs } = r;
         Self {
             catalog: docs.into_inner(),
             invalid_policies,
             notifications_failed,
+            prometheus_queries,
             triggers,
             rollouts,
             registry,

@@ -186,7 +186,35 @@ async fn the_rendered_chart_is_accepted_by_the_apiserver_with_default_and_other_
     assert!(named.contains("- --require-named-sources"));
     assert!(named.contains("resources: [launchsources]"));
     assert_eq!(named.matches("\nkind: ClusterRole\n").count(), 1, "{named}");
-    for manifests in [&default, &other, &named] {
+    // Two shards: a Deployment, a PodDisruptionBudget and a Lease each, every pod's selector its
+    // own, and the Role lets each replica hold its shard's Lease.
+    let sharded = render(
+        &helm,
+        &[
+            "--set=shards[0].name=payments,shards[0].selector=liftoff.dev/shard=payments",
+            "--set=shards[1].name=rest,shards[1].selector=liftoff.dev/shard!=payments",
+        ],
+    )
+    .await;
+    assert_eq!(
+        sharded.matches("\nkind: Deployment\n").count(),
+        2,
+        "{sharded}"
+    );
+    assert_eq!(sharded.matches("\nkind: PodDisruptionBudget\n").count(), 2);
+    for (shard, selector) in [("payments", "=payments"), ("rest", "!=payments")] {
+        assert!(
+            sharded.contains(&format!("name: liftoff-{shard}\n")),
+            "{shard}"
+        );
+        assert!(sharded.contains(&format!("- --selector=liftoff.dev/shard{selector}\n")));
+        assert!(sharded.contains(&format!("- --lease-name=liftoff-{shard}\n")));
+        assert!(
+            sharded.contains(&format!("      - liftoff-{shard}\n")),
+            "Role"
+        );
+    }
+    for manifests in [&default, &other, &named, &sharded] {
         apply(&cp, manifests, &["--dry-run=server"]).await;
     }
 }

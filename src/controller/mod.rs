@@ -128,11 +128,18 @@ pub struct Context {
     pub urgent: workloads::Urgent,
 }
 
+/// `--query-reuse`'s default: an answer shared for at most 5 s adds at most 5 s to the age of
+/// the data (Prometheus scrapes every 15–60 s), and cuts identical queries to one per 5 s.
+pub const DEFAULT_QUERY_REUSE: Duration = Duration::from_secs(5);
+
 /// How the controller runs.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Watch one namespace only; `None` watches all.
     pub namespace: Option<String>,
+    /// Act only on the LaunchPolicies this label selector matches (`--selector`): one shard of
+    /// several operators, each with its own Lease.
+    pub selector: Option<String>,
     /// Re-check a healthy policy this often (Secrets are not watched).
     pub resync: Duration,
     /// Re-check a policy with problems this often.
@@ -144,17 +151,22 @@ pub struct Settings {
     /// Refuse Prometheus and Kafka addresses written in policies: only LaunchSources may be
     /// named (`--require-named-sources`).
     pub require_named_sources: bool,
+    /// The longest an answer to a Prometheus query is shared with identical queries
+    /// (`--query-reuse`); each asker also caps it at its own interval.
+    pub query_reuse: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             namespace: None,
+            selector: None,
             resync: Duration::from_secs(300),
             retry: Duration::from_secs(30),
             leader: None,
             address_policy: AddressPolicy::new(&[], &[], &[]),
             require_named_sources: false,
+            query_reuse: DEFAULT_QUERY_REUSE,
         }
     }
 }
@@ -172,7 +184,13 @@ where
 /// Runs the controller until SIGTERM/SIGINT. Fails fast when the CRD is not installed.
 pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow::Result<()> {
     let policies: Api<Watched> = api(&client, &settings.namespace);
-    policies.list(&ListParams::default().limit(1)).await.map_err(|e| {
+    let mut list = ListParams::default().limit(1);
+    let mut watch = watcher::Config::default();
+    if let Some(selector) = &settings.selector {
+        list = list.labels(selector);
+        watch = watch.labels(selector);
+    }
+    policies.list(&list).await.map_err(|e| {
         anyhow::anyhow!("cannot list LaunchPolicies ({e}); is the CRD installed? `liftoff crd | kubectl apply -f -`")
     })?;
 
@@ -182,7 +200,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
     let (store, writer) = reflector::store();
     let (policy_events, policies_synced) = Synced::track(reflector(
         writer,
-        watcher(policies, watcher::Config::default()).modify(|w: &mut Watched| match &mut w.0 {
+        watcher(policies, watch).modify(|w: &mut Watched| match &mut w.0 {
             Ok(policy) => slim::slim(&mut policy.metadata),
             Err(invalid) => slim::slim(&mut invalid.metadata),
         }),
@@ -234,7 +252,10 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
             discovered: Default::default(),
             synced: [deployments_synced, statefulsets_synced, hpas_synced],
         },
-        pools: Pools::new(settings.address_policy.clone()),
+        pools: Pools::new(
+            settings.address_policy.clone(),
+            metrics.prometheus_queries.clone(),
+        ),
         sources,
         memory: Memory::default(),
         http: notify::Webhooks::new(settings.address_policy.clone()),

@@ -4,6 +4,7 @@
 //! Kafka handles hold broker connections and threads, so those left unused for [`IDLE`] (their
 //! triggers deleted or changed) are closed by [`Pools::prune`].
 
+use ::prometheus as prometheus_metrics;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -15,6 +16,7 @@ use crate::{
     crd::{KafkaLagTrigger, PrometheusSource, SecretRef},
     sources::{
         address::{AddressPolicy, Destination, Refusal, kafka_bootstrap},
+        coalesce::Coalescer,
         kafka::Cluster,
         prometheus::{self, Auth},
         redact_url,
@@ -48,15 +50,20 @@ pub struct Pools {
     prometheus: Mutex<HashMap<String, (String, prometheus::Client)>>,
     /// The bound on queries in flight, shared by every client of one Prometheus address.
     prometheus_in_flight: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// Identical Prometheus queries in flight and their recent answers, for every client: one
+    /// query per distinct (address, credentials, query).
+    prometheus_shared: Arc<Coalescer>,
     kafka: Mutex<HashMap<String, (String, Cluster, Instant)>>,
 }
 
 impl Pools {
-    pub fn new(policy: AddressPolicy) -> Pools {
+    /// Pools for clients under `policy`; Prometheus answers are counted in `queries`.
+    pub fn new(policy: AddressPolicy, queries: prometheus_metrics::IntCounterVec) -> Pools {
         Pools {
             policy,
             prometheus: Default::default(),
             prometheus_in_flight: Default::default(),
+            prometheus_shared: Arc::new(Coalescer::counted(queries)),
             kafka: Default::default(),
         }
     }
@@ -126,7 +133,9 @@ impl Pools {
                 ))
             })
             .clone();
-        let client = client.with_limit(in_flight);
+        let client = client
+            .with_limit(in_flight)
+            .with_shared(self.prometheus_shared.clone());
         self.prometheus
             .lock()
             .unwrap()

@@ -128,19 +128,15 @@ async fn reconcile_policy(
     }
 
     // Sample and decide: the triggers that are due, then the rollout.
+    let interval = policy.spec.scaling_interval();
     let platform = Platform {
         client: &ctx.client,
         lookup: &lookup,
         pools: &ctx.pools,
         namespace,
         prometheus: policy.spec.prometheus.as_ref(),
+        reuse: interval.min(ctx.settings.query_reuse),
     };
-    let interval = policy
-        .spec
-        .scaling
-        .as_ref()
-        .map(|s| Duration::from(s.interval))
-        .unwrap_or_default();
     let generation = policy.metadata.generation;
     let scaling = &mut memory.scaling;
     // A workload deleted or an HPA changed under the policy: its triggers say so now.
@@ -373,7 +369,7 @@ async fn step_rollout(
         return Ok(None);
     };
     let unpublished = publish::never_published(ctx, policy, lookup.namespace, memory).await?;
-    let io = (&ctx.pools, lookup);
+    let io = (&ctx.pools, lookup, ctx.settings.query_reuse);
     let working = memory.rollout.as_ref();
     let (refresh, now) = (facts.status_refresh, facts.now);
     let ready = rollout::capacity::readiness(policy, |_, t| lookup.ready_replicas(t));

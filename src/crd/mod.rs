@@ -201,5 +201,16 @@ pub fn crd_yaml() -> String {
     serde_yaml::to_string(&LaunchPolicy::crd()).expect("the CRD serializes to YAML")
 }
 
+
+impl LaunchPolicySpec {
+    /// How often the triggers are sampled (`spec.scaling.interval`); zero without scaling.
+    pub fn scaling_interval(&self) -> std::time::Duration {
+        self.scaling
+            .as_ref()
+            .map(|s| s.interval.into())
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests;

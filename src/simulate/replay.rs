@@ -220,12 +220,7 @@ pub fn replay(
         now: window.from,
         targets: Mutex::new(starting_targets(&kinds, &options.start)?),
     };
-    let interval = policy
-        .spec
-        .scaling
-        .as_ref()
-        .map(|s| Duration::from(s.interval))
-        .unwrap_or_default();
+    let interval = policy.spec.scaling_interval();
     let spec = policy.spec.rollout.as_ref();
     let mut out = Replay {
         from: window.from,

@@ -21,6 +21,7 @@
 //! the operator's [`address`] policy.
 
 pub mod address;
+pub mod coalesce;
 pub mod kafka;
 pub mod metrics_api;
 pub mod postgres;

@@ -48,6 +48,7 @@ use tokio::sync::Semaphore;
 
 use super::{
     address::{AddressPolicy, Destination, PolicyResolver},
+    coalesce::{self, Coalescer},
     error_chain, redact_url,
 };
 
@@ -221,6 +222,8 @@ pub struct Client {
     auth: Option<Auth>,
     timeout: Duration,
     in_flight: Arc<Semaphore>,
+    /// Identical queries in flight and recent answers, shared with every client of the pool.
+    shared: Arc<Coalescer>,
 }
 
 impl Client {
@@ -294,6 +297,7 @@ impl Client {
             auth,
             timeout,
             in_flight: Arc::new(Semaphore::new(MAX_QUERIES_IN_FLIGHT)),
+            shared: Arc::new(Coalescer::default()),
         })
     }
 
@@ -301,6 +305,12 @@ impl Client {
     /// same server (one per namespace and credentials).
     pub fn with_limit(mut self, in_flight: Arc<Semaphore>) -> Client {
         self.in_flight = in_flight;
+        self
+    }
+
+    /// Shares `shared` (identical queries in flight, recent answers) with other clients.
+    pub fn with_shared(mut self, shared: Arc<Coalescer>) -> Client {
+        self.shared = shared;
         self
     }
 
@@ -316,6 +326,20 @@ impl Client {
             .get(self.query_url.clone(), &[("query", promql)])
             .await?;
         parse_response(status, &body).map_err(|e| self.unusable(e, status, &body))
+    }
+
+    /// [`Client::query_value`], answered by an identical query to the same server with the same
+    /// credentials that is in flight or was sent at most `reuse` ago, if there is one
+    /// (see [`coalesce`](super::coalesce)).
+    pub async fn query_shared(&self, promql: &str, reuse: Duration) -> Result<f64, QueryError> {
+        let credentials = self.auth.as_ref().map(|a| match a {
+            Auth::Bearer(token) => format!("bearer {token}"),
+            Auth::Basic { username, password } => format!("basic {username}:{password}"),
+        });
+        let key = coalesce::key(&self.address, credentials.as_deref(), self.timeout, promql);
+        self.shared
+            .answer(key, reuse, self.query_value(promql))
+            .await
     }
 
     /// A GET of `url` with `params` and the client's credentials, within one of the turns the

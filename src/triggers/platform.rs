@@ -29,6 +29,9 @@ pub struct Platform<'a> {
     pub pools: &'a Pools,
     pub namespace: &'a str,
     pub prometheus: Option<&'a PrometheusSource>,
+    /// How old a shared answer to an identical Prometheus query may be (see
+    /// [`coalesce`](crate::sources::coalesce)): the policy's interval, capped by `--query-reuse`.
+    pub reuse: std::time::Duration,
 }
 
 impl TriggerIo for Platform<'_> {
@@ -204,7 +207,7 @@ impl Platform<'_> {
             Ok(c) => c,
             Err(e) => return Sample::unknown(source, e),
         };
-        match client.query_value(query).await {
+        match client.query_shared(query, self.reuse).await {
             Ok(v) => Sample::Value(v),
             Err(e) => Sample::unknown(source, e.to_string()),
         }

@@ -39,7 +39,7 @@ pub struct Evaluation {
 pub async fn evaluate(
     policy: &LaunchPolicy,
     spec: &RolloutSpec,
-    (pools, lookup): (&Pools, &KubeLookup<'_>),
+    (pools, lookup, reuse): (&Pools, &KubeLookup<'_>, Duration),
     working: Option<&display::Working>,
     status_refresh: Duration,
     now: Timestamp,
@@ -76,7 +76,8 @@ pub async fn evaluate(
         ..Default::default()
     };
     if rollout::gates_due(spec, &previous, now) {
-        inputs.gates = read_gates(spec, policy.spec.prometheus.as_ref(), pools, lookup).await;
+        let prometheus = policy.spec.prometheus.as_ref();
+        inputs.gates = read_gates(spec, prometheus, (pools, lookup), reuse).await;
     }
     let decision = rollout::step(spec, &previous, &inputs, now);
     let mut message = decision.message;
@@ -105,15 +106,18 @@ pub async fn evaluate(
     }
 }
 
+/// Every check's reading. An answer to an identical query (another policy's gate, a trigger) is
+/// shared when it is at most `reuse` old, capped by the gates' own interval.
 async fn read_gates(
     spec: &RolloutSpec,
     prometheus: Option<&PrometheusSource>,
-    pools: &Pools,
-    lookup: &KubeLookup<'_>,
+    (pools, lookup): (&Pools, &KubeLookup<'_>),
+    reuse: Duration,
 ) -> BTreeMap<String, GateReading> {
     let Some(gates) = &spec.gates else {
         return BTreeMap::new();
     };
+    let reuse = reuse.min(gates.interval.into());
     let client = match prometheus {
         None => Err("spec.prometheus is not set".to_string()),
         Some(p) => pools
@@ -126,7 +130,7 @@ async fn read_gates(
         async move {
             let reading = match client {
                 Err(e) => GateReading::unknown(e),
-                Ok(c) => match c.query_value(&check.query).await {
+                Ok(c) => match c.query_shared(&check.query, reuse).await {
                     Ok(v) => GateReading::Value(v),
                     // What no series means is the check's `onNoData`, not an outage.
                     Err(QueryError::NoSeries) => GateReading::NoData,

@@ -1,0 +1,214 @@
+//! The fleet: many policies asking Prometheus the same query share one request; and past one
+//! replica, two operator shards over one apiserver, each with `--selector` and its own Lease
+//! (what the chart's `shards` value renders), each act on exactly the policies their selector
+//! matches — and a policy relabelled from one shard to the other is taken over.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::{apps::v1::Deployment, coordination::v1::Lease};
+use kube::Api;
+use liftoff::crd::LaunchPolicy;
+use serde_json::{Value, json};
+use support::{Operator, control_plane, eventually, healthy_service, http_get, kubectl, objects};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// A policy scaling Deployment `target` on a CPU of 300 % (from 2 replicas to its max, 4).
+fn policy(name: &str, target: &str, shard: Option<&str>, prometheus: &str) -> Value {
+    let mut p = objects::policy(
+        name,
+        json!({
+            "prometheus": {"address": prometheus, "timeout": "2s"},
+            "scaling": {"interval": "1s", "triggers": [{
+                "name": "cpu", "cpu": {"query": "max(cpu_percent)"},
+                "scaleTargetRef": {"kind": "Deployment", "name": target},
+                "replicas": {"min": 2, "max": 4}
+            }]}
+        }),
+    );
+    if let Some(shard) = shard {
+        p["metadata"]["labels"] = json!({"liftoff.dev/shard": shard});
+    }
+    p
+}
+
+/// The policies whose trigger an operator's `/metrics` reports: the ones it samples.
+async fn sampled(op: &Operator) -> Vec<String> {
+    let mut policies: Vec<String> = op
+        .metrics()
+        .await
+        .lines()
+        .filter(|l| l.starts_with("liftoff_trigger_value{"))
+        .filter_map(|l| {
+            l.split("policy=\"")
+                .nth(1)?
+                .split('"')
+                .next()
+                .map(String::from)
+        })
+        .collect();
+    policies.sort();
+    policies.dedup();
+    policies
+}
+
+#[tokio::test]
+async fn two_shards_each_act_on_exactly_their_own_policies() {
+    let (exporter, prometheus) = healthy_service().await;
+    exporter.set("cpu_percent", &[], 300.0);
+    prometheus.wait_for_query("cpu_percent").await.unwrap();
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("shards").await.unwrap();
+    for target in ["api-a", "api-b", "api-none"] {
+        objects::create::<Deployment>(&client, &ns, objects::workload("Deployment", target, 2))
+            .await;
+    }
+    let url = prometheus.url();
+    for p in [
+        policy("pa", "api-a", Some("a"), &url),
+        policy("pb", "api-b", Some("b"), &url),
+        policy("pnone", "api-none", None, &url),
+    ] {
+        objects::create::<LaunchPolicy>(&client, &ns, p).await;
+    }
+    // The chart's two shards: "a", and the rest (`!=` also matches policies without the label).
+    let shard_a = Operator::start_elected(
+        &cp,
+        &ns,
+        "shard-a-0",
+        "15s",
+        &["--selector=liftoff.dev/shard=a", "--lease-name=liftoff-a"],
+    )
+    .await;
+    let rest = Operator::start_elected(
+        &cp,
+        &ns,
+        "shard-rest-0",
+        "15s",
+        &[
+            "--selector=liftoff.dev/shard!=a",
+            "--lease-name=liftoff-rest",
+        ],
+    )
+    .await;
+
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+    for target in ["api-a", "api-b", "api-none"] {
+        eventually(WAIT, &format!("{target} scaled by its shard"), || async {
+            let d = deployments.get(target).await.ok()?;
+            (d.spec?.replicas == Some(4)).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(sampled(&shard_a).await, ["pa"]);
+    assert_eq!(sampled(&rest).await, ["pb", "pnone"]);
+    let leases = Api::<Lease>::namespaced(client.clone(), &ns);
+    for (lease, holder) in [("liftoff-a", "shard-a-0"), ("liftoff-rest", "shard-rest-0")] {
+        let held = leases
+            .get(lease)
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .holder_identity;
+        assert_eq!(held.as_deref(), Some(holder), "{lease}");
+    }
+
+    // Relabelled to shard a: the rest lets it go, shard a takes it over from its status.
+    let (ok, _, err) = kubectl(
+        &cp,
+        &[
+            "-n",
+            &ns,
+            "label",
+            "--overwrite",
+            "lp/pnone",
+            "liftoff.dev/shard=a",
+        ],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    eventually(WAIT, "pnone sampled by shard a", || async {
+        (sampled(&shard_a).await == ["pa", "pnone"]).then_some(())
+    })
+    .await;
+    // The rest forgets it within its resync (30 s here, at the latest); meanwhile it does not act
+    // on it: a policy it no longer has is not reconciled.
+    let policies = Api::<LaunchPolicy>::namespaced(client.clone(), &ns);
+    let moved = policies.get("pnone").await.unwrap();
+    assert!(moved.status.is_some_and(|s| !s.triggers.is_empty()));
+}
+
+/// `liftoff_prometheus_queries_total{answer}` of an operator, and Prometheus' own count of the
+/// instant queries it answered.
+async fn queries(op: &Operator, prometheus_port: u16) -> (f64, f64, f64) {
+    let text = op.metrics().await;
+    let answered = |answer: &str| -> f64 {
+        let prefix = format!("liftoff_prometheus_queries_total{{answer=\"{answer}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (_, prom) = http_get(prometheus_port, "/metrics")
+        .await
+        .expect("Prometheus /metrics");
+    let received = prom
+        .lines()
+        .filter(|l| l.starts_with("prometheus_http_requests_total{"))
+        .filter(|l| l.contains("handler=\"/api/v1/query\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    (answered("sent"), answered("shared"), received)
+}
+
+/// 20 policies sampling the same PromQL every second: the operator sends one request per
+/// distinct query per reuse window (here each policy's 1 s interval), not one per policy.
+#[tokio::test]
+async fn policies_asking_the_same_query_share_one_request() {
+    let (exporter, prometheus) = healthy_service().await;
+    exporter.set("cpu_percent", &[], 20.0);
+    prometheus.wait_for_query("cpu_percent").await.unwrap();
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("fleet").await.unwrap();
+    objects::create::<Deployment>(&client, &ns, objects::workload("Deployment", "api", 2)).await;
+    for i in 0..20 {
+        let p = policy(&format!("p{i:02}"), "api", None, &prometheus.url());
+        objects::create::<LaunchPolicy>(&client, &ns, p).await;
+    }
+    let op = Operator::start(&cp, &["--resync=30s"]).await;
+    let policies = Api::<LaunchPolicy>::namespaced(client.clone(), &ns);
+    eventually(WAIT, "every policy sampled", || async {
+        let list = policies.list(&Default::default()).await.ok()?;
+        let sampled = list.items.iter().filter(|p| {
+            let triggers = p
+                .status
+                .as_ref()
+                .map(|s| s.triggers.as_slice())
+                .unwrap_or_default();
+            triggers.first().is_some_and(|t| t.value.is_some())
+        });
+        (sampled.count() == 20).then_some(())
+    })
+    .await;
+    // 20 policies × 1 sample/s: 200 reconciles take about 10 s.
+    let before = queries(&op, prometheus.port()).await;
+    op.completes_reconciles(200).await;
+    let after = queries(&op, prometheus.port()).await;
+    let (sent, shared, received) = (after.0 - before.0, after.1 - before.1, after.2 - before.2);
+    eprintln!("{sent} queries sent, {shared} shared; Prometheus received {received}");
+    assert!(
+        sent + shared >= 100.0,
+        "the policies sampled: {sent} + {shared}"
+    );
+    assert!(
+        sent * 5.0 <= sent + shared,
+        "20 policies asking one query: {sent} sent, {shared} shared"
+    );
+    // Prometheus saw what the operator says it sent (and no more).
+    assert!(received <= sent + 2.0, "{received} received, {sent} sent");
+}
