@@ -201,7 +201,6 @@ pub fn crd_yaml() -> String {
     serde_yaml::to_string(&LaunchPolicy::crd()).expect("the CRD serializes to YAML")
 }
 
-
 impl LaunchPolicySpec {
     /// How often the triggers are sampled (`spec.scaling.interval`); zero without scaling.
     pub fn scaling_interval(&self) -> std::time::Duration {
