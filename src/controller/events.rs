@@ -13,7 +13,8 @@ use crate::{conditions, crd::LaunchPolicy};
 
 /// Emits an event when a condition's status or reason differs from the stored object's: Normal
 /// when the new state is `healthy`, Warning otherwise. A healthy condition seen for the first
-/// time is not announced (every new policy would otherwise start with a burst of "all fine").
+/// time is not announced, `Ready` included: a new policy's status says it is Ready, and an Event
+/// per policy would double the apiserver writes it takes to bring a fleet to Ready.
 pub async fn on_transition(
     recorder: &Recorder,
     policy: &LaunchPolicy,
@@ -26,7 +27,7 @@ pub async fn on_transition(
         .and_then(|s| conditions::find(&s.conditions, &condition.type_));
     match previous {
         Some(p) if p.status == condition.status && p.reason == condition.reason => return,
-        None if healthy && condition.type_ != "Ready" => return,
+        None if healthy => return,
         _ => {}
     }
     let type_ = if healthy {
