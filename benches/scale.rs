@@ -15,7 +15,9 @@
 //! Environment: `LIFTOFF_BENCH_POLICIES` (default 1000); `LIFTOFF_BENCH_READY_CAP` (seconds,
 //! default 900) — the longest wait for every policy to be Ready; `LIFTOFF_BENCH_STEADY`
 //! (seconds, default 120) — the steady-state window; `LIFTOFF_BENCH_LOG` (the operator's
-//! `RUST_LOG`, default `info`); `LIFTOFF_BENCH_OUT`, a file to write the Markdown results to.
+//! `RUST_LOG`, default `info`); `LIFTOFF_BENCH_OUT`, a file to write the Markdown results to;
+//! `LIFTOFF_BENCH_PRESTORED=1` stores the N policies before the operator starts (a fresh install
+//! over an existing fleet, or a new leader) and times Ready from the operator's start.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -93,8 +95,17 @@ struct Pids {
     prometheus: Option<u32>,
 }
 
-async fn snapshot(cp: &ControlPlane, op: &Operator, prom: &Prometheus, pids: &Pids) -> Snapshot {
-    let m = op.metrics().await;
+/// `op` is `None` before the operator runs: its counters are zero then.
+async fn snapshot(
+    cp: &ControlPlane,
+    op: Option<&Operator>,
+    prom: &Prometheus,
+    pids: &Pids,
+) -> Snapshot {
+    let m = match op {
+        Some(op) => op.metrics().await,
+        None => String::new(),
+    };
     let prom_metrics = http_get(prom.port(), "/metrics")
         .await
         .map(|(_, body)| body)
@@ -122,7 +133,11 @@ async fn snapshot(cp: &ControlPlane, op: &Operator, prom: &Prometheus, pids: &Pi
     let cpu = |pid: Option<u32>| pid.map_or(0.0, cpu_seconds);
     Snapshot {
         at: Some(Instant::now()),
-        operator_cpu: cpu_seconds(pids.operator),
+        operator_cpu: if op.is_some() {
+            cpu_seconds(pids.operator)
+        } else {
+            0.0
+        },
         apiserver_cpu: cpu(pids.apiserver),
         etcd_cpu: cpu(pids.etcd),
         prometheus_cpu: cpu(pids.prometheus),
@@ -226,6 +241,7 @@ async fn main() {
 
 async fn policies_to_ready_and_steady_state() {
     let n = env_num("LIFTOFF_BENCH_POLICIES", 1000) as usize;
+    let prestored = env_num("LIFTOFF_BENCH_PRESTORED", 0) != 0;
     let cap = Duration::from_secs(env_num("LIFTOFF_BENCH_READY_CAP", 900));
     let steady = Duration::from_secs(env_num("LIFTOFF_BENCH_STEADY", 120));
     let log = std::env::var("LIFTOFF_BENCH_LOG").unwrap_or_else(|_| "info".into());
@@ -240,21 +256,15 @@ async fn policies_to_ready_and_steady_state() {
         .await
         .unwrap();
     prometheus.wait_for_query("cpu_utilization").await.unwrap();
-    let operator = Operator::start_with(cp.kubeconfig_path(), &[], &[("RUST_LOG", &log)]).await;
-    let cp_pids = cp.pids();
-    let pids = Pids {
-        operator: operator.pid().expect("operator running"),
-        // `ControlPlane::pids` lists the apiserver, then etcd.
-        apiserver: cp_pids.first().copied(),
-        etcd: cp_pids.get(1).copied(),
-        prometheus: prometheus.pid(),
-    };
-    let rss_idle = proc_status(pids.operator, "VmRSS");
-    println!(
-        "bench: {n} policies, operator pid {}, RUST_LOG={log}",
-        pids.operator
-    );
-
+    let spec = json!({
+        "prometheus": {"address": prometheus.url()},
+        "scaling": {"triggers": [{
+            "name": "api-cpu",
+            "cpu": {"utilization": 70, "query": "max(cpu_utilization{app=\"api\"})"},
+            "scaleTargetRef": {"kind": "Deployment", "name": "api"},
+            "replicas": {"min": 2, "max": 10}
+        }]}
+    });
     // Every policy's first Ready=True, seen through a watch of the namespace.
     let policies: Api<LaunchPolicy> = Api::namespaced(client.clone(), &ns);
     let ready_at: Arc<Mutex<HashMap<String, Instant>>> = Default::default();
@@ -279,19 +289,52 @@ async fn policies_to_ready_and_steady_state() {
             }),
     );
 
-    let spec = json!({
-        "prometheus": {"address": prometheus.url()},
-        "scaling": {"triggers": [{
-            "name": "api-cpu",
-            "cpu": {"utilization": 70, "query": "max(cpu_utilization{app=\"api\"})"},
-            "scaleTargetRef": {"kind": "Deployment", "name": "api"},
-            "replicas": {"min": 2, "max": 10}
-        }]}
-    });
-    let before = snapshot(&cp, &operator, &prometheus, &pids).await;
-    let t0 = Instant::now();
+    // Prestored: every policy is stored before the operator starts (a fresh install over an
+    // existing fleet, or a new leader), and Ready is timed from its start.
+    let stored_in = if prestored {
+        let stored = Instant::now();
+        let errors = create_all(&policies, &spec, n).await;
+        println!(
+            "stored {n} in {:.1?} ({} errors) before the operator starts",
+            stored.elapsed(),
+            errors.len()
+        );
+        Some((stored.elapsed(), errors))
+    } else {
+        None
+    };
+    let unstarted = Pids {
+        operator: 0,
+        apiserver: cp.pids().first().copied(),
+        etcd: cp.pids().get(1).copied(),
+        prometheus: prometheus.pid(),
+    };
+    let before_start = snapshot(&cp, None, &prometheus, &unstarted).await;
+    let started = Instant::now();
+    let operator = Operator::start_with(cp.kubeconfig_path(), &[], &[("RUST_LOG", &log)]).await;
+    let cp_pids = cp.pids();
+    let pids = Pids {
+        operator: operator.pid().expect("operator running"),
+        // `ControlPlane::pids` lists the apiserver, then etcd.
+        apiserver: cp_pids.first().copied(),
+        etcd: cp_pids.get(1).copied(),
+        prometheus: prometheus.pid(),
+    };
+    let rss_idle = proc_status(pids.operator, "VmRSS");
+    println!(
+        "bench: {n} policies, operator pid {}, RUST_LOG={log}",
+        pids.operator
+    );
+
+    let (before, t0) = match prestored {
+        true => (before_start, started),
+        false => (
+            snapshot(&cp, Some(&operator), &prometheus, &pids).await,
+            Instant::now(),
+        ),
+    };
     let create_errors = Arc::new(Mutex::new(Vec::<String>::new()));
-    let mut creating = Some({
+    let mut creating = (!prestored).then(|| {
         let policies = policies.clone();
         let errors = create_errors.clone();
         tokio::spawn(async move {
@@ -315,7 +358,7 @@ async fn policies_to_ready_and_steady_state() {
     });
 
     let mut rss_max = rss_idle;
-    let mut created_in = None;
+    let mut created_in = stored_in.as_ref().map(|_| Duration::ZERO);
     let mut last_print = Instant::now();
     let all_ready = loop {
         tokio::time::sleep(TICK).await;
@@ -344,7 +387,7 @@ async fn policies_to_ready_and_steady_state() {
             break false;
         }
     };
-    let ramp_end = snapshot(&cp, &operator, &prometheus, &pids).await;
+    let ramp_end = snapshot(&cp, Some(&operator), &prometheus, &pids).await;
     let ramp = window(&before, &ramp_end);
     let mut times: Vec<Duration> = ready_at
         .lock()
@@ -361,13 +404,13 @@ async fn policies_to_ready_and_steady_state() {
     );
 
     // Steady state: nothing changes, every policy is sampled every 15 s.
-    let steady_start = snapshot(&cp, &operator, &prometheus, &pids).await;
+    let steady_start = snapshot(&cp, Some(&operator), &prometheus, &pids).await;
     let steady_from = Instant::now();
     while steady_from.elapsed() < steady {
         tokio::time::sleep(TICK).await;
         rss_max = rss_max.max(proc_status(pids.operator, "VmRSS"));
     }
-    let steady_end = snapshot(&cp, &operator, &prometheus, &pids).await;
+    let steady_end = snapshot(&cp, Some(&operator), &prometheus, &pids).await;
     let steady_window = window(&steady_start, &steady_end);
     let rss_end = proc_status(pids.operator, "VmRSS");
     rss_max = rss_max.max(rss_end);
@@ -393,12 +436,17 @@ async fn policies_to_ready_and_steady_state() {
         )
     };
     let mut md = String::new();
-    let errors = create_errors.lock().unwrap();
+    let mut errors = create_errors.lock().unwrap().clone();
+    if let Some((stored, stored_errors)) = &stored_in {
+        // Stored before the operator started: creation is not part of what is timed.
+        created_in = Some(*stored);
+        errors.extend(stored_errors.iter().cloned());
+    }
     writeln!(
         md,
         "N = {n} LaunchPolicies (one `cpu` trigger each, PromQL on Prometheus scraping every {} s, \
          default `interval` 15 s and `statusRefresh` 5 m; no policy acts), created {IN_FLIGHT} in \
-         flight in {} ({} create errors{}); operator `RUST_LOG={log}`.\n",
+         flight in {} ({} create errors{}){}; operator `RUST_LOG={log}`.\n",
         SCRAPE.as_secs(),
         created_in.map_or("– (still creating at the cap)".to_string(), |d| format!(
             "{:.1} s ({:.0}/s)",
@@ -409,11 +457,20 @@ async fn policies_to_ready_and_steady_state() {
         errors
             .first()
             .map_or(String::new(), |e| format!(", first: {e}")),
+        if prestored {
+            ", all stored **before the operator started** (`LIFTOFF_BENCH_PRESTORED=1`)"
+        } else {
+            ""
+        },
     )
     .unwrap();
+    let from = match prestored {
+        true => "from the operator's start",
+        false => "from the first create",
+    };
     writeln!(
         md,
-        "| Ready=True, from the first create | 50 % | 90 % | 100 % | Ready at the end of the ramp |\n\
+        "| Ready=True, {from} | 50 % | 90 % | 100 % | Ready at the end of the ramp |\n\
          | --- | ---: | ---: | ---: | ---: |\n\
          | time | {} | {} | {} | {ready_at_cap}/{n}{} |\n",
         at(50),
@@ -430,7 +487,10 @@ async fn policies_to_ready_and_steady_state() {
     writeln!(
         md,
         "{}",
-        ramp.row("ramp: first create → all Ready (or the cap)")
+        ramp.row(match prestored {
+            true => "ramp: operator start → all Ready (or the cap)",
+            false => "ramp: first create → all Ready (or the cap)",
+        })
     )
     .unwrap();
     writeln!(md, "{}", steady_window.row("steady state after the ramp")).unwrap();
@@ -503,6 +563,24 @@ async fn policies_to_ready_and_steady_state() {
     }
 }
 
+/// Creates `p-00000…` with `spec`, [`IN_FLIGHT`] at once; the errors.
+async fn create_all(
+    policies: &Api<LaunchPolicy>,
+    spec: &serde_json::Value,
+    n: usize,
+) -> Vec<String> {
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let object: LaunchPolicy =
+                serde_json::from_value(policy(&format!("p-{i:05}"), spec.clone())).unwrap();
+            async move { policies.create(&PostParams::default(), &object).await }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .filter_map(|r| futures::future::ready(r.err().map(|e| e.to_string())))
+        .collect()
+        .await
+}
+
 /// What a restart over existing policies costs.
 struct Restart {
     /// From the new process' start to `/readyz`.
@@ -534,7 +612,7 @@ async fn restart(
         operator: operator.pid().expect("operator running"),
         ..*pids
     };
-    let from = snapshot(cp, &operator, prometheus, &pids).await;
+    let from = snapshot(cp, Some(&operator), prometheus, &pids).await;
     let mut all_reconciled = None;
     loop {
         tokio::time::sleep(TICK).await;
@@ -551,7 +629,7 @@ async fn restart(
             break;
         }
     }
-    let to = snapshot(cp, &operator, prometheus, &pids).await;
+    let to = snapshot(cp, Some(&operator), prometheus, &pids).await;
     let rss = proc_status(pids.operator, "VmRSS");
     let restart = Restart {
         ready,

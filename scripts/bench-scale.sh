@@ -8,7 +8,8 @@
 #
 # Environment: LIFTOFF_BENCH_POLICIES (default 1000), LIFTOFF_BENCH_READY_CAP (seconds to wait for
 # all Ready, default 900), LIFTOFF_BENCH_STEADY (steady-state window in seconds, default 120),
-# LIFTOFF_BENCH_LOG (the operator's RUST_LOG, default info).
+# LIFTOFF_BENCH_LOG (the operator's RUST_LOG, default info), LIFTOFF_BENCH_PRESTORED=1 (store the N
+# policies before the operator starts, and time Ready from its start).
 #
 # Prints a Markdown block (machine, date, commit, command, results) for docs/benchmarks.md and
 # keeps it in target/bench/.

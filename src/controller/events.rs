@@ -1,22 +1,52 @@
 //! Kubernetes Events for what Liftoff decides. Publishing is best effort: a failure is logged,
 //! never allowed to fail a reconcile.
 
+use std::sync::Arc;
+
 use kube::{
     Resource,
     runtime::events::{Event, EventType, Recorder},
 };
+use tokio::sync::Semaphore;
 use tracing::warn;
 
 use k8s_openapi::{api::core::v1::ObjectReference, apimachinery::pkg::apis::meta::v1::Condition};
 
 use crate::{conditions, crd::LaunchPolicy};
 
+/// Writes Liftoff sends the apiserver at once, status and Events together: a fresh operator
+/// over 10,000 stored policies would otherwise fire thousands at the same moment, and an
+/// apiserver that cannot take them answers 504. Each write is quick, so a wait for a turn is
+/// short; a slow Prometheus or a dead address holds no turn (only writes do).
+pub const WRITES_IN_FLIGHT: usize = 32;
+
+/// kube's event recorder, sending at most [`WRITES_IN_FLIGHT`] writes (shared with the status
+/// writes: see [`Publisher::turns`]) at a time.
+pub struct Publisher {
+    recorder: Recorder,
+    turns: Arc<Semaphore>,
+}
+
+impl Publisher {
+    pub fn new(recorder: Recorder) -> Publisher {
+        Publisher {
+            recorder,
+            turns: Arc::new(Semaphore::new(WRITES_IN_FLIGHT)),
+        }
+    }
+
+    /// The turns every write to the apiserver takes one of.
+    pub fn turns(&self) -> &Semaphore {
+        &self.turns
+    }
+}
+
 /// Emits an event when a condition's status or reason differs from the stored object's: Normal
 /// when the new state is `healthy`, Warning otherwise. A healthy condition seen for the first
 /// time is not announced, `Ready` included: a new policy's status says it is Ready, and an Event
 /// per policy would double the apiserver writes it takes to bring a fleet to Ready.
 pub async fn on_transition(
-    recorder: &Recorder,
+    recorder: &Publisher,
     policy: &LaunchPolicy,
     condition: &Condition,
     healthy: bool,
@@ -47,7 +77,7 @@ pub async fn on_transition(
 
 /// A Warning event for a failed reconcile; `reason` is a stable PascalCase category. `policy`
 /// may be a LaunchPolicy or one that could not be read (a `DeserializeGuard`).
-pub async fn warning<K>(recorder: &Recorder, policy: &K, reason: &str, note: &str)
+pub async fn warning<K>(recorder: &Publisher, policy: &K, reason: &str, note: &str)
 where
     K: Resource<DynamicType = ()>,
 {
@@ -63,7 +93,7 @@ where
 
 /// Publishes one event about `policy`; failures are logged and otherwise ignored.
 pub async fn publish(
-    recorder: &Recorder,
+    recorder: &Publisher,
     policy: &LaunchPolicy,
     type_: EventType,
     reason: &str,
@@ -74,7 +104,7 @@ pub async fn publish(
 
 /// Publishes one event about the object `regarding`; failures are logged and otherwise ignored.
 pub async fn publish_ref(
-    recorder: &Recorder,
+    recorder: &Publisher,
     regarding: &ObjectReference,
     type_: EventType,
     reason: &str,
@@ -87,7 +117,9 @@ pub async fn publish_ref(
         action: action(note),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&event, regarding).await {
+    // Never closed: a turn is always granted in the end.
+    let _turn = recorder.turns.acquire().await;
+    if let Err(e) = recorder.recorder.publish(&event, regarding).await {
         warn!(error = %e, reason, "could not publish event");
     }
 }

@@ -70,14 +70,16 @@ pub async fn report(invalid: &InvalidObject, ctx: &Context) -> Result<(), Error>
         "status": {"conditions": merged},
     });
     ctx.ensure_leader()?;
-    match api
+    let turn = ctx.recorder.turns().acquire().await;
+    let written = api
         .patch_status(
             &name,
             &PatchParams::apply(FIELD_MANAGER),
             &Patch::Merge(&patch),
         )
-        .await
-    {
+        .await;
+    drop(turn);
+    match written {
         Ok(_) => ctx.metrics.status_writes.inc(),
         // Changed since it was read: its watch event reports it again.
         Err(kube::Error::Api(e)) if e.code == 409 => return Err(Error::Stale),

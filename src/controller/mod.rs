@@ -111,7 +111,8 @@ impl Error {
 pub struct Context {
     pub client: Client,
     pub metrics: Metrics,
-    pub recorder: Recorder,
+    /// Events, paced with the status writes (see [`events::WRITES_IN_FLIGHT`]).
+    pub recorder: events::Publisher,
     pub caches: Caches,
     pub settings: Settings,
     pub secrets: Secrets,
@@ -240,7 +241,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
     );
 
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), Reporter::from("liftoff")),
+        recorder: events::Publisher::new(Recorder::new(client.clone(), Reporter::from("liftoff"))),
         secrets: Secrets::new(client.clone(), settings.resync, settings.retry),
         client,
         settings: settings.clone(),

@@ -501,6 +501,8 @@ impl<'a> StatusWriter<'a> {
         }
         self.ctx.ensure_leader()?;
         let (version, stored) = (self.version.as_deref(), self.stored.as_ref());
+        // A turn among the writes in flight (see `events::WRITES_IN_FLIGHT`); never closed.
+        let _turn = self.ctx.recorder.turns().acquire().await;
         match write_if_changed(&self.api, &self.name, version, stored, status).await {
             Ok(Some(written)) => {
                 self.version = Some(written);
