@@ -92,7 +92,7 @@ struct RunArgs {
     /// The longest an answer to a Prometheus query is shared with identical queries (same
     /// address, credentials and PromQL) of other triggers and gates; each also caps it at its
     /// own interval. 0s shares only queries in flight at the same time.
-    #[arg(long, env = "LIFTOFF_QUERY_REUSE", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LIFTOFF_QUERY_REUSE", default_value = "5s", value_parser = query_reuse)]
     query_reuse: Duration,
     /// How often a policy with unresolved references is re-checked.
     #[arg(long, env = "LIFTOFF_RETRY", default_value = "30s", value_parser = humantime::parse_duration)]
@@ -126,6 +126,14 @@ struct ElectionArgs {
     /// This replica's name in the Lease (default: POD_NAME, else host name and process id).
     #[arg(long, env = "LIFTOFF_LEASE_IDENTITY")]
     lease_identity: Option<String>,
+}
+
+fn query_reuse(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > Duration::from_secs(60) {
+        return Err("must be at most 1m: older answers are not data to decide on".into());
+    }
+    Ok(d)
 }
 
 fn lease_duration(s: &str) -> Result<Duration, String> {

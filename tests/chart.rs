@@ -207,7 +207,8 @@ async fn the_rendered_chart_is_accepted_by_the_apiserver_with_default_and_other_
             sharded.contains(&format!("name: liftoff-{shard}\n")),
             "{shard}"
         );
-        assert!(sharded.contains(&format!("- --selector=liftoff.dev/shard{selector}\n")));
+        let flag = format!("- \"--selector=liftoff.dev/shard{selector}\"\n");
+        assert!(sharded.contains(&flag), "{flag}");
         assert!(sharded.contains(&format!("- --lease-name=liftoff-{shard}\n")));
         assert!(
             sharded.contains(&format!("      - liftoff-{shard}\n")),

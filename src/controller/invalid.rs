@@ -69,8 +69,8 @@ pub async fn report(invalid: &InvalidObject, ctx: &Context) -> Result<(), Error>
         "metadata": {"resourceVersion": raw.metadata.resource_version},
         "status": {"conditions": merged},
     });
-    ctx.ensure_leader()?;
     let turn = ctx.recorder.turns().acquire().await;
+    ctx.ensure_leader()?;
     let written = api
         .patch_status(
             &name,

@@ -364,6 +364,10 @@ async fn forget_deleted(ctx: Arc<Context>, store: Store<Watched>) {
             let namespace = policy.namespace.as_deref().unwrap_or_default();
             live.contains(&format!("{namespace}/{}", policy.name))
         };
+        ctx.urgent.retain(|p| {
+            let namespace = p.namespace.as_deref().unwrap_or_default();
+            live.contains(&format!("{namespace}/{}", p.name))
+        });
         for (gone, remembered) in ctx.memory.retain(exists) {
             let (namespace, policy) = (gone.namespace.as_deref().unwrap_or_default(), &gone.name);
             for trigger in remembered.scaling.triggers.keys() {

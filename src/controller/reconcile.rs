@@ -499,10 +499,11 @@ impl<'a> StatusWriter<'a> {
             self.ctx.metrics.status_writes_skipped.inc();
             return Ok(());
         }
-        self.ctx.ensure_leader()?;
         let (version, stored) = (self.version.as_deref(), self.stored.as_ref());
-        // A turn among the writes in flight (see `events::WRITES_IN_FLIGHT`); never closed.
+        // A turn among the writes in flight (see `events::WRITES_IN_FLIGHT`); never closed. The
+        // wait can be long: leadership is checked once it is granted.
         let _turn = self.ctx.recorder.turns().acquire().await;
+        self.ctx.ensure_leader()?;
         match write_if_changed(&self.api, &self.name, version, stored, status).await {
             Ok(Some(written)) => {
                 self.version = Some(written);

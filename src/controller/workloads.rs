@@ -54,6 +54,14 @@ impl Urgent {
             .insert(policy.clone());
     }
 
+    /// Drops the marks of policies `exists` says are gone.
+    pub fn retain(&self, exists: impl Fn(&ObjectRef<super::Watched>) -> bool) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|p| exists(p));
+    }
+
     /// Whether `policy` must sample its triggers now; the mark is used up.
     pub fn take(&self, policy: &ObjectRef<super::Watched>) -> bool {
         self.0
@@ -62,6 +70,9 @@ impl Urgent {
             .remove(policy)
     }
 }
+
+/// During a re-list (after a watch error): the cache before it, and what came back.
+type Relist<K> = (Vec<Arc<K>>, HashSet<ObjectRef<K>>);
 
 /// Starts a task that keeps a cache of `K` (stripped by `strip` to keep memory small) and sends
 /// `affected(object)` to `reconcile` whenever an object is created, deleted or its spec changes
@@ -93,43 +104,71 @@ where
         }),
     ));
     let events = events.default_backoff();
+    let cached = store.clone();
     tokio::spawn(async move {
         let mut events = std::pin::pin!(events);
-        // The generation last seen of each object, to forward spec changes only.
-        let mut generations: HashMap<ObjectRef<K>, Option<i64>> = HashMap::new();
+        // The uid and generation last seen of each object, to forward spec changes only (a
+        // deleted and recreated object is a change whatever its generation).
+        let mut seen: HashMap<ObjectRef<K>, (Option<String>, Option<i64>)> = HashMap::new();
+        let mut relist: Option<Relist<K>> = None;
         while let Some(event) = events.next().await {
-            let (object, deleted) = match event {
+            let changes: Vec<(Arc<K>, bool)> = match event {
                 Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
-                    let generation = o.meta().generation;
-                    let before = generations.insert(ObjectRef::from_obj(&o), generation);
-                    if before == Some(generation) && generation.is_some() {
+                    let key = ObjectRef::from_obj(&o);
+                    if let Some((_, back)) = relist.as_mut() {
+                        back.insert(key.clone());
+                    }
+                    let now = (o.meta().uid.clone(), o.meta().generation);
+                    let unchanged = now.1.is_some() && seen.get(&key) == Some(&now);
+                    seen.insert(key, now);
+                    if unchanged {
                         continue;
                     }
-                    (o, false)
+                    vec![(Arc::new(o), false)]
                 }
                 Ok(watcher::Event::Delete(o)) => {
-                    generations.remove(&ObjectRef::from_obj(&o));
-                    (o, true)
+                    seen.remove(&ObjectRef::from_obj(&o));
+                    vec![(Arc::new(o), true)]
                 }
-                Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
+                Ok(watcher::Event::Init) => {
+                    relist = Some((cached.state(), HashSet::new()));
+                    continue;
+                }
+                // Deleted while the watch was down: in the cache before, not listed again.
+                Ok(watcher::Event::InitDone) => {
+                    let Some((before, back)) = relist.take() else {
+                        continue;
+                    };
+                    let gone: Vec<(Arc<K>, bool)> = before
+                        .into_iter()
+                        .filter(|o| !back.contains(&ObjectRef::from_obj(o.as_ref())))
+                        .map(|o| (o, true))
+                        .collect();
+                    for (o, _) in &gone {
+                        seen.remove(&ObjectRef::from_obj(o.as_ref()));
+                    }
+                    gone
+                }
                 // The watcher retries with backoff; the cache keeps its last state meanwhile.
                 Err(e) => {
                     warn!(%kind, error = %e, "watching workloads failed; retrying");
                     continue;
                 }
             };
-            let now = match resample {
-                Resample::Never => false,
-                Resample::OnDelete => deleted,
-                Resample::Always => true,
-            };
-            for policy in affected(&object) {
-                if now {
-                    urgent.mark(&policy);
-                }
-                if reconcile.unbounded_send(policy).is_err() {
-                    debug!(%kind, "controller stopped; workload cache task ends");
-                    return;
+            for (object, deleted) in changes {
+                let now = match resample {
+                    Resample::Never => false,
+                    Resample::OnDelete => deleted,
+                    Resample::Always => true,
+                };
+                for policy in affected(&object) {
+                    if now {
+                        urgent.mark(&policy);
+                    }
+                    if reconcile.unbounded_send(policy).is_err() {
+                        debug!(%kind, "controller stopped; workload cache task ends");
+                        return;
+                    }
                 }
             }
         }

@@ -239,7 +239,10 @@ fn window(args: &Args, policy: &LaunchPolicy) -> Result<Window, String> {
     if to <= from {
         return Err(format!("--to ({to}) must be after --from ({from})"));
     }
-    if (to - from) / step >= MAX_STEPS {
+    if to
+        .checked_sub(from)
+        .is_none_or(|span| span / step >= MAX_STEPS)
+    {
         return Err(format!(
             "the window holds more than {MAX_STEPS} steps of {step}s: shorten it or raise --step"
         ));
@@ -256,7 +259,10 @@ fn when(text: &str, now: i64) -> Result<i64, String> {
                 .strip_prefix('-')
                 .ok_or_else(|| format!("{text:?}: write now-6h"))?;
             let ago = humantime::parse_duration(ago).map_err(|e| format!("{text:?}: {e}"))?;
-            Ok(now.saturating_sub(i64::try_from(ago.as_secs()).unwrap_or(i64::MAX)))
+            let at = now.saturating_sub(i64::try_from(ago.as_secs()).unwrap_or(i64::MAX));
+            Timestamp::from_second(at)
+                .map(|t| t.as_second())
+                .map_err(|e| format!("{text:?} is not a time: {e}"))
         }
         None => recorded::parse_time(text),
     }

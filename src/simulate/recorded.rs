@@ -153,7 +153,16 @@ async fn fetch(client: &Client, query: &str, window: Window) -> Result<Track, St
         let step = u64::try_from(window.step).unwrap_or(1);
         match client.query_range(query, start, end, step).await {
             Ok(chunk) => answer.extend(chunk),
-            Err(e @ QueryError::Rejected { .. }) => return Ok(Track::Missing(e.to_string())),
+            // The query itself is refused (Prometheus answers 400 or 422 for a query it cannot
+            // parse or run): the operator's instant query failed the same way at every step.
+            Err(
+                e @ (QueryError::Rejected { .. }
+                | QueryError::Http {
+                    status: 400 | 422, ..
+                }),
+            ) => {
+                return Ok(Track::Missing(e.to_string()));
+            }
             Err(e) => return Err(format!("reading {query:?}: {e}")),
         }
         start = end.saturating_add(window.step);
@@ -173,7 +182,13 @@ fn parse_csv(text: &str) -> Result<BTreeMap<String, BTreeMap<i64, Option<f64>>>,
     if headers.get(0) != Some("time") || headers.len() < 2 {
         return Err("the CSV's header must be `time,<trigger or gate name>,…`".into());
     }
+    // Every column is checked against the policy, even one without a value.
     let mut columns: BTreeMap<String, BTreeMap<i64, Option<f64>>> = BTreeMap::new();
+    for name in headers.iter().skip(1) {
+        if columns.insert(name.to_string(), BTreeMap::new()).is_some() {
+            return Err(format!("the CSV has two columns named {name:?}"));
+        }
+    }
     for (i, row) in reader.records().enumerate() {
         let line = i + 2;
         let row = row.map_err(|e| format!("CSV line {line}: {e}"))?;
@@ -265,6 +280,10 @@ mod tests {
         assert!(bad.contains("line 2") && bad.contains("`unknown`"), "{bad}");
         let when = recording("time,lag\nyesterday,1\n", &["lag"]).unwrap_err();
         assert!(when.contains("RFC 3339"), "{when}");
+        let empty = recording("time,lag,lagg\n100,1,\n", &["lag"]).unwrap_err();
+        assert!(empty.contains("\"lagg\" names no trigger"), "{empty}");
+        let twice = recording("time,lag,lag\n100,1,2\n", &["lag"]).unwrap_err();
+        assert!(twice.contains("two columns"), "{twice}");
         let header = recording("when,lag\n1,1\n", &["lag"]).unwrap_err();
         assert!(header.contains("time,<trigger or gate name>"), "{header}");
     }

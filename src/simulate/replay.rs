@@ -305,10 +305,8 @@ pub fn replay(
             }),
             ..Default::default()
         };
-        awaiting_since = match state.phase {
-            Phase::AwaitingApproval => Some(awaiting_since.unwrap_or(now_s)),
-            _ => None,
-        };
+        // The Go is given `go_after` after the step that asked for it (a person answers a
+        // message, never within the reconcile that sent it).
         if let (Some(since), Some(after)) = (awaiting_since, options.go_after) {
             let after = i64::try_from(after.as_secs()).unwrap_or(i64::MAX);
             if now_s >= since.saturating_add(after) {
@@ -338,6 +336,10 @@ pub fn replay(
             }
         }
         let decision = rollout::step(spec, &state, &inputs, now);
+        awaiting_since = match decision.state.phase {
+            Phase::AwaitingApproval => Some(awaiting_since.unwrap_or(now_s)),
+            _ => None,
+        };
         for event in &decision.events {
             out.decisions.push(Decision {
                 at: now_s,

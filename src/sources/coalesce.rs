@@ -110,8 +110,9 @@ impl Entries {
         if self.map.len() < self.prune_at {
             return;
         }
-        self.map
-            .retain(|_, e| e.sent.elapsed() < KEEP || !e.answer.initialized());
+        // A request is bounded by its timeout; one older than this was cancelled, and no asker
+        // reuses an answer this old (`--query-reuse` is at most a minute).
+        self.map.retain(|_, e| e.sent.elapsed() < KEEP);
         self.prune_at = self.map.len() * 2 + 64;
     }
 }
