@@ -438,38 +438,44 @@ async fn in_namespaced_mode_the_operator_reconciles_its_namespace_and_reaches_no
 #[tokio::test]
 async fn the_charts_alert_rules_pass_promtool() {
     let helm = helm_or_skip!();
-    // With the label a Prometheus Operator selects rules by (it once broke the YAML).
-    let rendered = render(
-        &helm,
-        &[
+    // With the label a Prometheus Operator selects rules by (it once broke the YAML); sharded,
+    // one LiftoffNoLeader per shard.
+    let sharded = [
+        "--set=shards[0].name=payments,shards[0].selector=liftoff.dev/shard=payments",
+        "--set=shards[1].name=rest,shards[1].selector=liftoff.dev/shard!=payments",
+    ];
+    for (extra, rules_found) in [(&[][..], 10), (&sharded[..], 11)] {
+        let mut values = vec![
             "--set=monitoring.prometheusRule.enabled=true",
             "--set=monitoring.prometheusRule.labels.release=kube-prometheus-stack",
-        ],
-    )
-    .await;
-    let rule = serde_yaml::Deserializer::from_str(&rendered)
-        .map(|d| serde_yaml::Value::deserialize(d).unwrap())
-        .find(|d| d["kind"] == "PrometheusRule")
-        .expect("a PrometheusRule");
-    assert_eq!(
-        rule["metadata"]["labels"]["release"], "kube-prometheus-stack",
-        "prometheusRule.labels are the rule's labels"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.yaml");
-    std::fs::write(&rules, serde_yaml::to_string(&rule["spec"]).unwrap()).unwrap();
-    let Ok(out) = Command::new("promtool")
-        .arg("check")
-        .arg("rules")
-        .arg(&rules)
-        .output()
-        .await
-    else {
-        eprintln!("SKIPPED: promtool not found (apt-get install prometheus)");
-        return;
-    };
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "promtool check rules:\n{text}");
-    assert!(text.contains("SUCCESS: 10 rules found"), "{text}");
+        ];
+        values.extend(extra);
+        let rendered = render(&helm, &values).await;
+        let rule = serde_yaml::Deserializer::from_str(&rendered)
+            .map(|d| serde_yaml::Value::deserialize(d).unwrap())
+            .find(|d| d["kind"] == "PrometheusRule")
+            .expect("a PrometheusRule");
+        assert_eq!(
+            rule["metadata"]["labels"]["release"], "kube-prometheus-stack",
+            "prometheusRule.labels are the rule's labels"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules.yaml");
+        std::fs::write(&rules, serde_yaml::to_string(&rule["spec"]).unwrap()).unwrap();
+        let Ok(out) = Command::new("promtool")
+            .arg("check")
+            .arg("rules")
+            .arg(&rules)
+            .output()
+            .await
+        else {
+            eprintln!("SKIPPED: promtool not found (apt-get install prometheus)");
+            return;
+        };
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "promtool check rules:\n{text}");
+        let found = format!("SUCCESS: {rules_found} rules found");
+        assert!(text.contains(&found), "{text}");
+    }
 }
