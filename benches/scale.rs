@@ -509,7 +509,7 @@ async fn policies_to_ready_and_steady_state() {
     .unwrap();
     writeln!(
         md,
-        "Operator: RSS {:.1} MiB idle (no policy), {:.1} MiB at the end of the ramp, {:.1} MiB \
+        "Operator: RSS {:.1} MiB idle (no policy; with `PRESTORED`, once started over them), {:.1} MiB at the end of the ramp, {:.1} MiB \
          at the end, peak sampled {:.1} MiB (VmHWM {:.1} MiB), {threads} threads at the end; \
          {ready_end}/{n} Ready at the end.",
         kib_to_mib(rss_idle),

@@ -46,7 +46,7 @@ git diff --quiet HEAD -- src tests benches Cargo.toml Cargo.lock || commit="$com
   echo
   echo "- Machine: $(machine); load average when the run started: $load, when it ended: $load_end"
   echo "- Commit: $commit"
-  echo "- Command: \`LIFTOFF_BENCH_POLICIES=$LIFTOFF_BENCH_POLICIES LIFTOFF_BENCH_READY_CAP=$LIFTOFF_BENCH_READY_CAP LIFTOFF_BENCH_STEADY=$LIFTOFF_BENCH_STEADY${LIFTOFF_BENCH_LOG:+ LIFTOFF_BENCH_LOG=$LIFTOFF_BENCH_LOG} scripts/bench-scale.sh\`"
+  echo "- Command: \`LIFTOFF_BENCH_POLICIES=$LIFTOFF_BENCH_POLICIES LIFTOFF_BENCH_READY_CAP=$LIFTOFF_BENCH_READY_CAP LIFTOFF_BENCH_STEADY=$LIFTOFF_BENCH_STEADY${LIFTOFF_BENCH_LOG:+ LIFTOFF_BENCH_LOG=$LIFTOFF_BENCH_LOG}${LIFTOFF_BENCH_PRESTORED:+ LIFTOFF_BENCH_PRESTORED=$LIFTOFF_BENCH_PRESTORED} scripts/bench-scale.sh\`"
   echo
   cat "$results"
 } >"$report"

@@ -11,6 +11,11 @@ use liftoff::{
     telemetry,
 };
 
+/// The allocator: mimalloc returns freed memory to the system where glibc's per-thread arenas
+/// keep it (see docs/benchmarks.md, operator memory at 10,000 policies).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Liftoff scales a product launch on triggers and runs its staged rollout.
 #[derive(Parser)]
 #[command(version, about)]
