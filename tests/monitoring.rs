@@ -17,8 +17,9 @@ use support::{Operator, control_plane, eventually, kubectl, objects, repo_path};
 
 const WAIT: Duration = Duration::from_secs(90);
 
-/// Every `expr:` of the chart's PrometheusRule template, by alert name. The expressions carry no
-/// templating (only `for:` and the annotations do), so they are read as written.
+/// Every `expr:` of the chart's PrometheusRule template, by alert name, as the default values
+/// render it: the expressions carry no templating (only `for:` and the annotations do), except
+/// the per-shard ones, which are skipped.
 fn alert_exprs() -> Vec<(String, String)> {
     let text =
         std::fs::read_to_string(repo_path("charts/liftoff/templates/prometheusrule.yaml")).unwrap();
@@ -28,7 +29,12 @@ fn alert_exprs() -> Vec<(String, String)> {
         if let Some(name) = line.strip_prefix("- alert: ") {
             alert = Some(name.to_string());
         } else if let Some(expr) = line.strip_prefix("expr: ") {
-            out.push((alert.take().expect("expr after alert"), expr.to_string()));
+            let alert = alert.take().expect("expr after alert");
+            // The per-shard variants (rendered only with `shards`) name their shard through
+            // templating; tests/chart.rs checks them with promtool as rendered.
+            if !expr.contains("{{") {
+                out.push((alert, expr.to_string()));
+            }
         }
     }
     out
