@@ -268,6 +268,21 @@ fn check_plot(path: &Path, names: &[&str], mark: &str) {
     assert!(lines > names.len() * 2, "value and bound lines: {lines}");
 }
 
+/// `(seconds after from, detail)` of the replay's decisions whose `field` is `value`.
+fn decided<'a>(replay: &'a Value, field: &str, value: &str, from: i64) -> Vec<(i64, &'a str)> {
+    let decisions = replay["decisions"].as_array().unwrap();
+    decisions
+        .iter()
+        .filter(|d| d[field] == value)
+        .map(|d| {
+            (
+                d["at"].as_i64().unwrap() - from,
+                d["detail"].as_str().unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// Six hours recorded an hour ago at a 15 s resolution, backfilled with `promtool` (what a team
 /// replays from last week), with a known CPU spike from +2h to +2h10m: the replay of a policy
 /// sampling every 15 s finds the one scale-up at the spike's first sample, and the scale-down
@@ -326,18 +341,7 @@ async fn a_backfilled_spike_is_replayed_over_hours() {
         points.iter().all(|p| p[1].is_number()),
         "no step without data"
     );
-    let scaling: Vec<(i64, &str)> = replay["decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["subject"] == "api-cpu")
-        .map(|d| {
-            (
-                d["at"].as_i64().unwrap() - from,
-                d["detail"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let scaling = decided(&replay, "subject", "api-cpu", from);
     // Up at the spike's first sample (2 × 150 / 70 → 5, at most 4). Down one step at a time,
     // each once the 300 s stabilization window has no higher recommendation: 300 s after the
     // spike's last sample (+585 s), then 300 s after the last recommendation of 3.
@@ -351,18 +355,7 @@ async fn a_backfilled_spike_is_replayed_over_hours() {
             (down + 300, "3 → 2 replicas")
         ]
     );
-    let stages: Vec<(i64, &str)> = replay["decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["kind"] == "StageAdvanced")
-        .map(|d| {
-            (
-                d["at"].as_i64().unwrap() - from,
-                d["detail"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let stages = decided(&replay, "kind", "StageAdvanced", from);
     // The canary's hour ends at +1h; gradual's at +2h, during the spike: held until it passes.
     assert_eq!(stages[0], (0, "canary (100 users)"));
     assert_eq!(stages[1], (3600, "gradual (500 users)"));

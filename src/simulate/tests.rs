@@ -52,12 +52,17 @@ fn csv(rows: impl Fn(i64) -> (&'static str, &'static str, &'static str)) -> Stri
 }
 
 fn run(data: &str, options: &Options) -> Replay {
-    let policy = pick(POLICY, None).unwrap();
     let window = Window {
         from: T0,
         to: T0 + 60,
         step: 2,
     };
+    replay_csv(POLICY, data, window, options)
+}
+
+/// The replay of the policy in `yaml` over the CSV `data`.
+fn replay_csv(yaml: &str, data: &str, window: Window, options: &Options) -> Replay {
+    let policy = pick(yaml, None).unwrap();
     let wanted = wanted(&policy).unwrap();
     let recording =
         futures::executor::block_on(Recording::load(&wanted, Some(data), None, window)).unwrap();
@@ -241,7 +246,6 @@ spec:
           classLadder: [db.r6g.large, db.r6g.xlarge, db.r6g.2xlarge]
           approval: Manual
 "#;
-    let policy = pick(policy, None).unwrap();
     let mut data = "time,db\n".to_string();
     for m in 0..=30 {
         let connections = if (10..20).contains(&m) { 820 } else { 300 };
@@ -252,10 +256,7 @@ spec:
         to: T0 + 1800,
         step: 60,
     };
-    let wanted = wanted(&policy).unwrap();
-    let recording =
-        futures::executor::block_on(Recording::load(&wanted, Some(&data), None, window)).unwrap();
-    let r = replay(&policy, &recording, window, &Options::default()).unwrap();
+    let r = replay_csv(policy, &data, window, &Options::default());
     let kinds: Vec<(i64, &str, &str)> = r
         .decisions
         .iter()
