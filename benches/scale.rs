@@ -29,7 +29,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{
     Api, ResourceExt,
@@ -273,7 +273,16 @@ async fn policies_to_ready_and_steady_state() {
         watcher(policies.clone(), watcher::Config::default())
             .default_backoff()
             .applied_objects()
-            .try_for_each(move |lp: LaunchPolicy| {
+            // An error (a watch the apiserver timed out under load) is retried by the backoff;
+            // it must not end the count.
+            .for_each(move |lp| {
+                let lp: LaunchPolicy = match lp {
+                    Ok(lp) => lp,
+                    Err(e) => {
+                        eprintln!("bench: the Ready watch failed, retrying: {e}");
+                        return futures::future::ready(());
+                    }
+                };
                 let ready = lp.status.as_ref().is_some_and(|s| {
                     s.conditions
                         .iter()
@@ -285,7 +294,7 @@ async fn policies_to_ready_and_steady_state() {
                         .entry(lp.name_any())
                         .or_insert_with(Instant::now);
                 }
-                futures::future::ready(Ok(()))
+                futures::future::ready(())
             }),
     );
 

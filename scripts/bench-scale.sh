@@ -9,7 +9,9 @@
 # Environment: LIFTOFF_BENCH_POLICIES (default 1000), LIFTOFF_BENCH_READY_CAP (seconds to wait for
 # all Ready, default 900), LIFTOFF_BENCH_STEADY (steady-state window in seconds, default 120),
 # LIFTOFF_BENCH_LOG (the operator's RUST_LOG, default info), LIFTOFF_BENCH_PRESTORED=1 (store the N
-# policies before the operator starts, and time Ready from its start).
+# policies before the operator starts, and time Ready from its start), LIFTOFF_BENCH_HEAPTRACK=1 (run
+# the first operator under heaptrack, built with the C library's malloc and symbols, and print the
+# biggest allocation sites at its peak; its figures are then the profiler's, not the operator's).
 #
 # Prints a Markdown block (machine, date, commit, command, results) for docs/benchmarks.md and
 # keeps it in target/bench/.
@@ -31,12 +33,22 @@ results="target/bench/scale-$stamp.results.md"
 report="target/bench/scale-$stamp.md"
 export LIFTOFF_BENCH_OUT="$PWD/$results"
 
+features=()
+if [[ -n "${LIFTOFF_BENCH_HEAPTRACK:-}" ]]; then
+  command -v heaptrack >/dev/null || apt-get install -y -q heaptrack >/dev/null
+  features=(--features system-allocator)
+  export CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
+  export LIFTOFF_OPERATOR_WRAPPER="$PWD/scripts/heaptrack-exec.sh"
+  export HEAPTRACK_DIR="$PWD/target/bench/heaptrack-$stamp"
+  mkdir -p "$HEAPTRACK_DIR"
+fi
+
 step "Building (release)"
-cargo bench --locked --bench scale --no-run
+cargo bench --locked --bench scale --no-run "${features[@]}"
 step "Benchmark: $LIFTOFF_BENCH_POLICIES policies"
 started="$(date -u '+%Y-%m-%d %H:%M UTC')"
 load="$(cut -d' ' -f1-3 /proc/loadavg)"
-cargo bench --locked --bench scale
+cargo bench --locked --bench scale "${features[@]}"
 load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 commit="$(git rev-parse --short HEAD)"
@@ -52,3 +64,13 @@ git diff --quiet HEAD -- src tests benches Cargo.toml Cargo.lock || commit="$com
 } >"$report"
 step "Report ($report)"
 cat "$report"
+if [[ -n "${LIFTOFF_BENCH_HEAPTRACK:-}" ]]; then
+  step "Heap profiles at their peak ($HEAPTRACK_DIR)"
+  for raw in "$HEAPTRACK_DIR"/*.raw; do
+    /usr/lib/heaptrack/libexec/heaptrack_interpret <"$raw" | zstd -q -c >"${raw%.raw}.zst"
+    rm "$raw"
+    heaptrack_print --print-peaks 1 --print-allocators 0 --print-temporary 0 --print-leaks 1 \
+      --peak-limit 25 --sub-peak-limit 8 "${raw%.raw}.zst" >"${raw%.raw}.peaks.txt"
+    echo "${raw%.raw}.peaks.txt"
+  done
+fi

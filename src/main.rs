@@ -12,7 +12,9 @@ use liftoff::{
 };
 
 /// The allocator: mimalloc returns freed memory to the system where glibc's per-thread arenas
-/// keep it (see docs/benchmarks.md, operator memory at 10,000 policies).
+/// keep it (see docs/benchmarks.md, operator memory at 10,000 policies). The
+/// `system-allocator` feature keeps the C library's, for heap profilers that hook it.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -99,6 +101,12 @@ struct RunArgs {
     /// own interval. 0s shares only queries in flight at the same time.
     #[arg(long, env = "LIFTOFF_QUERY_REUSE", default_value = "5s", value_parser = query_reuse)]
     query_reuse: Duration,
+    /// The most reconciles in flight at once; the others wait their turn. A reconcile holds
+    /// its turn while it reads its sources (at most their timeout), so with every source
+    /// unreadable a turn serves about `concurrency ÷ timeout` policies a second.
+    #[arg(long, env = "LIFTOFF_CONCURRENCY", default_value_t = controller::DEFAULT_CONCURRENCY,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
     /// How often a policy with unresolved references is re-checked.
     #[arg(long, env = "LIFTOFF_RETRY", default_value = "30s", value_parser = humantime::parse_duration)]
     retry: Duration,
@@ -245,6 +253,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         address_policy,
         require_named_sources: args.require_named_sources,
         query_reuse: args.query_reuse,
+        concurrency: args.concurrency,
     };
     let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(args.metrics_addr, metrics.clone(), async {

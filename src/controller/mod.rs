@@ -37,7 +37,7 @@ use kube::{
     core::DeserializeGuard,
     runtime::{
         Controller, WatchStreamExt,
-        controller::Action,
+        controller::{self, Action},
         events::{Recorder, Reporter},
         reflector,
         reflector::{ObjectRef, Store},
@@ -133,6 +133,12 @@ pub struct Context {
 /// the data (Prometheus scrapes every 15–60 s), and cuts identical queries to one per 5 s.
 pub const DEFAULT_QUERY_REUSE: Duration = Duration::from_secs(5);
 
+/// `--concurrency`'s default. A reconcile in flight costs about 10 KiB (its future), so 512 cost
+/// ~5 MiB however many policies fall due together, where 10,000 policies reconciled at once (a
+/// start over a stored fleet) cost ~100 MiB; and 512 turns of at most a 5 s source timeout still
+/// sample 100 policies a second with every source down (docs/operations.md#sizing).
+pub const DEFAULT_CONCURRENCY: u16 = 512;
+
 /// How the controller runs.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -155,6 +161,8 @@ pub struct Settings {
     /// The longest an answer to a Prometheus query is shared with identical queries
     /// (`--query-reuse`); each asker also caps it at its own interval.
     pub query_reuse: Duration,
+    /// The most reconciles in flight at once (`--concurrency`).
+    pub concurrency: u16,
 }
 
 impl Default for Settings {
@@ -168,6 +176,7 @@ impl Default for Settings {
             address_policy: AddressPolicy::new(&[], &[], &[]),
             require_named_sources: false,
             query_reuse: DEFAULT_QUERY_REUSE,
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 }
@@ -206,7 +215,8 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
             Err(invalid) => slim::slim(&mut invalid.metadata),
         }),
     ));
-    let controller = Controller::for_stream(policy_events.applied_objects(), store.clone());
+    let controller = Controller::for_stream(policy_events.applied_objects(), store.clone())
+        .with_config(controller::Config::default().concurrency(settings.concurrency));
     let (store_d, store_s, store_h) = (store.clone(), store.clone(), store.clone());
     let (deployments, deployments_synced) = workloads::spawn(
         api(&client, &settings.namespace),

@@ -106,7 +106,17 @@ impl Operator {
         let log_path = dir.path().join("liftoff.log");
         let log = std::fs::File::create(&log_path).unwrap();
         let metrics_port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_liftoff"))
+        // A profiler to run the operator under (`heaptrack -o FILE`), from the benchmarks.
+        let wrapper = std::env::var("LIFTOFF_OPERATOR_WRAPPER").unwrap_or_default();
+        let mut command = match wrapper.split_whitespace().collect::<Vec<_>>().split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(env!("CARGO_BIN_EXE_liftoff"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_liftoff")),
+        };
+        let child = command
             .arg("run")
             .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
             .args(extra)
