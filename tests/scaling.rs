@@ -325,6 +325,54 @@ async fn an_hpa_on_the_same_deployment_is_refused_instead_of_fought() {
     assert_eq!(replicas::<Deployment>(client, ns, "api").await, 2);
 }
 
+/// Two LaunchPolicies scaling one Deployment would undo each other's changes: the first to claim
+/// it scales it, the other is refused (naming the first) until the first lets go.
+#[tokio::test]
+async fn a_second_policy_on_the_same_deployment_is_refused_until_the_first_lets_go() {
+    let t = cpu_setup("cpu-two-policies", json!([])).await;
+    let (client, ns) = (&t.client, t.ns.as_str());
+    let second = json!({
+        "prometheus": {"address": t.prometheus.url(), "timeout": "2s"},
+        "scaling": {"interval": "2s", "triggers": [{
+            "name": "cpu",
+            "cpu": {"utilization": 70, "query": "max(cpu_utilization{app=\"api\"})"},
+            "scaleTargetRef": {"kind": "Deployment", "name": "api"},
+            "replicas": {"min": 2, "max": 10}
+        }]}
+    });
+    // Created after `launch` (or in the same second: then the first name holds it).
+    create::<LaunchPolicy>(client, ns, policy("then-checkout", second)).await;
+    t.load.set(600.0);
+    let (_, _, message) = eventually(WAIT, "the second policy is refused", || async {
+        condition(client, ns, "then-checkout", "Degraded")
+            .await
+            .filter(|c| c.0 == "True" && c.1 == "ScalingRefused")
+    })
+    .await;
+    assert!(
+        message.contains(
+            "LaunchPolicy launch (trigger api-cpu) also scales Deployment api and claimed it first"
+        ),
+        "{message}"
+    );
+    eventually(WAIT, "the first policy scales up", || async {
+        (replicas::<Deployment>(client, ns, "api").await > 2).then_some(())
+    })
+    .await;
+    let first = trigger_status(client, ns, "launch", "api-cpu")
+        .await
+        .unwrap();
+    assert!(first.last_action_at.is_some(), "{first:?}");
+    let (ok, _, err) = kubectl(&t.cp, &["-n", ns, "delete", "lp", "launch"], None).await;
+    assert!(ok, "{err}");
+    eventually(WAIT, "the second policy takes over", || async {
+        condition(client, ns, "then-checkout", "Degraded")
+            .await
+            .filter(|c| c.1 != "ScalingRefused")
+    })
+    .await;
+}
+
 /// Deleting an HPA that held a trigger back, or the workload itself, is seen at once: the policy
 /// is reconciled on the delete and its trigger sampled then, not at its next interval (1 h here)
 /// or at the next resync (1 h).

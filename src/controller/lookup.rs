@@ -22,6 +22,7 @@ use kube::{
 };
 
 use super::{
+    claims::{self, Claim},
     references::Lookup,
     secrets::{SecretData, Secrets},
     synced::Synced,
@@ -34,6 +35,8 @@ pub struct Caches {
     pub deployments: Store<Deployment>,
     pub statefulsets: Store<StatefulSet>,
     pub hpas: Store<HorizontalPodAutoscaler>,
+    /// The LaunchPolicies, to see which trigger claimed a workload first ([`super::claims`]).
+    pub policies: Store<super::Watched>,
     /// Discovery results for other scalable kinds, by `apiVersion/kind`.
     pub discovered: Arc<Mutex<HashMap<String, ApiResource>>>,
     /// Whether each of the three workload caches has finished its first list.
@@ -148,18 +151,19 @@ impl KubeLookup<'_> {
         self.cached(target).map(|c| c.selector)
     }
 
-    /// A HorizontalPodAutoscaler in the namespace that scales `target` too, described for a
+    /// Why the trigger `me` may not scale `target`: a HorizontalPodAutoscaler in the namespace
+    /// scales it too, or a trigger of another LaunchPolicy claimed it first. Described for a
     /// status message. Two autoscalers on one target fight; Liftoff refuses instead.
-    pub fn hpa_conflict(&self, target: &ScaleTargetRef) -> Option<String> {
-        let group = |api_version: &str| api_version.rsplit_once('/').map(|(g, _)| g.to_owned());
-        self.caches.hpas.state().iter().find_map(|hpa| {
+    pub fn conflict(&self, target: &ScaleTargetRef, me: &Claim) -> Option<String> {
+        let hpa = self.caches.hpas.state().iter().find_map(|hpa| {
             let r = &hpa.spec.as_ref()?.scale_target_ref;
-            let same_group =
-                group(r.api_version.as_deref().unwrap_or_default()) == group(&target.api_version);
+            let scales = ScaleTargetRef {
+                api_version: r.api_version.clone().unwrap_or_default(),
+                kind: r.kind.clone(),
+                name: r.name.clone(),
+            };
             let ours = hpa.metadata.namespace.as_deref() == Some(self.namespace)
-                && r.kind == target.kind
-                && r.name == target.name
-                && same_group;
+                && claims::same_workload(&scales, target);
             ours.then(|| {
                 format!(
                     "HorizontalPodAutoscaler {} also scales {} {}; remove it or this trigger, \
@@ -169,6 +173,11 @@ impl KubeLookup<'_> {
                     target.name
                 )
             })
+        });
+        hpa.or_else(|| {
+            let policies = self.caches.policies.state();
+            let readable = policies.iter().filter_map(|p| p.0.as_ref().ok());
+            claims::conflict(claims::holder(readable, self.namespace, target), me, target)
         })
     }
 

@@ -1,6 +1,7 @@
 //! Wiring of the LaunchPolicy controller: watches, the reconcile pipeline, errors and events.
 
 mod backoff;
+pub mod claims;
 mod contingency;
 pub mod events;
 pub mod invalid;
@@ -260,6 +261,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
             deployments,
             statefulsets,
             hpas,
+            policies: store.clone(),
             discovered: Default::default(),
             synced: [deployments_synced, statefulsets_synced, hpas_synced],
         },

@@ -129,11 +129,13 @@ async fn reconcile_policy(
 
     // Sample and decide: the triggers that are due, then the rollout.
     let interval = policy.spec.scaling_interval();
+    let policy_name = policy.name_any();
     let platform = Platform {
         client: &ctx.client,
         lookup: &lookup,
         pools: &ctx.pools,
         namespace,
+        policy: &policy_name,
         prometheus: policy.spec.prometheus.as_ref(),
         reuse: interval.min(ctx.settings.query_reuse),
     };
@@ -154,7 +156,6 @@ async fn reconcile_policy(
     let rollout_status = rollout.as_ref().map(|r| r.status.clone());
     let switches = contingency::step(policy, &plans, rollout.as_ref(), now);
     // The news of these decisions, recorded with the first write below.
-    let name = policy.name_any();
     let stored = policy.status.as_ref();
     let stored_launch = stored.and_then(|s| s.launch.as_ref());
     let started = rollout_status
@@ -162,7 +163,7 @@ async fn reconcile_policy(
         .is_none_or(|r| r.state.stage.is_some());
     let mut news = {
         let decided = journal::Decided {
-            policy: (namespace, &name),
+            policy: (namespace, &policy_name),
             rollout: rollout
                 .as_ref()
                 .map(|r| r.events.as_slice())

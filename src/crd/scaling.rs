@@ -80,6 +80,8 @@ pub struct Trigger {
     pub redis_memory: Option<RedisMemoryTrigger>,
 
     /// The workload to scale (cpu and redisMemory triggers). It must support the `/scale` subresource.
+    /// One autoscaler per workload: a HorizontalPodAutoscaler on it, or a trigger of an older
+    /// LaunchPolicy that names it too, refuses this trigger's actions (`Degraded=ScalingRefused`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_target_ref: Option<ScaleTargetRef>,
     /// Replica bounds for `scaleTargetRef`. Liftoff never scales outside them.

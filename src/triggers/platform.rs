@@ -13,7 +13,7 @@ use crate::{
         objects::{DB_INSTANCE_CLASS, KAFKA_TOPIC_PARTITIONS},
         scale::ScaleApi,
     },
-    controller::{lookup::KubeLookup, pools::Pools},
+    controller::{claims::Claim, lookup::KubeLookup, pools::Pools},
     crd::{KafkaLagTrigger, PrometheusSource, ScaleTargetRef, SecretKeyRef},
     engine::scaling::Sample,
     sources::{metrics_api, postgres, redact_url, redis},
@@ -28,6 +28,8 @@ pub struct Platform<'a> {
     pub lookup: &'a KubeLookup<'a>,
     pub pools: &'a Pools,
     pub namespace: &'a str,
+    /// The policy's name.
+    pub policy: &'a str,
     pub prometheus: Option<&'a PrometheusSource>,
     /// How old a shared answer to an identical Prometheus query may be (see
     /// [`coalesce`](crate::sources::coalesce)): the policy's interval, capped by `--query-reuse`.
@@ -38,10 +40,13 @@ impl TriggerIo for Platform<'_> {
     async fn read(&self, kind: &TriggerKind<'_>) -> Reading {
         let kind_io = kind.get();
         let (sample, current) = futures::join!(kind_io.sample(self), kind_io.current(self));
-        let refusal = match &kind.trigger().scale_target_ref {
-            Some(target) => self.lookup.hpa_conflict(target),
-            None => None,
-        };
+        let refusal = kind.trigger().scale_target_ref.as_ref().and_then(|target| {
+            let me = Claim {
+                policy: self.policy.to_string(),
+                trigger: kind.trigger().name.clone(),
+            };
+            self.lookup.conflict(target, &me)
+        });
         Reading {
             sample,
             current,
