@@ -19,6 +19,7 @@ use crate::{
     sources::{kafka, prometheus},
     triggers::{
         TriggerKind,
+        pause::Paused,
         plan::{self, Current, Facts, Hold, Reading},
     },
 };
@@ -104,9 +105,12 @@ fn scale(
         return;
     };
     let mut history = ScalingHistory::default();
-    let hold = match u.int_in_range(0..=2u8).unwrap_or(0) {
+    let hold = match u.int_in_range(0..=5u8).unwrap_or(0) {
         1 => Some(Hold::Suspended),
         2 => Some(Hold::NotReady),
+        3 => Some(Hold::Paused(Paused::Both)),
+        4 => Some(Hold::Paused(Paused::In)),
+        5 => Some(Hold::Paused(Paused::Out)),
         _ => None,
     };
     let facts = Facts {

@@ -22,7 +22,7 @@ pub struct TriggerMetrics {
     /// `liftoff_action_failures_total{action}`: actions the target's API rejected.
     pub action_failures: IntCounterVec,
     /// `liftoff_actions_refused_total{reason}`: decisions to act that were not carried out
-    /// (Conflict: an HPA scales the target; Suspended; NotReady).
+    /// (Conflict: an HPA or an older policy scales the target; Suspended; NotReady; Paused).
     pub refused: IntCounterVec,
 }
 
@@ -66,7 +66,7 @@ impl TriggerMetrics {
             ),
             refused: counter(
                 "liftoff_actions_refused_total",
-                "Decisions to act not carried out, per sample: Conflict (an HPA), Suspended, NotReady",
+                "Decisions to act not carried out, per sample: Conflict (an HPA or an older policy), Suspended, NotReady, Paused (an annotation)",
                 "reason",
             ),
         }

@@ -325,6 +325,50 @@ async fn an_hpa_on_the_same_deployment_is_refused_instead_of_fought() {
     assert_eq!(replicas::<Deployment>(client, ns, "api").await, 2);
 }
 
+/// The war room pauses scale-out with an annotation, no spec edit: the hot trigger keeps being
+/// sampled and says what it would have done, the Deployment stays put, and removing the
+/// annotation lets the scale-up through.
+#[tokio::test]
+async fn an_annotation_pauses_scale_out_until_it_is_removed() {
+    let t = cpu_setup("cpu-paused", json!([])).await;
+    let (client, ns) = (&t.client, t.ns.as_str());
+    let pause = ["-n", ns, "annotate", "lp", "launch"];
+    let (ok, _, err) = kubectl(
+        &t.cp,
+        &[&pause[..], &["liftoff.dev/pause-scale-out=api-cpu"]].concat(),
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    t.load.set(600.0);
+    let held = eventually(WAIT, "the scale-up is held by the pause", || async {
+        let status = trigger_status(client, ns, "launch", "api-cpu").await?;
+        let message = status.message.unwrap_or_default();
+        message
+            .starts_with("scaling out is paused by the annotation liftoff.dev/pause-scale-out")
+            .then_some(message)
+    })
+    .await;
+    assert!(held.contains("would have acted: "), "{held}");
+    assert_eq!(replicas::<Deployment>(client, ns, "api").await, 2);
+    let degraded = condition(client, ns, "launch", "Degraded").await;
+    assert!(
+        degraded.as_ref().is_none_or(|c| c.1 != "ScalingRefused"),
+        "a pause is not a refusal: {degraded:?}"
+    );
+    let (ok, _, err) = kubectl(
+        &t.cp,
+        &[&pause[..], &["liftoff.dev/pause-scale-out-"]].concat(),
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    eventually(WAIT, "scaled up once the pause is lifted", || async {
+        (replicas::<Deployment>(client, ns, "api").await > 2).then_some(())
+    })
+    .await;
+}
+
 /// Two LaunchPolicies scaling one Deployment would undo each other's changes: the first to claim
 /// it scales it, the other is refused (naming the first) until the first lets go.
 #[tokio::test]

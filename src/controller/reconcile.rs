@@ -139,17 +139,18 @@ async fn reconcile_policy(
         prometheus: policy.spec.prometheus.as_ref(),
         reuse: interval.min(ctx.settings.query_reuse),
     };
-    let generation = policy.metadata.generation;
     let scaling = &mut memory.scaling;
-    // A workload deleted or an HPA changed under the policy: its triggers say so now.
-    let urgent = ctx
-        .urgent
-        .take(&ObjectRef::from_obj(policy).into_kind_unchecked(()));
-    let due = (generation, urgent);
-    let mut plans = triggers::read_and_plan(
-        kinds, previous, &platform, scaling, refs.facts, interval, due,
-    )
-    .await;
+    let due = triggers::Due {
+        interval,
+        generation: policy.metadata.generation,
+        // A workload deleted or an HPA changed under the policy: its triggers say so now.
+        urgent: ctx
+            .urgent
+            .take(&ObjectRef::from_obj(policy).into_kind_unchecked(())),
+        annotations: policy.annotations(),
+    };
+    let mut plans =
+        triggers::read_and_plan(kinds, previous, &platform, scaling, refs.facts, due).await;
     report::samples(ctx, policy, &plans);
     let capacity = rollout::capacity::holds(plans.iter().map(|p| &p.plan.status));
     let rollout = step_rollout(ctx, policy, &lookup, &memory, refs.facts, capacity).await?;

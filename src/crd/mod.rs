@@ -140,7 +140,11 @@ pub struct LaunchPolicySpec {
     #[serde(default = "default_status_refresh")]
     #[x_kube(validation = Duration::at_least("1s", "spec.statusRefresh"))]
     pub status_refresh: Duration,
-    /// Scaling triggers.
+    /// Scaling triggers. To pause scaling during an incident without editing the spec, annotate
+    /// the policy: `liftoff.dev/pause-scaling`, `liftoff.dev/pause-scale-in` or
+    /// `liftoff.dev/pause-scale-out`, each `*` or a comma-separated list of trigger names
+    /// (e.g. `kubectl annotate lp launch liftoff.dev/pause-scale-in='*'`; remove it with
+    /// `liftoff.dev/pause-scale-in-`). Samples and status go on, and say what would have been done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scaling: Option<ScalingSpec>,
     /// The staged rollout by user count.

@@ -14,6 +14,7 @@ use std::{
 };
 
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 
 use super::recorded::{Answer, Recording, Window};
 use crate::{
@@ -270,8 +271,12 @@ pub fn replay(
             &sim,
             &mut memory,
             facts,
-            interval,
-            (Some(1), false),
+            triggers::Due {
+                interval,
+                generation: Some(1),
+                urgent: false,
+                annotations: policy.annotations(),
+            },
         ));
         let applied =
             futures::executor::block_on(triggers::apply_all(&mut plans, &sim, &mut memory, now));

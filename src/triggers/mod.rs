@@ -9,11 +9,12 @@ pub mod kind;
 #[cfg(test)]
 mod kind_tests;
 pub mod memory;
+pub mod pause;
 pub mod plan;
 pub mod platform;
 mod redis_memory;
 
-use std::{future::Future, time::Duration};
+use std::{collections::BTreeMap, future::Future, time::Duration};
 
 use futures::future::join_all;
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
@@ -63,21 +64,37 @@ pub struct Planning<'a> {
 /// Allowance for reconciles that run a hair before a full interval since the last sample.
 const SLACK: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// What [`read_and_plan`] reads of the policy beyond its triggers.
+pub struct Due<'a> {
+    /// `spec.scaling.interval`: a trigger is sampled at most once per interval.
+    pub interval: std::time::Duration,
+    /// The policy's generation: a spec change samples every trigger at once.
+    pub generation: Option<i64>,
+    /// A target changed under the policy: sample every trigger now.
+    pub urgent: bool,
+    /// The policy's annotations, which may pause scaling ([`pause`]).
+    pub annotations: &'a BTreeMap<String, String>,
+}
+
 /// Reads every trigger that is due (sampled at most once per `interval`; at once after a spec
-/// change, with an interrupted action, or when `now` says a target changed under it)
-/// concurrently, and plans each. A trigger that is not due
-/// keeps its previous status and takes no action.
+/// change, with an interrupted action, or when a target changed under it) concurrently, and
+/// plans each. A trigger that is not due keeps its previous status and takes no action.
 pub async fn read_and_plan<'a>(
     triggers: &'a [TriggerKind<'a>],
     previous: &[TriggerStatus],
     io: &impl TriggerIo,
     memory: &mut Histories,
     facts: Facts,
-    interval: std::time::Duration,
-    (generation, now): (Option<i64>, bool),
+    due: Due<'_>,
 ) -> Vec<Planning<'a>> {
+    let Due {
+        interval,
+        generation,
+        urgent,
+        annotations,
+    } = due;
     let spec_changed = std::mem::replace(&mut memory.generation, generation) != generation;
-    let spec_changed = spec_changed || now;
+    let spec_changed = spec_changed || urgent;
     let before = |t: &TriggerKind| previous.iter().find(|s| s.name == t.trigger().name);
     let due: Vec<bool> = triggers
         .iter()
@@ -116,6 +133,8 @@ pub async fn read_and_plan<'a>(
             let plan = match (&reading, previous) {
                 (Some(reading), _) => {
                     remembered.sampled_at = Some(facts.now);
+                    let hold = pause::hold(facts.hold, annotations, &kind.trigger().name);
+                    let facts = Facts { hold, ..facts };
                     plan::plan(kind, previous, reading, &mut remembered.history, facts)
                 }
                 (None, Some(previous)) => TriggerPlan {

@@ -11,7 +11,10 @@ use std::time::Duration as StdDuration;
 
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 
-use super::kind::{Deciding, TriggerKind};
+use super::{
+    kind::{Deciding, TriggerKind},
+    pause::Paused,
+};
 use crate::{
     crd::{PendingAction, RecentScale, Trigger, TriggerStatus},
     engine::scaling::{self as engine, Sample, ScaleEvent, ScalingHistory},
@@ -91,17 +94,20 @@ pub struct Facts {
     pub now: Timestamp,
     /// `spec.statusRefresh`.
     pub status_refresh: StdDuration,
-    /// Why no action may be taken now, if so: `Suspended` or `NotReady`.
+    /// Why no action may be taken now, if so: `Suspended` or `NotReady` (the whole policy), or
+    /// `Paused` (per trigger: [`read_and_plan`](super::read_and_plan) adds it).
     pub hold: Option<Hold>,
 }
 
-/// Why a whole policy takes no action now.
+/// Why a trigger takes no action now (or none in one direction).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hold {
     /// `spec.suspend` is true.
     Suspended,
     /// Some reference does not resolve (the `Ready` condition says which).
     NotReady,
+    /// An annotation pauses the trigger's scaling ([`super::pause`]).
+    Paused(Paused),
 }
 
 impl Hold {
@@ -109,6 +115,7 @@ impl Hold {
         match self {
             Hold::Suspended => "Suspended",
             Hold::NotReady => "NotReady",
+            Hold::Paused(_) => "Paused",
         }
     }
 
@@ -118,6 +125,23 @@ impl Hold {
             Hold::NotReady => {
                 "the policy is not Ready (see the Ready condition), so no action is taken"
             }
+            Hold::Paused(Paused::Both) => {
+                "scaling is paused by the annotation liftoff.dev/pause-scaling"
+            }
+            Hold::Paused(Paused::In) => {
+                "scaling in is paused by the annotation liftoff.dev/pause-scale-in"
+            }
+            Hold::Paused(Paused::Out) => {
+                "scaling out is paused by the annotation liftoff.dev/pause-scale-out"
+            }
+        }
+    }
+
+    /// Whether the hold stops `action`: every one, or those in the paused direction.
+    fn blocks(self, action: &Planned) -> bool {
+        match self {
+            Hold::Suspended | Hold::NotReady => true,
+            Hold::Paused(paused) => paused.blocks(action),
         }
     }
 }
@@ -269,7 +293,7 @@ pub fn plan(
     };
     let (action, reason, refused) = match (action, reading.refusal.as_ref(), facts.hold) {
         (Some(_), Some(refusal), _) => (None, format!("refused: {refusal}"), Some("Conflict")),
-        (Some(_), None, Some(hold)) => (
+        (Some(action), None, Some(hold)) if hold.blocks(&action) => (
             None,
             format!("{}; would have acted: {reason}", hold.explain()),
             Some(hold.label()),

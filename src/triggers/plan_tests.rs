@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::triggers::pause::Paused;
 
 fn at(s: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + s).unwrap()
@@ -187,6 +188,48 @@ fn a_hold_reports_what_would_have_happened() {
     assert_eq!(p.action, None);
     assert_eq!(p.refused, Some("Suspended"));
     assert!(p.reason.contains("would have acted: "), "{}", p.reason);
+}
+
+#[test]
+fn a_paused_direction_holds_only_its_own_actions_and_says_which_annotation() {
+    let mut paused_in = facts(0);
+    paused_in.hold = Some(Hold::Paused(Paused::In));
+    // 140 % on 3 replicas asks for more: scaling in is paused, not out.
+    let up = run(
+        &cpu(),
+        None,
+        &reading(140.0, Current::Replicas(3)),
+        paused_in,
+    );
+    assert!(
+        matches!(up.action, Some(Planned::Scale { from: 3, to: 6 })),
+        "{up:?}"
+    );
+    let mut paused_out = facts(0);
+    paused_out.hold = Some(Hold::Paused(Paused::Out));
+    let held = run(
+        &cpu(),
+        None,
+        &reading(140.0, Current::Replicas(3)),
+        paused_out,
+    );
+    assert_eq!(held.action, None);
+    assert_eq!(held.refused, Some("Paused"));
+    assert!(
+        held.reason.starts_with(
+            "scaling out is paused by the annotation liftoff.dev/pause-scale-out; would have acted: "
+        ),
+        "{}",
+        held.reason
+    );
+    // Not a refusal: nothing is degraded, the war room paused it.
+    assert!(
+        !held
+            .status
+            .message
+            .unwrap_or_default()
+            .starts_with("refused")
+    );
 }
 
 #[test]
