@@ -116,6 +116,7 @@ fn scale(
     let facts = Facts {
         now,
         status_refresh: refresh,
+        interval,
         hold,
     };
     let first = plan::plan(&kind, None, &reading(&kind, u), &mut history, facts);

@@ -325,6 +325,59 @@ async fn an_hpa_on_the_same_deployment_is_refused_instead_of_fought() {
     assert_eq!(replicas::<Deployment>(client, ns, "api").await, 2);
 }
 
+/// With `fallback`, a source that stays unreadable raises the Deployment to the known-safe count
+/// once it has failed `afterFailures` samples in a row, not before.
+#[tokio::test]
+async fn a_fallback_raises_the_deployment_once_the_source_has_failed_enough_samples() {
+    let mut t = cpu_setup("cpu-fallback", json!([])).await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let patch = json!([{"op": "add", "path": "/spec/scaling/triggers/0/fallback",
+                        "value": {"afterFailures": 3, "replicas": 4}}]);
+    let args = [
+        "-n",
+        &ns,
+        "patch",
+        "lp",
+        "launch",
+        "--type=json",
+        "-p",
+        &patch.to_string(),
+    ];
+    let (ok, _, err) = kubectl(&t.cp, &args, None).await;
+    assert!(ok, "{err}");
+    eventually(WAIT, "a first value", || async {
+        trigger_status(&client, &ns, "launch", "api-cpu")
+            .await
+            .filter(|s| s.value.is_some())
+    })
+    .await;
+    t.prometheus.stop().await;
+    eventually(WAIT, "raised to the fallback", || async {
+        (replicas::<Deployment>(&client, &ns, "api").await == 4).then_some(())
+    })
+    .await;
+    let status = trigger_status(&client, &ns, "launch", "api-cpu")
+        .await
+        .unwrap();
+    let since = status
+        .error_since
+        .clone()
+        .expect("the outage is in status")
+        .0;
+    let acted = status
+        .last_action_at
+        .clone()
+        .expect("the scale is recorded")
+        .0;
+    // Three samples 2 s apart: the first failure, then two more (times are whole seconds).
+    assert!(
+        acted.duration_since(since).as_secs() >= 3,
+        "acted at {acted}, the source failed at {since}"
+    );
+    let last = status.last_action.unwrap_or_default();
+    assert!(last.contains("from 2 to 4"), "{last}");
+}
+
 /// The war room pauses scale-out with an annotation, no spec edit: the hot trigger keeps being
 /// sampled and says what it would have done, the Deployment stays put, and removing the
 /// annotation lets the scale-up through.

@@ -341,6 +341,7 @@ async fn dereference(
     let facts = Facts {
         now,
         status_refresh: Duration::from(policy.spec.status_refresh).max(MIN_INTERVAL),
+        interval: policy.spec.scaling_interval(),
         hold,
     };
     Dereferenced {

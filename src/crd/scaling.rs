@@ -53,6 +53,8 @@ fn default_interval() -> Duration {
         .message("partitions only applies to a kafkaLag trigger"),
     validation = kube::core::Rule::new("!has(self.rdsResize) || has(self.databaseConnections)")
         .message("rdsResize only applies to a databaseConnections trigger"),
+    validation = kube::core::Rule::new("!has(self.fallback) || (has(self.scaleTargetRef) && has(self.replicas) && self.fallback.replicas >= self.replicas.min && self.fallback.replicas <= self.replicas.max)")
+        .message("fallback needs scaleTargetRef and replicas, and fallback.replicas between replicas.min and replicas.max"),
     validation = kube::core::Rule::new("!(has(self.scaleTargetRef) || has(self.replicas) || has(self.behavior)) || has(self.cpu) || has(self.redisMemory)")
         .message("scaleTargetRef, replicas and behavior only apply to cpu and redisMemory triggers"),
 )]
@@ -97,6 +99,13 @@ pub struct Trigger {
     /// Instance-class ladder and approval mode for a databaseConnections trigger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rds_resize: Option<RdsResizePolicy>,
+    /// Opt-in: a known-safe replica count for when this trigger's source cannot be read. By
+    /// default an unreadable source takes no action at all; with a fallback, once the source has
+    /// failed `afterFailures` samples in a row, `scaleTargetRef` is raised to
+    /// `fallback.replicas` if it runs fewer (never lowered). Needs `scaleTargetRef` and
+    /// `replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
     /// Minimum time between two actions of this trigger. Defaults: kafkaLag 10m,
     /// databaseConnections 1h, redisMemory 10m (cpu uses `behavior` instead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -283,6 +292,21 @@ pub struct RedisMemoryTrigger {
 
 fn default_redis_threshold() -> i32 {
     80
+}
+
+/// What to run while a trigger's source stays unreadable (`fallback`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Fallback {
+    /// Samples in a row that must have failed before the fallback applies (1–1,000): with a
+    /// 15s interval, 4 is about a minute without data.
+    #[schemars(range(min = 1, max = 1000))]
+    pub after_failures: i32,
+    /// Replicas to run while the source stays unreadable, within `replicas.min`–`replicas.max`.
+    /// The target is raised to it, never lowered: not knowing the load is no reason to remove
+    /// capacity.
+    #[schemars(range(min = 1, max = 100000))]
+    pub replicas: i32,
 }
 
 /// Replica bounds of a scaled workload.

@@ -263,6 +263,7 @@ pub fn replay(
         let facts = Facts {
             now,
             status_refresh: policy.spec.status_refresh.into(),
+            interval,
             hold: policy.spec.suspend.then_some(Hold::Suspended),
         };
         let mut plans = futures::executor::block_on(triggers::read_and_plan(

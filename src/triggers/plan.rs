@@ -94,6 +94,8 @@ pub struct Facts {
     pub now: Timestamp,
     /// `spec.statusRefresh`.
     pub status_refresh: StdDuration,
+    /// `spec.scaling.interval`: a trigger's `fallback` counts failed samples by it.
+    pub interval: StdDuration,
     /// Why no action may be taken now, if so: `Suspended` or `NotReady` (the whole policy), or
     /// `Paused` (per trigger: [`read_and_plan`](super::read_and_plan) adds it).
     pub hold: Option<Hold>,
@@ -291,6 +293,14 @@ pub fn plan(
             kind.get().decide(deciding, history)
         }
     };
+    let (action, reason) = match (
+        action,
+        pending,
+        fallback(kind.trigger(), previous, reading, facts),
+    ) {
+        (None, None, Some(fallback)) => fallback,
+        (action, _, _) => (action, reason),
+    };
     let (action, reason, refused) = match (action, reading.refusal.as_ref(), facts.hold) {
         (Some(_), Some(refusal), _) => (None, format!("refused: {refusal}"), Some("Conflict")),
         (Some(action), None, Some(hold)) if hold.blocks(&action) => (
@@ -316,6 +326,50 @@ pub fn plan(
         reason,
         refused,
     }
+}
+
+/// The trigger's opt-in `fallback`: once its source has failed `afterFailures` samples in a row
+/// (counted from `errorSince` by the interval, so a restart does not reset the count), raise the
+/// target to `fallback.replicas` if it runs fewer. Never lowers it.
+fn fallback(
+    trigger: &Trigger,
+    previous: Option<&TriggerStatus>,
+    reading: &Reading,
+    facts: Facts,
+) -> Option<(Option<Planned>, String)> {
+    let fallback = trigger.fallback.as_ref()?;
+    let (Sample::Unknown { source, .. }, Ok(Current::Replicas(current))) =
+        (&reading.sample, &reading.current)
+    else {
+        return None;
+    };
+    let since = previous
+        .and_then(|p| p.error_since.as_ref())
+        .map_or(facts.now, |t| t.0);
+    let elapsed = facts.now.duration_since(since).as_secs_f64().max(0.0);
+    let interval = facts.interval.as_secs_f64().max(1.0);
+    // This sample, and one per interval since the first failure (a quarter-second early counts).
+    let failures = 1 + ((elapsed + 0.25) / interval) as i64;
+    if failures < i64::from(fallback.after_failures) {
+        return None;
+    }
+    let outage = format!(
+        "{source} has failed {failures} samples in a row (since {since}); fallback.replicas is {}",
+        fallback.replicas
+    );
+    Some(match *current < fallback.replicas {
+        true => (
+            Some(Planned::Scale {
+                from: *current,
+                to: fallback.replicas,
+            }),
+            format!("{outage}: scaling from {current} to {}", fallback.replicas),
+        ),
+        false => (
+            None,
+            format!("{outage}: {current} replicas run already, so no action"),
+        ),
+    })
 }
 
 /// What to do with an action interrupted before it was confirmed: re-apply it while the target
@@ -434,11 +488,14 @@ fn next_status(
             .unwrap_or(Timestamp::MAX)
             <= now
     });
-    let refused = |m: Option<&str>| m.is_some_and(|m| m.starts_with("refused: "));
+    // A decision held back (refused, paused, suspended) or let through again is news at once.
+    let held = |m: Option<&str>| {
+        m.is_some_and(|m| m.starts_with("refused: ") || m.contains("; would have acted: "))
+    };
     let flipped = previous.is_none_or(|p| {
         p.active != active
             || p.error.is_some() != error.is_some()
-            || refused(p.message.as_deref()) != refused(Some(reason))
+            || held(p.message.as_deref()) != held(Some(reason))
     });
     if stale || flipped || acting {
         status.value = reading.sample.value().map(|v| kind.display(v));

@@ -11,6 +11,7 @@ fn facts(s: i64) -> Facts {
     Facts {
         now: at(s),
         status_refresh: StdDuration::from_secs(60),
+        interval: StdDuration::from_secs(15),
         hold: None,
     }
 }
@@ -230,6 +231,109 @@ fn a_paused_direction_holds_only_its_own_actions_and_says_which_annotation() {
             .unwrap_or_default()
             .starts_with("refused")
     );
+}
+
+#[test]
+fn a_pause_set_while_a_trigger_is_hot_is_written_at_once() {
+    let hot = run(
+        &cpu(),
+        None,
+        &reading(140.0, Current::Replicas(3)),
+        facts(0),
+    );
+    let mut after = hot.status.clone();
+    after.last_action_at = None;
+    let mut paused = facts(15);
+    paused.hold = Some(Hold::Paused(Paused::Both));
+    let held = run(
+        &cpu(),
+        Some(&after),
+        &reading(140.0, Current::Replicas(3)),
+        paused,
+    );
+    // Still hot, same error state, long before statusRefresh: only the hold is news.
+    let message = held.status.message.unwrap();
+    assert!(
+        message.starts_with("scaling is paused by the annotation"),
+        "{message}"
+    );
+}
+
+fn with_fallback() -> Trigger {
+    let mut t = cpu();
+    t.fallback = serde_json::from_value(json!({"afterFailures": 3, "replicas": 6})).unwrap();
+    t
+}
+
+fn unreadable(current: Current) -> Reading {
+    Reading {
+        sample: Sample::unknown("prometheus http://p:9090", "connection refused"),
+        current: Ok(current),
+        refusal: None,
+    }
+}
+
+#[test]
+fn a_fallback_raises_the_target_after_enough_failed_samples_and_never_lowers_it() {
+    let t = with_fallback();
+    // The first failure sets errorSince; the interval is 15 s.
+    let first = run(&t, None, &unreadable(Current::Replicas(3)), facts(0));
+    assert_eq!(first.action, None, "{}", first.reason);
+    let second = run(
+        &t,
+        Some(&first.status),
+        &unreadable(Current::Replicas(3)),
+        facts(15),
+    );
+    assert_eq!(second.action, None, "{}", second.reason);
+    let third = run(
+        &t,
+        Some(&second.status),
+        &unreadable(Current::Replicas(3)),
+        facts(30),
+    );
+    assert_eq!(third.action, Some(Planned::Scale { from: 3, to: 6 }));
+    assert!(
+        third.reason.starts_with(
+            "prometheus http://p:9090 has failed 3 samples in a row (since 2027-01-15T08:00:00Z); \
+             fallback.replicas is 6: scaling from 3 to 6"
+        ),
+        "{}",
+        third.reason
+    );
+    // Already at or above the fallback: nothing is removed.
+    let above = run(
+        &t,
+        Some(&second.status),
+        &unreadable(Current::Replicas(8)),
+        facts(30),
+    );
+    assert_eq!(above.action, None);
+    assert!(
+        above
+            .reason
+            .ends_with("8 replicas run already, so no action"),
+        "{}",
+        above.reason
+    );
+    // Without a fallback, unknown stays no action however long it lasts.
+    let plain = run(
+        &cpu(),
+        Some(&second.status),
+        &unreadable(Current::Replicas(3)),
+        facts(300),
+    );
+    assert_eq!(plain.action, None);
+    // A pause holds the fallback like any other scale-out.
+    let mut paused = facts(30);
+    paused.hold = Some(Hold::Paused(Paused::Out));
+    let held = run(
+        &t,
+        Some(&second.status),
+        &unreadable(Current::Replicas(3)),
+        paused,
+    );
+    assert_eq!((held.action, held.refused), (None, Some("Paused")));
 }
 
 #[test]
