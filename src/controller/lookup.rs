@@ -26,14 +26,15 @@ use super::{
     references::Lookup,
     secrets::{SecretData, Secrets},
     synced::Synced,
+    workload::{Workload, WorkloadSpec},
 };
 use crate::crd::ScaleTargetRef;
 
 /// Caches shared by all reconciles.
 #[derive(Clone)]
 pub struct Caches {
-    pub deployments: Store<Deployment>,
-    pub statefulsets: Store<StatefulSet>,
+    pub deployments: Store<Workload<Deployment>>,
+    pub statefulsets: Store<Workload<StatefulSet>>,
     pub hpas: Store<HorizontalPodAutoscaler>,
     /// The LaunchPolicies, to see which trigger claimed a workload first ([`super::claims`]).
     pub policies: Store<super::Watched>,
@@ -95,22 +96,21 @@ impl KubeLookup<'_> {
     }
 
     fn cached(&self, target: &ScaleTargetRef) -> Option<Cached> {
+        let spec = |spec: Option<&WorkloadSpec>| {
+            let spec = spec.cloned().unwrap_or_default();
+            Cached {
+                replicas: spec.replicas.unwrap_or(1),
+                selector: spec.selector,
+            }
+        };
         match (target.api_version.as_str(), target.kind.as_str()) {
-            ("apps/v1", "Deployment") => self.caches.deployments.get(&self.key(target)).map(|d| {
-                let spec = d.spec.clone().unwrap_or_default();
-                Cached {
-                    replicas: spec.replicas.unwrap_or(1),
-                    selector: spec.selector,
-                }
-            }),
+            ("apps/v1", "Deployment") => {
+                let d = self.caches.deployments.get(&self.key(target))?;
+                Some(spec(d.spec.as_ref()))
+            }
             ("apps/v1", "StatefulSet") => {
-                self.caches.statefulsets.get(&self.key(target)).map(|s| {
-                    let spec = s.spec.clone().unwrap_or_default();
-                    Cached {
-                        replicas: spec.replicas.unwrap_or(1),
-                        selector: spec.selector,
-                    }
-                })
+                let s = self.caches.statefulsets.get(&self.key(target))?;
+                Some(spec(s.spec.as_ref()))
             }
             _ => None,
         }

@@ -27,8 +27,9 @@ pub struct PolicyMemory {
     pub published_cohort: Option<String>,
     /// What this process last published as the kill switches' flags.
     pub published_switches: Option<String>,
-    /// The rollout's working copy: gate samples not yet worth a status write.
-    pub rollout: Option<Working>,
+    /// The rollout's working copy: gate samples not yet worth a status write. Boxed: most
+    /// policies have none, and the map of every policy's memory holds this struct inline.
+    pub rollout: Option<Box<Working>>,
     /// The kill switches exported to `/metrics`, so that one removed from the spec is dropped.
     pub switches: Vec<String>,
 }

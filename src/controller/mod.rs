@@ -23,6 +23,7 @@ pub mod status;
 pub mod summary;
 mod synced;
 pub mod update;
+mod workload;
 mod workloads;
 
 use std::{sync::Arc, time::Duration};
@@ -54,6 +55,7 @@ use pools::Pools;
 use reconcile::reconcile;
 use secrets::Secrets;
 use synced::Synced;
+use workload::Workload;
 use workloads::Resample;
 
 use crate::{
@@ -221,23 +223,18 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
     let (store_d, store_s, store_h) = (store.clone(), store.clone(), store.clone());
     let (deployments, deployments_synced) = workloads::spawn(
         api(&client, &settings.namespace),
-        |d: &mut Deployment| {
-            if let Some(spec) = d.spec.as_mut() {
-                spec.template = Default::default();
-            }
+        |d: &mut Workload<Deployment>| d.metadata.labels = None,
+        move |d: &Workload<Deployment>| {
+            referencing(&store_d, "Deployment", &d.namespace(), &d.name_any())
         },
-        move |d: &Deployment| referencing(&store_d, "Deployment", &d.namespace(), &d.name_any()),
         (workload_changes.clone(), urgent.clone(), Resample::OnDelete),
     );
     let (statefulsets, statefulsets_synced) = workloads::spawn(
         api(&client, &settings.namespace),
-        |s: &mut StatefulSet| {
-            if let Some(spec) = s.spec.as_mut() {
-                spec.template = Default::default();
-                spec.volume_claim_templates = None;
-            }
+        |s: &mut Workload<StatefulSet>| s.metadata.labels = None,
+        move |s: &Workload<StatefulSet>| {
+            referencing(&store_s, "StatefulSet", &s.namespace(), &s.name_any())
         },
-        move |s: &StatefulSet| referencing(&store_s, "StatefulSet", &s.namespace(), &s.name_any()),
         (workload_changes.clone(), urgent.clone(), Resample::OnDelete),
     );
     let sources = watch_sources(&client, &settings, store.clone(), workload_changes.clone()).await;

@@ -373,7 +373,7 @@ async fn step_rollout(
     };
     let unpublished = publish::never_published(ctx, policy, lookup.namespace, memory).await?;
     let io = (&ctx.pools, lookup, ctx.settings.query_reuse);
-    let working = memory.rollout.as_ref();
+    let working = memory.rollout.as_deref();
     let (refresh, now) = (facts.status_refresh, facts.now);
     let ready = rollout::capacity::readiness(policy, |_, t| lookup.ready_replicas(t));
     let inputs = (unpublished, capacity, ready);

@@ -270,10 +270,10 @@ pub fn rollout_state(
         .rollouts
         .forget_gates(&namespace, &name, &dropped);
     ctx.metrics.rollouts.record(&namespace, &name, fresh);
-    memory.rollout = Some(rollout::display::Working {
+    memory.rollout = Some(Box::new(rollout::display::Working {
         written: written.rollout.clone().unwrap_or_default(),
         latest: fresh.clone(),
-    });
+    }));
 }
 
 /// Exports the kill switches as they stand, and drops the series of switches no longer in the
