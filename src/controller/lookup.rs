@@ -38,6 +38,8 @@ pub struct Caches {
     pub hpas: Store<HorizontalPodAutoscaler>,
     /// The LaunchPolicies, to see which trigger claimed a workload first ([`super::claims`]).
     pub policies: Store<super::Watched>,
+    /// The first claim on each workload, indexed from `policies`.
+    pub claims: claims::Index,
     /// Discovery results for other scalable kinds, by `apiVersion/kind`.
     pub discovered: Arc<Mutex<HashMap<String, ApiResource>>>,
     /// Whether each of the three workload caches has finished its first list.
@@ -175,9 +177,11 @@ impl KubeLookup<'_> {
             })
         });
         hpa.or_else(|| {
-            let policies = self.caches.policies.state();
-            let readable = policies.iter().filter_map(|p| p.0.as_ref().ok());
-            claims::conflict(claims::holder(readable, self.namespace, target), me, target)
+            let caches = &self.caches;
+            let holder = caches
+                .claims
+                .holder(&caches.policies, self.namespace, target);
+            claims::conflict(holder, me, target)
         })
     }
 

@@ -259,6 +259,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
             statefulsets,
             hpas,
             policies: store.clone(),
+            claims: Default::default(),
             discovered: Default::default(),
             synced: [deployments_synced, statefulsets_synced, hpas_synced],
         },
