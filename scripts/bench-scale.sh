@@ -10,8 +10,10 @@
 # all Ready, default 900), LIFTOFF_BENCH_STEADY (steady-state window in seconds, default 120),
 # LIFTOFF_BENCH_LOG (the operator's RUST_LOG, default info), LIFTOFF_BENCH_PRESTORED=1 (store the N
 # policies before the operator starts, and time Ready from its start), LIFTOFF_BENCH_HEAPTRACK=1 (run
-# the first operator under heaptrack, built with the C library's malloc and symbols, and print the
-# biggest allocation sites at its peak; its figures are then the profiler's, not the operator's).
+# each operator the bench starts under heaptrack, built with the C library's malloc and symbols, and
+# print the biggest allocation sites at the peak and what was still allocated when it was killed —
+# the first is killed with SIGKILL after the steady window, so that is its steady-state heap; the
+# timings are then the profiler's, not the operator's).
 #
 # Prints a Markdown block (machine, date, commit, command, results) for docs/benchmarks.md and
 # keeps it in target/bench/.

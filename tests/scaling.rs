@@ -452,22 +452,29 @@ async fn a_second_policy_on_the_same_deployment_is_refused_until_the_first_lets_
         ),
         "{message}"
     );
+    // The scale is recorded in status after it is applied: wait for the record.
     eventually(WAIT, "the first policy scales up", || async {
-        (replicas::<Deployment>(client, ns, "api").await > 2).then_some(())
+        trigger_status(client, ns, "launch", "api-cpu")
+            .await
+            .filter(|s| s.last_action_at.is_some())
     })
     .await;
-    let first = trigger_status(client, ns, "launch", "api-cpu")
-        .await
-        .unwrap();
-    assert!(first.last_action_at.is_some(), "{first:?}");
+    assert!(replicas::<Deployment>(client, ns, "api").await > 2);
     let (ok, _, err) = kubectl(&t.cp, &["-n", ns, "delete", "lp", "launch"], None).await;
     assert!(ok, "{err}");
-    eventually(WAIT, "the second policy takes over", || async {
-        condition(client, ns, "then-checkout", "Degraded")
+    // More load than the first policy's replicas carry: the second one must act on it now.
+    t.load.set(2000.0);
+    eventually(WAIT, "the second policy takes over and scales", || async {
+        trigger_status(client, ns, "then-checkout", "cpu")
             .await
-            .filter(|c| c.1 != "ScalingRefused")
+            .filter(|s| s.last_action_at.is_some())
     })
     .await;
+    let degraded = condition(client, ns, "then-checkout", "Degraded").await;
+    assert!(
+        degraded.as_ref().is_none_or(|c| c.1 != "ScalingRefused"),
+        "{degraded:?}"
+    );
 }
 
 /// Deleting an HPA that held a trigger back, or the workload itself, is seen at once: the policy

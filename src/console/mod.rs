@@ -6,7 +6,12 @@ use std::fmt::Write as _;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::crd::{LaunchPolicy, Phase, RolloutStatus};
+use kube::ResourceExt;
+
+use crate::{
+    crd::{LaunchPolicy, Phase, RolloutStatus},
+    triggers::pause,
+};
 
 /// A rollout command the console issues as an annotation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,6 +213,10 @@ pub fn status(policy: &LaunchPolicy, now: Timestamp, paint: Paint) -> String {
             if let Some(e) = &t.error {
                 let _ = writeln!(out, "      unreadable: {e}");
             }
+            if let Some(paused) = pause::paused(policy.annotations(), &t.name) {
+                let line = format!("paused: {} is set", paused.annotation());
+                let _ = writeln!(out, "      {}", paint.unknown(&line));
+            }
             if let Some(p) = &t.pending_action {
                 let _ = writeln!(out, "      pending: {} {} → {}", p.kind, p.from, p.to);
             }
@@ -227,6 +236,11 @@ pub fn status(policy: &LaunchPolicy, now: Timestamp, paint: Paint) -> String {
                 let _ = writeln!(out, "      {}", paint.bad(&line));
             }
         }
+    }
+    let spec_triggers = policy.spec.scaling.iter().flat_map(|s| &s.triggers);
+    let names: Vec<&str> = spec_triggers.map(|t| t.name.as_str()).collect();
+    for problem in pause::unknown_names(policy.annotations(), &names) {
+        let _ = writeln!(out, "  {}", paint.bad(&format!("! {problem}")));
     }
     if !status.kill_switches.is_empty() {
         let _ = writeln!(out, "Kill switches:");
@@ -424,6 +438,42 @@ mod tests {
              Next launch update: in 1m 0s\n"
         );
         assert!(status(&p, at("2027-01-15T08:59:00Z"), Paint(true)).contains("\x1b[32m✓\x1b[0m"));
+    }
+
+    #[test]
+    fn the_status_view_shows_a_paused_trigger_and_a_pause_that_names_none() {
+        let mut p = policy(json!({
+            "triggers": [{"name": "api-cpu", "kind": "cpu", "value": "92%", "threshold": "70%", "active": true}]
+        }));
+        p.spec.scaling = serde_json::from_value(json!({"triggers": [{
+            "name": "api-cpu", "cpu": {"utilization": 70},
+            "scaleTargetRef": {"kind": "Deployment", "name": "api"}, "replicas": {"min": 2, "max": 10}
+        }]}))
+        .unwrap();
+        p.metadata.annotations = Some(
+            [
+                (
+                    "liftoff.dev/pause-scale-out".to_string(),
+                    "api-cpu".to_string(),
+                ),
+                (
+                    "liftoff.dev/pause-scaling".to_string(),
+                    "api-cpy".to_string(),
+                ),
+            ]
+            .into(),
+        );
+        let text = status(&p, at("2027-01-15T08:59:00Z"), Paint(false));
+        assert!(
+            text.contains(
+                "  ▲ api-cpu                  92% (threshold 70%)\n      paused: liftoff.dev/pause-scale-out is set\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  ! liftoff.dev/pause-scaling: \"api-cpy\" is no trigger of this policy, so it pauses nothing\n"),
+            "{text}"
+        );
     }
 
     #[test]

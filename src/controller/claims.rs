@@ -1,8 +1,11 @@
 //! Which trigger scales a workload that triggers of several LaunchPolicies name. Two autoscalers
 //! on one workload undo each other's changes, so one of them acts and the others are refused,
-//! as beside a HorizontalPodAutoscaler: the first claim, that is the oldest policy (then the
-//! first by name), and in it the first trigger in spec order. A team adding a second policy over
-//! a workload a running launch scales is refused; the running launch carries on.
+//! as beside a HorizontalPodAutoscaler: the oldest policy (by creation time, then name) holds
+//! it, and in it the first trigger in spec order. A team adding a second policy over a workload
+//! a running launch scales is refused; the running launch carries on. (Oldest is not first to
+//! claim: a trigger added to an older policy takes the workload over, and a policy re-created
+//! under the same name is the newest, so it loses the workload to any other policy naming it.)
+//! A policy that cannot act (InvalidSpec, or being deleted) holds nothing.
 //!
 //! Within one policy the CRD refuses two triggers on one workload at admission; a policy stored
 //! before that rule is covered here too (its first trigger holds the workload).
@@ -55,6 +58,10 @@ pub fn first_claims<'a>(
         let (Some(namespace), Some(scaling)) = (&p.metadata.namespace, &p.spec.scaling) else {
             continue;
         };
+        // A policy reported InvalidSpec takes no action, so it holds nothing.
+        if crate::triggers::kinds(&scaling.triggers).is_err() {
+            continue;
+        }
         let created = p.metadata.creation_timestamp.as_ref().map(|t| t.0);
         let age: Age = (created.is_none(), created, p.name_any());
         // Triggers in spec order: within the policy, the first one on a workload holds it.
@@ -236,6 +243,22 @@ mod tests {
         assert_eq!(
             holder(all.iter(), "shop", &target("api")),
             Some(claim("c", "cpu"))
+        );
+    }
+
+    #[test]
+    fn a_policy_that_cannot_act_holds_nothing() {
+        let mut invalid = policy("old", 1, &[("cpu", "api")]);
+        // Two kinds in one trigger: InvalidSpec, stored under an older CRD.
+        let trigger = &mut invalid.spec.scaling.as_mut().unwrap().triggers[0];
+        trigger.kafka_lag = serde_json::from_value(json!({
+            "bootstrapServers": "k:9092", "topic": "t", "consumerGroup": "g"
+        }))
+        .unwrap();
+        let all = [invalid, policy("new", 2, &[("cpu", "api")])];
+        assert_eq!(
+            holder(all.iter(), "shop", &target("api")),
+            Some(claim("new", "cpu"))
         );
     }
 

@@ -80,6 +80,24 @@ pub fn paused(annotations: &BTreeMap<String, String>, trigger: &str) -> Option<P
     }
 }
 
+/// A sentence for each pause annotation that names no trigger of the policy (a typo pauses
+/// nothing), for the console.
+pub fn unknown_names(annotations: &BTreeMap<String, String>, triggers: &[&str]) -> Vec<String> {
+    [PAUSE_SCALING, PAUSE_SCALE_IN, PAUSE_SCALE_OUT]
+        .into_iter()
+        .filter_map(|key| Some((key, annotations.get(key)?)))
+        .flat_map(|(key, value)| {
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|n| *n != "*" && !triggers.contains(n))
+                .map(move |n| {
+                    format!("{key}: {n:?} is no trigger of this policy, so it pauses nothing")
+                })
+        })
+        .collect()
+}
+
 /// The hold a trigger's plan is under: the policy's own (suspended, not ready), else its pause.
 pub fn hold(
     policy: Option<Hold>,
@@ -139,6 +157,17 @@ mod tests {
         for paused in [Paused::Both, Paused::In, Paused::Out] {
             assert!(!paused.blocks(&recommend) && !paused.blocks(&Planned::Signal));
         }
+    }
+
+    #[test]
+    fn a_mistyped_name_is_pointed_out() {
+        let typo = annotations(&[(PAUSE_SCALE_IN, "api-cpu,api-cup"), (PAUSE_SCALING, "*")]);
+        assert_eq!(
+            unknown_names(&typo, &["api-cpu"]),
+            [
+                r#"liftoff.dev/pause-scale-in: "api-cup" is no trigger of this policy, so it pauses nothing"#
+            ]
+        );
     }
 
     #[test]

@@ -316,8 +316,11 @@ pub fn plan(
         // hold is lifted: dropping it here would have it decided again, as a new action.
         status.pending_action = pending.cloned();
     }
-    if let (Some("Suspended"), Some(pending), Ok(current)) = (refused, pending, &reading.current) {
-        settle_while_suspended(kind, &mut status, pending, current);
+    if let (Some(hold), Some(pending), Ok(current)) = (facts.hold, pending, &reading.current)
+        && matches!(hold, Hold::Suspended | Hold::Paused(_))
+        && refused.is_some_and(|r| r != "Conflict")
+    {
+        settle_while_held(kind, &mut status, hold, pending, current);
     }
     TriggerPlan {
         decided_at: resumed.filter(|_| action.is_some()),
@@ -357,6 +360,16 @@ fn fallback(
         "{source} has failed {failures} samples in a row (since {since}); fallback.replicas is {}",
         fallback.replicas
     );
+    if *current == 0 {
+        // Scaled to zero on purpose, as the engine never scales up from zero: and with no pod,
+        // a metrics-API sample always fails, so this is no outage to cover.
+        return Some((
+            None,
+            format!(
+                "{outage}: the target runs 0 replicas (scaled to zero on purpose), so no action"
+            ),
+        ));
+    }
     Some(match *current < fallback.replicas {
         true => (
             Some(Planned::Scale {
@@ -417,16 +430,18 @@ fn resume(pending: &PendingAction, current: &Result<Current, String>) -> (Option
     (Some(action), reason)
 }
 
-/// A person suspended the policy while an action was interrupted: settle it without acting,
-/// rather than carry a decision across the suspension. If the target shows the action's result,
+/// A person suspended the policy (or paused its scaling) while an action was interrupted: settle
+/// it without acting, rather than carry a decision across the suspension. If the target shows the action's result,
 /// it was applied: record it as the last action (so its cooldown holds). Otherwise it never was:
 /// drop it; the samples decide afresh once the policy resumes.
-fn settle_while_suspended(
+fn settle_while_held(
     kind: &TriggerKind<'_>,
     status: &mut TriggerStatus,
+    hold: Hold,
     pending: &PendingAction,
     current: &Current,
 ) {
+    let held = hold.explain();
     status.pending_action = None;
     let applied = match current {
         Current::Replicas(n) | Current::Partitions(n) => n.to_string() == pending.to,
@@ -448,15 +463,14 @@ fn settle_while_suspended(
             .then(|| engine::next_eligible_at(Some(pending.decided_at.0), cooldown).map(Time))
             .flatten();
         format!(
-            "spec.suspend is true, so no action is taken; the interrupted {} to {} had been \
-             applied and is recorded as the last action",
+            "{held}; the interrupted {} to {} had been applied and is recorded as the last \
+             action",
             pending.kind, pending.to
         )
     } else {
         format!(
-            "spec.suspend is true, so no action is taken; the interrupted {} from {} to {} \
-             (decided at {}) was never applied and is dropped: the samples decide afresh once \
-             the policy resumes",
+            "{held}; the interrupted {} from {} to {} (decided at {}) was never applied and is \
+             dropped: the samples decide afresh once the hold is lifted",
             pending.kind, pending.from, pending.to, pending.decided_at.0
         )
     };
@@ -488,10 +502,15 @@ fn next_status(
             .unwrap_or(Timestamp::MAX)
             <= now
     });
-    // A decision held back (refused, paused, suspended) or let through again is news at once.
-    let held = |m: Option<&str>| {
-        m.is_some_and(|m| m.starts_with("refused: ") || m.contains("; would have acted: "))
-    };
+    // A decision refused, held back (and by what: paused, suspended, not ready) or let through
+    // again is news at once.
+    fn held(m: Option<&str>) -> Option<&str> {
+        let m = m?;
+        match m.strip_prefix("refused: ") {
+            Some(_) => Some("refused"),
+            None => m.split_once("; would have acted: ").map(|(hold, _)| hold),
+        }
+    }
     let flipped = previous.is_none_or(|p| {
         p.active != active
             || p.error.is_some() != error.is_some()

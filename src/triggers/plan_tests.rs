@@ -259,6 +259,35 @@ fn a_pause_set_while_a_trigger_is_hot_is_written_at_once() {
     );
 }
 
+#[test]
+fn a_refusal_turning_into_a_hold_or_one_hold_into_another_is_written_at_once() {
+    let mut r = reading(140.0, Current::Replicas(3));
+    r.refusal = Some("HorizontalPodAutoscaler api also scales Deployment api".into());
+    let refused = run(&cpu(), None, &r, facts(0));
+    // The HPA is gone, but the policy is suspended meanwhile.
+    let mut suspended = facts(15);
+    suspended.hold = Some(Hold::Suspended);
+    let held = run(
+        &cpu(),
+        Some(&refused.status),
+        &reading(140.0, Current::Replicas(3)),
+        suspended,
+    );
+    let message = held.status.message.clone().unwrap();
+    assert!(message.starts_with("spec.suspend is true"), "{message}");
+    // Resumed with scaling out paused: a different hold, news again.
+    let mut paused = facts(30);
+    paused.hold = Some(Hold::Paused(Paused::Out));
+    let repaused = run(
+        &cpu(),
+        Some(&held.status),
+        &reading(140.0, Current::Replicas(3)),
+        paused,
+    );
+    let message = repaused.status.message.unwrap();
+    assert!(message.starts_with("scaling out is paused"), "{message}");
+}
+
 fn with_fallback() -> Trigger {
     let mut t = cpu();
     t.fallback = serde_json::from_value(json!({"afterFailures": 3, "replicas": 6})).unwrap();
@@ -324,6 +353,19 @@ fn a_fallback_raises_the_target_after_enough_failed_samples_and_never_lowers_it(
         facts(300),
     );
     assert_eq!(plain.action, None);
+    // A workload scaled to zero on purpose stays there: no pod, no sample, no outage.
+    let zero = run(
+        &t,
+        Some(&second.status),
+        &unreadable(Current::Replicas(0)),
+        facts(30),
+    );
+    assert_eq!(zero.action, None);
+    assert!(
+        zero.reason.contains("scaled to zero on purpose"),
+        "{}",
+        zero.reason
+    );
     // A pause holds the fallback like any other scale-out.
     let mut paused = facts(30);
     paused.hold = Some(Hold::Paused(Paused::Out));
