@@ -431,9 +431,9 @@ fn resume(pending: &PendingAction, current: &Result<Current, String>) -> (Option
 }
 
 /// A person suspended the policy (or paused its scaling) while an action was interrupted: settle
-/// it without acting, rather than carry a decision across the suspension. If the target shows the action's result,
-/// it was applied: record it as the last action (so its cooldown holds). Otherwise it never was:
-/// drop it; the samples decide afresh once the policy resumes.
+/// it without acting, rather than carry a decision across the hold. If the target shows the
+/// action's result, it was applied: record it as the last action (so its cooldown holds).
+/// Otherwise it never was: drop it; the samples decide afresh once the hold is lifted.
 fn settle_while_held(
     kind: &TriggerKind<'_>,
     status: &mut TriggerStatus,
