@@ -213,8 +213,9 @@ pub fn status(policy: &LaunchPolicy, now: Timestamp, paint: Paint) -> String {
             if let Some(e) = &t.error {
                 let _ = writeln!(out, "      unreadable: {e}");
             }
-            if let Some(paused) = pause::paused(policy.annotations(), &t.name) {
-                let line = format!("paused: {} is set", paused.annotation());
+            let pauses = pause::naming(policy.annotations(), &t.name);
+            if !pauses.is_empty() {
+                let line = format!("paused: {}", pauses.join(", "));
                 let _ = writeln!(out, "      {}", paint.unknown(&line));
             }
             if let Some(p) = &t.pending_action {
@@ -466,7 +467,7 @@ mod tests {
         let text = status(&p, at("2027-01-15T08:59:00Z"), Paint(false));
         assert!(
             text.contains(
-                "  ▲ api-cpu                  92% (threshold 70%)\n      paused: liftoff.dev/pause-scale-out is set\n"
+                "  ▲ api-cpu                  92% (threshold 70%)\n      paused: liftoff.dev/pause-scale-out\n"
             ),
             "{text}"
         );

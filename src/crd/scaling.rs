@@ -102,8 +102,8 @@ pub struct Trigger {
     /// Opt-in: a known-safe replica count for when this trigger's source cannot be read. By
     /// default an unreadable source takes no action at all; with a fallback, once the source has
     /// failed `afterFailures` samples in a row, `scaleTargetRef` is raised to
-    /// `fallback.replicas` if it runs fewer (never lowered). Needs `scaleTargetRef` and
-    /// `replicas`.
+    /// `fallback.replicas` if it runs fewer (never lowered, and never from 0 replicas). Needs
+    /// `scaleTargetRef` and `replicas`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<Fallback>,
     /// Minimum time between two actions of this trigger. Defaults: kafkaLag 10m,
@@ -303,8 +303,8 @@ pub struct Fallback {
     #[schemars(range(min = 1, max = 1000))]
     pub after_failures: i32,
     /// Replicas to run while the source stays unreadable, within `replicas.min`–`replicas.max`.
-    /// The target is raised to it, never lowered: not knowing the load is no reason to remove
-    /// capacity.
+    /// The target is raised to it, never lowered (and never from 0, a workload scaled to zero on
+    /// purpose): not knowing the load is no reason to remove capacity.
     #[schemars(range(min = 1, max = 100000))]
     pub replicas: i32,
 }

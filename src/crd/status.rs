@@ -243,7 +243,8 @@ pub struct TriggerStatus {
     /// trigger), so `behavior` policies still hold right after an operator restart.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent_scales: Vec<RecentScale>,
-    /// Why the metric could not be read; while set, the trigger takes no action in either direction.
+    /// Why the metric could not be read; while set, the trigger takes no action in either direction
+    /// (a `fallback` may raise replicas).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Since when the metric has been unreadable.

@@ -45,15 +45,6 @@ impl Paused {
             Paused::Out => out,
         }
     }
-
-    /// The annotation that holds it, for the status message.
-    pub fn annotation(self) -> &'static str {
-        match self {
-            Paused::Both => PAUSE_SCALING,
-            Paused::In => PAUSE_SCALE_IN,
-            Paused::Out => PAUSE_SCALE_OUT,
-        }
-    }
 }
 
 /// Whether an annotation's value names `trigger`: `*`, or one of its comma-separated names.
@@ -80,6 +71,14 @@ pub fn paused(annotations: &BTreeMap<String, String>, trigger: &str) -> Option<P
     }
 }
 
+/// The pause annotations that name `trigger`, for the console.
+pub fn naming(annotations: &BTreeMap<String, String>, trigger: &str) -> Vec<&'static str> {
+    [PAUSE_SCALING, PAUSE_SCALE_IN, PAUSE_SCALE_OUT]
+        .into_iter()
+        .filter(|key| names(annotations.get(*key), trigger))
+        .collect()
+}
+
 /// A sentence for each pause annotation that names no trigger of the policy (a typo pauses
 /// nothing), for the console.
 pub fn unknown_names(annotations: &BTreeMap<String, String>, triggers: &[&str]) -> Vec<String> {
@@ -90,7 +89,7 @@ pub fn unknown_names(annotations: &BTreeMap<String, String>, triggers: &[&str]) 
             value
                 .split(',')
                 .map(str::trim)
-                .filter(|n| *n != "*" && !triggers.contains(n))
+                .filter(|n| !n.is_empty() && *n != "*" && !triggers.contains(n))
                 .map(move |n| {
                     format!("{key}: {n:?} is no trigger of this policy, so it pauses nothing")
                 })
@@ -161,7 +160,7 @@ mod tests {
 
     #[test]
     fn a_mistyped_name_is_pointed_out() {
-        let typo = annotations(&[(PAUSE_SCALE_IN, "api-cpu,api-cup"), (PAUSE_SCALING, "*")]);
+        let typo = annotations(&[(PAUSE_SCALE_IN, "api-cpu,api-cup,"), (PAUSE_SCALING, "*")]);
         assert_eq!(
             unknown_names(&typo, &["api-cpu"]),
             [

@@ -128,7 +128,8 @@ impl Hold {
                 "the policy is not Ready (see the Ready condition), so no action is taken"
             }
             Hold::Paused(Paused::Both) => {
-                "scaling is paused by the annotation liftoff.dev/pause-scaling"
+                "scaling in and out is paused by the annotations liftoff.dev/pause-scaling, or \
+                 pause-scale-in with pause-scale-out"
             }
             Hold::Paused(Paused::In) => {
                 "scaling in is paused by the annotation liftoff.dev/pause-scale-in"

@@ -254,7 +254,7 @@ fn a_pause_set_while_a_trigger_is_hot_is_written_at_once() {
     // Still hot, same error state, long before statusRefresh: only the hold is news.
     let message = held.status.message.unwrap();
     assert!(
-        message.starts_with("scaling is paused by the annotation"),
+        message.starts_with("scaling in and out is paused"),
         "{message}"
     );
 }
