@@ -18,7 +18,9 @@ use kube::{
     api::{DynamicObject, ListParams},
 };
 use liftoff::crd::{LaunchPolicy, TriggerStatus};
-use liftoff_testenv::{ControlPlane, Kafka, MetricsExporter, Postgres, Prometheus, Redis};
+use liftoff_testenv::{
+    ControlPlane, Kafka, MetricsExporter, PgSession, Postgres, Prometheus, Redis,
+};
 use serde_json::{Value, json};
 use support::{
     Operator, control_plane, eventually, kafka as kafka_util, kubectl,
@@ -597,13 +599,16 @@ async fn secret(client: &Client, ns: &str, name: &str, key: &str, value: &str) {
     .await;
 }
 
-#[tokio::test]
-async fn database_connections_recommend_the_next_class_then_automatic_patches_the_ack_dbinstance() {
-    let cp = control_plane().await;
-    let client = cp.client().await.unwrap();
-    let ns = cp.create_namespace("db-connections").await.unwrap();
+/// The ACK `DBInstance` CRD, served; a `DBInstance` `emr-prod` at `db.r6g.xlarge`; a real
+/// PostgreSQL holding 6 sessions and its URL in Secret `emr-db`. Returns the PostgreSQL, its
+/// sessions and the `DBInstance`s' API.
+async fn rds_setup(
+    cp: &ControlPlane,
+    client: &Client,
+    ns: &str,
+) -> (Postgres, Vec<PgSession>, Api<DynamicObject>) {
     let (ok, _, err) = kubectl(
-        &cp,
+        cp,
         &[
             "apply",
             "-f",
@@ -616,7 +621,7 @@ async fn database_connections_recommend_the_next_class_then_automatic_patches_th
     .await;
     assert!(ok, "{err}");
     eventually(WAIT, "DBInstance CRD served", || async {
-        kubectl(&cp, &["get", "dbinstances", "-n", "default"], None)
+        kubectl(cp, &["get", "dbinstances", "-n", "default"], None)
             .await
             .0
             .then_some(())
@@ -627,10 +632,10 @@ async fn database_connections_recommend_the_next_class_then_automatic_patches_th
     for _ in 0..6 {
         sessions.push(postgres.connect().await.unwrap());
     }
-    secret(&client, &ns, "emr-db", "url", &postgres.url()).await;
+    secret(client, ns, "emr-db", "url", &postgres.url()).await;
     let (ok, _, err) = kubectl(
-        &cp,
-        &["-n", &ns, "apply", "-f", "-"],
+        cp,
+        &["-n", ns, "apply", "-f", "-"],
         Some(
             &json!({
                 "apiVersion": "rds.services.k8s.aws/v1alpha1", "kind": "DBInstance",
@@ -641,6 +646,31 @@ async fn database_connections_recommend_the_next_class_then_automatic_patches_th
     )
     .await;
     assert!(ok, "{err}");
+    let dbi = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        ns,
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("rds.services.k8s.aws", "v1alpha1", "DBInstance"),
+            "dbinstances",
+        ),
+    );
+    (postgres, sessions, dbi)
+}
+
+/// The `DBInstance`'s `spec.dbInstanceClass`.
+async fn class(dbi: &Api<DynamicObject>) -> Option<String> {
+    let o = dbi.get("emr-prod").await.ok()?;
+    o.data["spec"]["dbInstanceClass"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn database_connections_recommend_the_next_class_then_automatic_patches_the_ack_dbinstance() {
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("db-connections").await.unwrap();
+    let (_postgres, sessions, dbi) = rds_setup(&cp, &client, &ns).await;
     let trigger = |approval: &str| {
         json!({
             "name": "emr-db",
@@ -679,23 +709,9 @@ async fn database_connections_recommend_the_next_class_then_automatic_patches_th
             .any(|m| m.contains("from db.r6g.xlarge to db.r6g.2xlarge")),
         "{signals:?}"
     );
-    let dbi = Api::<DynamicObject>::namespaced_with(
-        client.clone(),
-        &ns,
-        &kube::api::ApiResource::from_gvk_with_plural(
-            &kube::api::GroupVersionKind::gvk("rds.services.k8s.aws", "v1alpha1", "DBInstance"),
-            "dbinstances",
-        ),
-    );
-    let class = |o: DynamicObject| {
-        o.data["spec"]["dbInstanceClass"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
     assert_eq!(
-        class(dbi.get("emr-prod").await.unwrap()),
-        "db.r6g.xlarge",
+        class(&dbi).await.as_deref(),
+        Some("db.r6g.xlarge"),
         "Manual never patches"
     );
 
@@ -705,14 +721,135 @@ async fn database_connections_recommend_the_next_class_then_automatic_patches_th
     eventually(
         WAIT,
         "DBInstance class patched to the next rung",
-        || async { (class(dbi.get("emr-prod").await.ok()?) == "db.r6g.2xlarge").then_some(()) },
+        || async { (class(&dbi).await? == "db.r6g.2xlarge").then_some(()) },
     )
     .await;
     operator.completes_reconciles(3).await;
     assert_eq!(
-        class(dbi.get("emr-prod").await.unwrap()),
-        "db.r6g.2xlarge",
+        class(&dbi).await.as_deref(),
+        Some("db.r6g.2xlarge"),
         "cooldown: no second rung"
+    );
+    drop(sessions);
+    drop(operator);
+}
+
+#[tokio::test]
+async fn a_recommended_resize_is_applied_once_when_the_war_room_approves_it() {
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("db-approval").await.unwrap();
+    let (_postgres, sessions, dbi) = rds_setup(&cp, &client, &ns).await;
+    let trigger = json!({
+        "name": "emr-db",
+        "databaseConnections": {"postgres": {"connectionSecretRef": {"name": "emr-db", "key": "url"}}, "threshold": 3},
+        "rdsResize": {"dbInstanceIdentifier": "emr-prod", "approval": "Manual",
+                      "classLadder": ["db.r6g.xlarge", "db.r6g.2xlarge", "db.r6g.4xlarge"],
+                      "ackDBInstanceRef": {"name": "emr-prod"}},
+        "cooldown": "3s"
+    });
+    let spec = json!({"statusRefresh": "1h", "scaling": {"interval": "1s", "triggers": [trigger]}});
+    create::<LaunchPolicy>(&client, &ns, policy("launch", spec)).await;
+    let operator = Operator::start(&cp, &["--resync=30s"]).await;
+    let recommended = |to: &'static str| {
+        let (client, ns) = (&client, &ns);
+        move || async move {
+            trigger_status(client, ns, "launch", "emr-db")
+                .await
+                .filter(|s| s.recommended_to.as_deref() == Some(to))
+        }
+    };
+    let annotate = |value: &str| {
+        let arg = format!("liftoff.dev/approve-resize={value}");
+        let cp = &cp;
+        let ns = ns.clone();
+        async move {
+            let (ok, _, err) = kubectl(
+                cp,
+                &["-n", &ns, "annotate", "--overwrite", "lp/launch", &arg],
+                None,
+            )
+            .await;
+            assert!(ok, "{err}");
+        }
+    };
+
+    let status = eventually(WAIT, "a recommendation", recommended("db.r6g.2xlarge")).await;
+    assert_eq!(
+        status.recommendation.as_deref(),
+        Some("resize emr-prod to db.r6g.2xlarge")
+    );
+    assert_eq!(class(&dbi).await.as_deref(), Some("db.r6g.xlarge"));
+
+    // The Go: applied at once, one rung, and recorded with who gave it.
+    annotate("emr-db@1").await;
+    eventually(WAIT, "the approved class", || async {
+        (class(&dbi).await? == "db.r6g.2xlarge").then_some(())
+    })
+    .await;
+    let status = eventually(WAIT, "the approval recorded", || async {
+        trigger_status(&client, &ns, "launch", "emr-db")
+            .await
+            .filter(|s| s.approval.is_some() && s.pending_action.is_none())
+    })
+    .await;
+    let approval = status.approval.unwrap();
+    assert_eq!(approval.command, "liftoff.dev/approve-resize=emr-db@1");
+    assert!(
+        approval
+            .by
+            .as_deref()
+            .is_some_and(|b| b.starts_with("kubectl-annotate at ")),
+        "{approval:?}"
+    );
+    assert_eq!(
+        approval.outcome,
+        "set DBInstance emr-prod (RDS emr-prod) class from db.r6g.xlarge to db.r6g.2xlarge"
+    );
+    let resized = events(&client, &ns, "ResizeDatabase").await;
+    assert!(
+        resized
+            .iter()
+            .any(|m| m.contains("approved by kubectl-annotate")),
+        "{resized:?}"
+    );
+
+    // Still 6 connections over 3: after the cooldown the next rung is recommended. The Go
+    // already taken does not apply it, however many samples pass.
+    eventually(
+        WAIT,
+        "the next recommendation",
+        recommended("db.r6g.4xlarge"),
+    )
+    .await;
+    operator.completes_reconciles(5).await;
+    assert_eq!(
+        class(&dbi).await.as_deref(),
+        Some("db.r6g.2xlarge"),
+        "a Go is used once"
+    );
+
+    // A new value is a new Go.
+    annotate("emr-db@2").await;
+    eventually(WAIT, "the second approved class", || async {
+        (class(&dbi).await? == "db.r6g.4xlarge").then_some(())
+    })
+    .await;
+    let status = eventually(WAIT, "the second approval recorded", || async {
+        trigger_status(&client, &ns, "launch", "emr-db")
+            .await
+            .filter(|s| {
+                s.approval
+                    .as_ref()
+                    .is_some_and(|a| a.command.ends_with("@2"))
+            })
+    })
+    .await;
+    assert_eq!(status.recommendation, None);
+    assert_eq!(
+        events(&client, &ns, "ResizeDatabase").await.len(),
+        2,
+        "one resize per Go"
     );
     drop(sessions);
     drop(operator);

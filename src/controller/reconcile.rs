@@ -148,6 +148,11 @@ async fn reconcile_policy(
             .urgent
             .take(&ObjectRef::from_obj(policy).into_kind_unchecked(())),
         annotations: policy.annotations(),
+        managed_fields: policy
+            .metadata
+            .managed_fields
+            .as_deref()
+            .unwrap_or_default(),
     };
     let mut plans =
         triggers::read_and_plan(kinds, previous, &platform, scaling, refs.facts, due).await;

@@ -41,7 +41,8 @@ pub use source::{
 };
 pub use status::{
     JournalEntry, KillSwitchStatus, LaunchPolicyStatus, LaunchRecord, MAX_JOURNAL, Peak,
-    PendingAction, RecentScale, RolloutStatus, SummaryStatus, TriggerStatus, WaitReason, WaitingOn,
+    PendingAction, RecentScale, ResizeApproval, RolloutStatus, SummaryStatus, TriggerStatus,
+    WaitReason, WaitingOn,
 };
 pub use users::Users;
 

@@ -246,8 +246,10 @@ pub struct RdsResizePolicy {
         rename = "ackDBInstanceRef"
     )]
     pub ack_db_instance_ref: Option<LocalObjectRef>,
-    /// `Manual` (default): only signal (event, condition, status recommendation, notification).
-    /// `Automatic`: also patch the ACK `DBInstance`.
+    /// `Manual` (default): signal (event, condition, status recommendation, notification) and
+    /// wait for a person, who resizes by hand or approves the recommendation with
+    /// `kubectl annotate --overwrite lp/NAME liftoff.dev/approve-resize=TRIGGER@ID` (applied once,
+    /// through `ackDBInstanceRef`). `Automatic`: patch the ACK `DBInstance` without asking.
     #[serde(default)]
     pub approval: Approval,
 }

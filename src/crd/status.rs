@@ -236,9 +236,18 @@ pub struct TriggerStatus {
     /// (never a second, bigger step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_action: Option<PendingAction>,
-    /// A recommendation awaiting a person, e.g. `resize emr-prod to db.r6g.2xlarge`.
+    /// A recommendation awaiting a person, e.g. `resize emr-prod to db.r6g.2xlarge`. Approve it
+    /// with `kubectl annotate lp/NAME liftoff.dev/approve-resize=TRIGGER@ID` (see `approval`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommendation: Option<String>,
+    /// The instance class the open `recommendation` resizes to: what an approval applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommended_to: Option<String>,
+    /// The last `liftoff.dev/approve-resize` annotation value Liftoff took for this trigger,
+    /// who gave it and what came of it. Each value is taken once: to approve a later
+    /// recommendation, give a new value (`TRIGGER@2`, `TRIGGER@$(date +%s)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ResizeApproval>,
     /// Scales this trigger applied within its longest rate-policy period (a cpu or redisMemory
     /// trigger), so `behavior` policies still hold right after an operator restart.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -255,6 +264,23 @@ pub struct TriggerStatus {
     /// within the threshold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action_failed_since: Option<Time>,
+}
+
+/// A resize a person approved with the `liftoff.dev/approve-resize` annotation.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResizeApproval {
+    /// The command as given: `liftoff.dev/approve-resize=VALUE`.
+    pub command: String,
+    /// Who gave it: the field manager that set the annotation and when (from
+    /// `metadata.managedFields`; the apiserver records no user on the object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// When Liftoff took it.
+    pub at: Time,
+    /// What came of it, e.g. `resize of emr-prod from db.r6g.xlarge to db.r6g.2xlarge` or
+    /// `nothing to approve: no resize was recommended`.
+    pub outcome: String,
 }
 
 /// One scale applied by a trigger.

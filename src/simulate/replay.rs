@@ -277,6 +277,7 @@ pub fn replay(
                 generation: Some(1),
                 urgent: false,
                 annotations: policy.annotations(),
+                managed_fields: &[],
             },
         ));
         let applied =

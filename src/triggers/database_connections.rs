@@ -132,6 +132,20 @@ impl Kind for DatabaseConnections<'_> {
         (action, decision.reason)
     }
 
+    fn approved(&self, from: &str, to: &str) -> Result<Planned, String> {
+        match &self.rds.ack_db_instance_ref {
+            Some(_) => Ok(Planned::ResizeDatabase {
+                from: from.into(),
+                to: to.into(),
+            }),
+            None => Err(
+                "rdsResize.ackDBInstanceRef is not set, so Liftoff has no DBInstance to patch: \
+                 set it, or resize by hand"
+                    .into(),
+            ),
+        }
+    }
+
     fn sample<'s>(&'s self, io: &'s Platform<'_>) -> BoxFuture<'s, Sample> {
         async move {
             match self.source {

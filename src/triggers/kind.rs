@@ -118,6 +118,15 @@ pub trait Kind: Send + Sync {
     fn sample<'s>(&'s self, io: &'s Platform<'_>) -> BoxFuture<'s, Sample>;
     /// Reads the target's state.
     fn current<'s>(&'s self, io: &'s Platform<'_>) -> BoxFuture<'s, Result<Current, String>>;
+    /// The action that applies a recommendation from class `from` to `to` a person approved
+    /// (`liftoff.dev/approve-resize`), or why this trigger cannot apply it.
+    fn approved(&self, from: &str, to: &str) -> Result<Planned, String> {
+        let _ = (from, to);
+        Err(format!(
+            "a {} trigger makes no recommendation to approve",
+            self.as_str()
+        ))
+    }
     /// Applies `action`; on success, one sentence saying what changed.
     fn act<'s>(
         &'s self,

@@ -1,6 +1,7 @@
 //! The scaling half of a reconcile: read every trigger, plan (pure), record the intent, act,
 //! record the outcome. The I/O sits behind [`TriggerIo`]; [`platform::Platform`] is the real one.
 
+pub mod approval;
 mod conditions;
 mod cpu;
 mod database_connections;
@@ -17,7 +18,10 @@ mod redis_memory;
 use std::{collections::BTreeMap, future::Future, time::Duration};
 
 use futures::future::join_all;
-use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+use k8s_openapi::{
+    apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time},
+    jiff::Timestamp,
+};
 
 pub use conditions::{DEGRADED, SCALING_ACTIVE, scaling_conditions};
 pub use kind::{KindError, TriggerKind};
@@ -72,8 +76,11 @@ pub struct Due<'a> {
     pub generation: Option<i64>,
     /// A target changed under the policy: sample every trigger now.
     pub urgent: bool,
-    /// The policy's annotations, which may pause scaling ([`pause`]).
+    /// The policy's annotations, which may pause scaling ([`pause`]) or approve a resize
+    /// ([`approval`]).
     pub annotations: &'a BTreeMap<String, String>,
+    /// The policy's `managedFields`: who set an approval.
+    pub managed_fields: &'a [ManagedFieldsEntry],
 }
 
 /// Reads every trigger that is due (sampled at most once per `interval`; at once after a spec
@@ -92,18 +99,26 @@ pub async fn read_and_plan<'a>(
         generation,
         urgent,
         annotations,
+        managed_fields,
     } = due;
     let spec_changed = std::mem::replace(&mut memory.generation, generation) != generation;
     let spec_changed = spec_changed || urgent;
     let before = |t: &TriggerKind| previous.iter().find(|s| s.name == t.trigger().name);
+    // A Go for a resize is taken at once, not at the next sample.
+    let mut approvals: Vec<_> = triggers
+        .iter()
+        .map(|t| approval::pending(annotations, managed_fields, &t.trigger().name, before(t)))
+        .collect();
     let due: Vec<bool> = triggers
         .iter()
-        .map(|t| {
+        .zip(&approvals)
+        .map(|(t, approval)| {
             let sampled_at = memory
                 .triggers
                 .get(&t.trigger().name)
                 .and_then(|m| m.sampled_at);
             spec_changed
+                || approval.is_some()
                 || before(t).is_none_or(|s| s.pending_action.is_some())
                 || sampled_at.is_none_or(|at| {
                     at.saturating_add(interval)
@@ -124,7 +139,8 @@ pub async fn read_and_plan<'a>(
     triggers
         .iter()
         .zip(readings)
-        .map(|(kind, reading)| {
+        .zip(approvals.iter_mut())
+        .map(|((kind, reading), approval)| {
             let previous = before(kind);
             let remembered = memory
                 .triggers
@@ -135,7 +151,14 @@ pub async fn read_and_plan<'a>(
                     remembered.sampled_at = Some(facts.now);
                     let hold = pause::hold(facts.hold, annotations, &kind.trigger().name);
                     let facts = Facts { hold, ..facts };
-                    plan::plan(kind, previous, reading, &mut remembered.history, facts)
+                    let mut plan =
+                        plan::plan(kind, previous, reading, &mut remembered.history, facts);
+                    if let Some(approval) = approval.take() {
+                        approval::take(
+                            kind, previous, reading, &mut plan, approval, hold, facts.now,
+                        );
+                    }
+                    plan
                 }
                 (None, Some(previous)) => TriggerPlan {
                     status: previous.clone(),
@@ -242,9 +265,13 @@ pub async fn apply_all(
                     .flatten();
                 match &action {
                     Planned::Recommend { of, to, .. } => {
-                        status.recommendation = Some(format!("resize {of} to {to}"))
+                        status.recommendation = Some(format!("resize {of} to {to}"));
+                        status.recommended_to = Some(to.clone());
                     }
-                    Planned::ResizeDatabase { .. } => status.recommendation = None,
+                    Planned::ResizeDatabase { .. } => {
+                        status.recommendation = None;
+                        status.recommended_to = None;
+                    }
                     Planned::Scale { from, to } => {
                         memory
                             .triggers
@@ -263,6 +290,7 @@ pub async fn apply_all(
                 status.message = Some(format!("action failed: {why} (decided: {})", p.plan.reason));
             }
         }
+        approval::settle(status, now, &result);
         applied.push(Applied {
             trigger: name.clone(),
             action,

@@ -121,7 +121,7 @@ impl Hold {
         }
     }
 
-    fn explain(self) -> &'static str {
+    pub(super) fn explain(self) -> &'static str {
         match self {
             Hold::Suspended => "spec.suspend is true, so no action is taken",
             Hold::NotReady => {
@@ -141,7 +141,7 @@ impl Hold {
     }
 
     /// Whether the hold stops `action`: every one, or those in the paused direction.
-    fn blocks(self, action: &Planned) -> bool {
+    pub(super) fn blocks(self, action: &Planned) -> bool {
         match self {
             Hold::Suspended | Hold::NotReady => true,
             Hold::Paused(paused) => paused.blocks(action),
@@ -458,6 +458,7 @@ fn settle_while_held(
         if matches!(current, Current::Class(_)) {
             // As after a resize applied normally: the recommendation is done.
             status.recommendation = None;
+            status.recommended_to = None;
         }
         let cooldown = kind.cooldown();
         status.next_eligible_at = (!cooldown.is_zero())
