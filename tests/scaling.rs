@@ -829,22 +829,25 @@ async fn a_recommended_resize_is_applied_once_when_the_war_room_approves_it() {
         "a Go is used once"
     );
 
-    // A new value is a new Go.
-    annotate("emr-db@2").await;
+    // A new value is a new Go, here from the console, which waits until the operator took it.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-launch"))
+        .args(["-n", &ns, "approve-resize", "launch", "emr-db"])
+        .env("KUBECONFIG", cp.kubeconfig_path())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("recorded by the operator"), "{stdout}");
+    assert!(stdout.contains("by kubectl-launch at "), "{stdout}");
     eventually(WAIT, "the second approved class", || async {
         (class(&dbi).await? == "db.r6g.4xlarge").then_some(())
     })
     .await;
-    let status = eventually(WAIT, "the second approval recorded", || async {
-        trigger_status(&client, &ns, "launch", "emr-db")
-            .await
-            .filter(|s| {
-                s.approval
-                    .as_ref()
-                    .is_some_and(|a| a.command.ends_with("@2"))
-            })
-    })
-    .await;
+    let status = trigger_status(&client, &ns, "launch", "emr-db")
+        .await
+        .unwrap();
     assert_eq!(status.recommendation, None);
     assert_eq!(
         events(&client, &ns, "ResizeDatabase").await.len(),

@@ -62,6 +62,8 @@ enum Verb {
     KillSwitch { name: String, switches: String },
     /// Switch kill switches back on.
     RestoreSwitch { name: String, switches: String },
+    /// Apply the resize a trigger recommends (an RDS instance class, with `approval: Manual`).
+    ApproveResize { name: String, trigger: String },
     /// The launch's decisions in order: stages, Go requests and who gave them, gate failures,
     /// actions, sources lost and found, kill switches.
     History { name: String },
@@ -104,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
         Verb::Abort { name } => (Command::Abort, name, None),
         Verb::KillSwitch { name, switches } => (Command::Kill, name, Some(switches)),
         Verb::RestoreSwitch { name, switches } => (Command::Restore, name, Some(switches)),
+        Verb::ApproveResize { name, trigger } => (Command::ApproveResize, name, Some(trigger)),
     };
     issue(&api, command, &name, target, paint).await
 }
@@ -185,7 +188,7 @@ async fn issue(
         .as_ref()
         .and_then(|s| s.rollout.as_ref())
         .map(|r| r.state.phase);
-    if !command.is_switch() {
+    if command.is_rollout() {
         let Some(rollout) = policy.status.as_ref().and_then(|s| s.rollout.as_ref()) else {
             anyhow::bail!("{name} has no rollout in its status yet: nothing to {command:?}");
         };

@@ -10,7 +10,7 @@ use kube::ResourceExt;
 
 use crate::{
     crd::{LaunchPolicy, Phase, RolloutStatus},
-    triggers::pause,
+    triggers::{approval, pause},
 };
 
 /// A rollout command the console issues as an annotation.
@@ -25,6 +25,8 @@ pub enum Command {
     Kill,
     /// Switch kill switches back on.
     Restore,
+    /// Apply a trigger's recommended resize.
+    ApproveResize,
 }
 
 impl Command {
@@ -38,6 +40,7 @@ impl Command {
             Command::Abort => "liftoff.dev/abort",
             Command::Kill => "liftoff.dev/kill-switch",
             Command::Restore => "liftoff.dev/restore-switch",
+            Command::ApproveResize => approval::APPROVE_RESIZE,
         }
     }
 
@@ -45,6 +48,14 @@ impl Command {
     /// rollout's).
     pub fn is_switch(self) -> bool {
         matches!(self, Command::Kill | Command::Restore)
+    }
+
+    /// Whether the command acts on the rollout (and so needs one, in a phase it fits).
+    pub fn is_rollout(self) -> bool {
+        !matches!(
+            self,
+            Command::Kill | Command::Restore | Command::ApproveResize
+        )
     }
 
     /// Why the command does not fit the rollout's phase, if it does not.
@@ -58,7 +69,7 @@ impl Command {
             Command::Resume => matches!(phase, Paused | RolledBack),
             Command::Retry => matches!(phase, Paused | RolledBack | Aborted),
             Command::Abort => phase != Aborted,
-            Command::Kill | Command::Restore => true,
+            Command::Kill | Command::Restore | Command::ApproveResize => true,
         };
         let hint = match (self, phase) {
             (Command::Approve | Command::Pause, Completed) => "the launch is complete",
@@ -88,9 +99,13 @@ pub fn applied(policy: &LaunchPolicy, command: Command, value: &str) -> bool {
     let Some(status) = &policy.status else {
         return false;
     };
-    match command.is_switch() {
-        true => status.applied_switch_commands.contains(&id),
-        false => status
+    match command {
+        Command::Kill | Command::Restore => status.applied_switch_commands.contains(&id),
+        Command::ApproveResize => status
+            .triggers
+            .iter()
+            .any(|t| t.approval.as_ref().is_some_and(|a| a.command == id)),
+        _ => status
             .rollout
             .as_ref()
             .is_some_and(|r| r.state.applied_commands.contains(&id)),
@@ -109,7 +124,7 @@ pub fn approval_used(policy: &LaunchPolicy, value: &str) -> bool {
 /// Why a command cannot be used on this policy as it is written, if it cannot.
 pub fn unusable(policy: &LaunchPolicy, command: Command, target: Option<&str>) -> Option<String> {
     let spec = &policy.spec;
-    if spec.suspend && !command.is_switch() {
+    if spec.suspend && command.is_rollout() {
         return Some("spec.suspend is true: the operator holds commands until it is lifted".into());
     }
     match command {
@@ -146,6 +161,23 @@ pub fn unusable(policy: &LaunchPolicy, command: Command, target: Option<&str>) -
             let known = stages.iter().any(|s| s.name == stage)
                 || stage.parse::<usize>().is_ok_and(|i| i < stages.len());
             (!known).then(|| format!("the rollout has no stage {stage}"))
+        }
+        Command::ApproveResize => {
+            let trigger = target.map(approval::trigger_named).unwrap_or_default();
+            let status = policy.status.as_ref().map(|s| s.triggers.as_slice());
+            match status
+                .unwrap_or_default()
+                .iter()
+                .find(|t| t.name == trigger)
+            {
+                None => Some(format!(
+                    "the policy has no trigger {trigger:?} in its status"
+                )),
+                Some(t) if t.recommended_to.is_none() => Some(format!(
+                    "nothing to approve: trigger {trigger} recommends no resize now"
+                )),
+                Some(_) => None,
+            }
         }
         _ => None,
     }
@@ -220,6 +252,22 @@ pub fn status(policy: &LaunchPolicy, now: Timestamp, paint: Paint) -> String {
             }
             if let Some(p) = &t.pending_action {
                 let _ = writeln!(out, "      pending: {} {} → {}", p.kind, p.from, p.to);
+            }
+            if let Some(r) = &t.recommendation {
+                let line = format!(
+                    "recommended: {r} (to apply it: kubectl launch approve-resize {name} {})",
+                    t.name
+                );
+                let _ = writeln!(out, "      {}", paint.unknown(&line));
+            }
+            if let Some(a) = &t.approval {
+                let by = a.by.as_deref().unwrap_or("an unknown manager");
+                let _ = writeln!(
+                    out,
+                    "      approved {} by {by}: {}",
+                    ago(a.at.0, now),
+                    a.outcome
+                );
             }
             if let Some(a) = &t.last_action {
                 let at = t
@@ -473,6 +521,57 @@ mod tests {
         );
         assert!(
             text.contains("  ! liftoff.dev/pause-scaling: \"api-cpy\" is no trigger of this policy, so it pauses nothing\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_recommended_resize_is_shown_with_its_command_and_approved_only_while_open() {
+        let mut p = policy(json!({"triggers": [{
+            "name": "emr-db", "kind": "databaseConnections", "value": "812", "threshold": "700",
+            "active": true, "recommendation": "resize emr-prod to db.r6g.2xlarge",
+            "recommendedTo": "db.r6g.2xlarge"
+        }]}));
+        let text = status(&p, at("2027-01-15T08:59:00Z"), Paint(false));
+        assert!(
+            text.contains(
+                "      recommended: resize emr-prod to db.r6g.2xlarge (to apply it: kubectl launch \
+                 approve-resize launch emr-db)\n"
+            ),
+            "{text}"
+        );
+        let approve = Command::ApproveResize;
+        assert_eq!(unusable(&p, approve, Some("emr-db")), None);
+        assert_eq!(
+            approve.refusal(Phase::Completed),
+            None,
+            "not a rollout command"
+        );
+        assert_eq!(
+            unusable(&p, approve, Some("emr-dB")).as_deref(),
+            Some("the policy has no trigger \"emr-dB\" in its status")
+        );
+
+        let status_of = p.status.as_mut().unwrap();
+        status_of.triggers[0].recommendation = None;
+        status_of.triggers[0].recommended_to = None;
+        status_of.triggers[0].approval = serde_json::from_value(json!({
+            "command": "liftoff.dev/approve-resize=emr-db@1", "by": "kubectl-launch at 2027-01-15T08:57:00Z",
+            "at": "2027-01-15T08:57:01Z", "outcome": "set DBInstance emr-prod class from a to b"
+        }))
+        .unwrap();
+        assert_eq!(
+            unusable(&p, approve, Some("emr-db")).as_deref(),
+            Some("nothing to approve: trigger emr-db recommends no resize now")
+        );
+        assert!(applied(&p, approve, "emr-db@1"));
+        assert!(!applied(&p, approve, "emr-db@2"));
+        let text = status(&p, at("2027-01-15T08:59:00Z"), Paint(false));
+        assert!(
+            text.contains(
+                "      approved 1m 59s ago by kubectl-launch at 2027-01-15T08:57:00Z: set \
+                 DBInstance emr-prod class from a to b\n"
+            ),
             "{text}"
         );
     }
