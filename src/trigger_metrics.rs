@@ -17,7 +17,7 @@ pub struct TriggerMetrics {
     /// `liftoff_trigger_source_up`: 1 when the last sample was read, 0 when its source failed.
     pub source_up: GaugeVec,
     /// `liftoff_actions_total{action}`: actions taken (ScaleUp, ScaleDown, AddPartitions,
-    /// ResizeDatabase, RecommendResize, MemoryHigh).
+    /// ResizeDatabase, ResizeCache, RecommendResize, MemoryHigh).
     pub actions: IntCounterVec,
     /// `liftoff_action_failures_total{action}`: actions the target's API rejected.
     pub action_failures: IntCounterVec,
@@ -56,7 +56,7 @@ impl TriggerMetrics {
             ),
             actions: counter(
                 "liftoff_actions_total",
-                "Actions taken: ScaleUp, ScaleDown, AddPartitions, ResizeDatabase, RecommendResize, MemoryHigh",
+                "Actions taken: ScaleUp, ScaleDown, AddPartitions, ResizeDatabase, ResizeCache, RecommendResize, MemoryHigh",
                 "action",
             ),
             action_failures: counter(

@@ -599,6 +599,39 @@ async fn secret(client: &Client, ns: &str, name: &str, key: &str, value: &str) {
     .await;
 }
 
+/// Applies the CRD in `fixture` and waits until `plural` is served.
+async fn install_crd(cp: &ControlPlane, fixture: &str, plural: &str) {
+    let path = support::repo_path(fixture);
+    let (ok, _, err) = kubectl(cp, &["apply", "-f", path.to_str().unwrap()], None).await;
+    assert!(ok, "{err}");
+    eventually(WAIT, &format!("{plural} served"), || async {
+        kubectl(cp, &["get", plural, "-n", "default"], None)
+            .await
+            .0
+            .then_some(())
+    })
+    .await;
+}
+
+/// Creates `object` (metadata and spec) of the ACK kind `(group, kind, plural)`, version
+/// v1alpha1; the API of that kind.
+async fn ack_object(
+    cp: &ControlPlane,
+    client: &Client,
+    ns: &str,
+    (group, kind, plural): (&str, &str, &str),
+    mut object: Value,
+) -> Api<DynamicObject> {
+    object["apiVersion"] = json!(format!("{group}/v1alpha1"));
+    object["kind"] = json!(kind);
+    let manifest = object.to_string();
+    let (ok, _, err) = kubectl(cp, &["-n", ns, "apply", "-f", "-"], Some(&manifest)).await;
+    assert!(ok, "{err}");
+    let gvk = kube::api::GroupVersionKind::gvk(group, "v1alpha1", kind);
+    let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, plural);
+    Api::namespaced_with(client.clone(), ns, &resource)
+}
+
 /// The ACK `DBInstance` CRD, served; a `DBInstance` `emr-prod` at `db.r6g.xlarge`; a real
 /// PostgreSQL holding 6 sessions and its URL in Secret `emr-db`. Returns the PostgreSQL, its
 /// sessions and the `DBInstance`s' API.
@@ -607,53 +640,21 @@ async fn rds_setup(
     client: &Client,
     ns: &str,
 ) -> (Postgres, Vec<PgSession>, Api<DynamicObject>) {
-    let (ok, _, err) = kubectl(
-        cp,
-        &[
-            "apply",
-            "-f",
-            support::repo_path("tests/fixtures/ack-dbinstance-crd.yaml")
-                .to_str()
-                .unwrap(),
-        ],
-        None,
-    )
-    .await;
-    assert!(ok, "{err}");
-    eventually(WAIT, "DBInstance CRD served", || async {
-        kubectl(cp, &["get", "dbinstances", "-n", "default"], None)
-            .await
-            .0
-            .then_some(())
-    })
-    .await;
+    install_crd(cp, "tests/fixtures/ack-dbinstance-crd.yaml", "dbinstances").await;
     let postgres = Postgres::start().await.unwrap();
     let mut sessions = Vec::new();
     for _ in 0..6 {
         sessions.push(postgres.connect().await.unwrap());
     }
     secret(client, ns, "emr-db", "url", &postgres.url()).await;
-    let (ok, _, err) = kubectl(
+    let dbi = ack_object(
         cp,
-        &["-n", ns, "apply", "-f", "-"],
-        Some(
-            &json!({
-                "apiVersion": "rds.services.k8s.aws/v1alpha1", "kind": "DBInstance",
-                "metadata": {"name": "emr-prod"}, "spec": {"dbInstanceClass": "db.r6g.xlarge"}
-            })
-            .to_string(),
-        ),
+        client,
+        ns,
+        ("rds.services.k8s.aws", "DBInstance", "dbinstances"),
+        json!({"metadata": {"name": "emr-prod"}, "spec": {"dbInstanceClass": "db.r6g.xlarge"}}),
     )
     .await;
-    assert!(ok, "{err}");
-    let dbi = Api::<DynamicObject>::namespaced_with(
-        client.clone(),
-        ns,
-        &kube::api::ApiResource::from_gvk_with_plural(
-            &kube::api::GroupVersionKind::gvk("rds.services.k8s.aws", "v1alpha1", "DBInstance"),
-            "dbinstances",
-        ),
-    );
     (postgres, sessions, dbi)
 }
 
@@ -901,6 +902,111 @@ async fn redis_memory_above_threshold_scales_the_statefulset_up_one_step() {
     assert!(
         !logs.contains(&redis.url()),
         "the Secret's URL must not be logged"
+    );
+}
+
+#[tokio::test]
+async fn redis_memory_on_elasticache_recommends_the_next_node_type_and_applies_it_once_approved() {
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("redis-elasticache").await.unwrap();
+    install_crd(
+        &cp,
+        "tests/fixtures/ack-replicationgroup-crd.yaml",
+        "replicationgroups",
+    )
+    .await;
+    let groups = ack_object(
+        &cp,
+        &client,
+        &ns,
+        (
+            "elasticache.services.k8s.aws",
+            "ReplicationGroup",
+            "replicationgroups",
+        ),
+        json!({"metadata": {"name": "sessions"}, "spec": {"cacheNodeType": "cache.r7g.large"}}),
+    )
+    .await;
+    let node_type = || async {
+        let o = groups.get("sessions").await.ok()?;
+        o.data["spec"]["cacheNodeType"].as_str().map(str::to_owned)
+    };
+    let redis = Redis::start("2mb").await.unwrap();
+    secret(&client, &ns, "redis", "url", &redis.url()).await;
+    let spec = json!({"statusRefresh": "1h", "scaling": {"interval": "1s", "triggers": [{
+        "name": "session-cache-memory",
+        "redisMemory": {"addressSecretRef": {"name": "redis", "key": "url"}, "threshold": 80},
+        "cacheResize": {"replicationGroupId": "sessions",
+                        "nodeTypeLadder": ["cache.r7g.large", "cache.r7g.xlarge", "cache.r7g.2xlarge"],
+                        "ackReplicationGroupRef": {"name": "sessions"}},
+        "cooldown": "1h"
+    }]}});
+    create::<LaunchPolicy>(&client, &ns, policy("launch", spec)).await;
+    let operator = Operator::start(&cp, &["--resync=30s"]).await;
+    // Fill past 80 % of 2 MiB with ~1.8 MiB of values.
+    let blob = "x".repeat(16 * 1024);
+    for i in 0..128 {
+        let _ = redis.command(&["SET", &format!("k{i}"), &blob]).await;
+    }
+    let status = eventually(WAIT, "a node type recommended", || async {
+        trigger_status(&client, &ns, "launch", "session-cache-memory")
+            .await
+            .filter(|s| s.recommended_to.is_some())
+    })
+    .await;
+    assert_eq!(
+        status.recommendation.as_deref(),
+        Some("resize sessions to cache.r7g.xlarge")
+    );
+    let recommended = events(&client, &ns, "RecommendResize").await;
+    assert!(
+        recommended
+            .iter()
+            .any(|m| m.contains("from cache.r7g.large to cache.r7g.xlarge")),
+        "{recommended:?}"
+    );
+    assert_eq!(
+        node_type().await.as_deref(),
+        Some("cache.r7g.large"),
+        "Manual never patches"
+    );
+
+    let (ok, _, err) = kubectl(
+        &cp,
+        &[
+            "-n",
+            &ns,
+            "annotate",
+            "lp/launch",
+            "liftoff.dev/approve-resize=session-cache-memory@1",
+        ],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    eventually(WAIT, "the approved node type", || async {
+        (node_type().await? == "cache.r7g.xlarge").then_some(())
+    })
+    .await;
+    let status = eventually(WAIT, "the approval recorded", || async {
+        trigger_status(&client, &ns, "launch", "session-cache-memory")
+            .await
+            .filter(|s| s.approval.is_some() && s.pending_action.is_none())
+    })
+    .await;
+    assert_eq!(
+        status.approval.unwrap().outcome,
+        "set ReplicationGroup sessions (ElastiCache sessions) node type from cache.r7g.large to \
+         cache.r7g.xlarge"
+    );
+    assert_eq!(status.recommendation, None);
+    assert_eq!(events(&client, &ns, "ResizeCache").await.len(), 1);
+    operator.completes_reconciles(3).await;
+    assert_eq!(
+        node_type().await.as_deref(),
+        Some("cache.r7g.xlarge"),
+        "one rung per Go"
     );
 }
 

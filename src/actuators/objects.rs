@@ -1,5 +1,7 @@
 //! Other operators' objects that Liftoff reads and patches: the ACK `DBInstance`
-//! (`rds.services.k8s.aws/v1alpha1`) and the Strimzi `KafkaTopic` (`kafka.strimzi.io/v1beta2`).
+//! (`rds.services.k8s.aws/v1alpha1`), the ACK `ReplicationGroup`
+//! (`elasticache.services.k8s.aws/v1alpha1`) and the Strimzi `KafkaTopic`
+//! (`kafka.strimzi.io/v1beta2`).
 //! Each is patched with a JSON merge patch of one field, so nothing else of the object is touched.
 
 use kube::{
@@ -28,6 +30,15 @@ pub const DB_INSTANCE_CLASS: Field = Field {
     kind: "DBInstance",
     plural: "dbinstances",
     field: "dbInstanceClass",
+};
+
+/// `spec.cacheNodeType` of an ACK ElastiCache `ReplicationGroup`.
+pub const REPLICATION_GROUP_NODE_TYPE: Field = Field {
+    group: "elasticache.services.k8s.aws",
+    version: "v1alpha1",
+    kind: "ReplicationGroup",
+    plural: "replicationgroups",
+    field: "cacheNodeType",
 };
 
 /// `spec.partitions` of a Strimzi `KafkaTopic`.

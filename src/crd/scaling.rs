@@ -53,6 +53,10 @@ fn default_interval() -> Duration {
         .message("partitions only applies to a kafkaLag trigger"),
     validation = kube::core::Rule::new("!has(self.rdsResize) || has(self.databaseConnections)")
         .message("rdsResize only applies to a databaseConnections trigger"),
+    validation = kube::core::Rule::new("!has(self.cacheResize) || has(self.redisMemory)")
+        .message("cacheResize only applies to a redisMemory trigger"),
+    validation = kube::core::Rule::new("!has(self.cacheResize) || !has(self.scaleTargetRef)")
+        .message("a redisMemory trigger resizes either a StatefulSet (scaleTargetRef) or an ElastiCache node type (cacheResize), not both"),
     validation = kube::core::Rule::new("!has(self.fallback) || (has(self.scaleTargetRef) && has(self.replicas) && self.fallback.replicas >= self.replicas.min && self.fallback.replicas <= self.replicas.max)")
         .message("fallback needs scaleTargetRef and replicas, and fallback.replicas between replicas.min and replicas.max"),
     validation = kube::core::Rule::new("!(has(self.scaleTargetRef) || has(self.replicas) || has(self.behavior)) || has(self.cpu) || has(self.redisMemory)")
@@ -76,8 +80,9 @@ pub struct Trigger {
     /// Open connections to a database. Signals (or applies) the next instance class (see `rdsResize`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_connections: Option<DatabaseConnectionsTrigger>,
-    /// Memory used by Redis as a percentage of its `maxmemory`. Scales `scaleTargetRef` up one step,
-    /// or only signals when no `scaleTargetRef` is set.
+    /// Memory used by Redis as a percentage of its `maxmemory`. Scales `scaleTargetRef` up one
+    /// step, or moves an ElastiCache replication group to the next node type (`cacheResize`), or
+    /// only signals when neither is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis_memory: Option<RedisMemoryTrigger>,
 
@@ -99,6 +104,11 @@ pub struct Trigger {
     /// Instance-class ladder and approval mode for a databaseConnections trigger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rds_resize: Option<RdsResizePolicy>,
+    /// Node-type ladder and approval mode for a redisMemory trigger on ElastiCache: a bigger node
+    /// adds memory to every node, which is what relieves a non-sharded Redis (one more replica
+    /// only adds a copy of the same data). Instead of `scaleTargetRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_resize: Option<CacheResizePolicy>,
     /// Opt-in: a known-safe replica count for when this trigger's source cannot be read. By
     /// default an unreadable source takes no action at all; with a fallback, once the source has
     /// failed `afterFailures` samples in a row, `scaleTargetRef` is raised to
@@ -250,6 +260,40 @@ pub struct RdsResizePolicy {
     /// wait for a person, who resizes by hand or approves the recommendation with
     /// `kubectl annotate --overwrite lp/NAME liftoff.dev/approve-resize=TRIGGER@ID` (applied once,
     /// through `ackDBInstanceRef`). `Automatic`: patch the ACK `DBInstance` without asking.
+    #[serde(default)]
+    pub approval: Approval,
+}
+
+/// The node-type ladder of an ElastiCache (Redis OSS or Valkey) replication group and whether
+/// Liftoff may climb it by itself.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.currentNodeType) || self.currentNodeType in self.nodeTypeLadder")
+    .message("cacheResize.currentNodeType must be one of cacheResize.nodeTypeLadder"))]
+pub struct CacheResizePolicy {
+    /// The ElastiCache replication group identifier, used in events, recommendations and
+    /// notifications.
+    #[schemars(length(min = 1, max = 40))]
+    pub replication_group_id: String,
+    /// Node types from smallest to largest (e.g. `cache.r7g.large`, `cache.r7g.xlarge`); the
+    /// current one is among them. Liftoff only ever recommends the next rung, never skips one.
+    /// Each node type may appear only once.
+    #[schemars(length(min = 2, max = 16), inner(length(min = 1, max = 64)), extend("x-kubernetes-list-type" = "set"))]
+    pub node_type_ladder: Vec<String>,
+    /// The group's node type today, when there is no `ackReplicationGroupRef` to read it from
+    /// (default: the first rung). Update it after you resize by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub current_node_type: Option<String>,
+    /// Optional AWS Controllers for Kubernetes `ReplicationGroup` (elasticache.services.k8s.aws)
+    /// in the policy's namespace: its `spec.cacheNodeType` is the current node type, and the one
+    /// Liftoff patches with `approval: Automatic` or an approved recommendation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_replication_group_ref: Option<LocalObjectRef>,
+    /// `Manual` (default): signal and wait for a person, who resizes by hand or approves the
+    /// recommendation with `kubectl annotate --overwrite lp/NAME
+    /// liftoff.dev/approve-resize=TRIGGER@ID` (applied once, through `ackReplicationGroupRef`).
+    /// `Automatic`: patch the ACK `ReplicationGroup` without asking.
     #[serde(default)]
     pub approval: Approval,
 }

@@ -297,7 +297,7 @@ pub struct RecentScale {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingAction {
-    /// `ScaleReplicas`, `AddPartitions` or `ResizeDatabase`.
+    /// `ScaleReplicas`, `AddPartitions`, `ResizeDatabase` or `ResizeCache`.
     pub kind: String,
     /// The value before the action (replicas, partitions or instance class).
     pub from: String,

@@ -132,7 +132,9 @@ impl TriggerIo for Simulated<'_> {
         let next = match action {
             Planned::Scale { to, .. } => Some(Current::Replicas(*to)),
             Planned::Partitions { to, .. } => Some(Current::Partitions(*to)),
-            Planned::ResizeDatabase { to, .. } => Some(Current::Class(to.clone())),
+            Planned::ResizeDatabase { to, .. } | Planned::ResizeCache { to, .. } => {
+                Some(Current::Class(to.clone()))
+            }
             Planned::Recommend { .. } | Planned::Signal => None,
         };
         if let Some(next) = next {
@@ -147,7 +149,9 @@ fn detail(action: &Planned) -> String {
     match action {
         Planned::Scale { from, to } => format!("{from} → {to} replicas"),
         Planned::Partitions { from, to } => format!("{from} → {to} partitions"),
-        Planned::ResizeDatabase { from, to } => format!("{from} → {to}"),
+        Planned::ResizeDatabase { from, to } | Planned::ResizeCache { from, to } => {
+            format!("{from} → {to}")
+        }
         Planned::Recommend { of, from, to } => format!("recommend {of}: {from} → {to}"),
         Planned::Signal => "signal".into(),
     }

@@ -14,7 +14,7 @@ use super::{
 use crate::{
     crd::{Approval, DatabaseConnectionsTrigger, RdsResizePolicy, SecretKeyRef, Trigger},
     engine::scaling::{
-        self as engine, DATABASE_CONNECTIONS_COOLDOWN, MAX_CONNECTIONS, RdsAction, RdsInput,
+        self as engine, DATABASE_CONNECTIONS_COOLDOWN, MAX_CONNECTIONS, RdsInput, ResizeAction,
         Sample, ScalingHistory,
     },
 };
@@ -117,13 +117,13 @@ impl Kind for DatabaseConnections<'_> {
         };
         let decision = engine::decide_rds_resize(&input, d.now);
         let action = decision.action.map(|a| match a {
-            RdsAction::Apply(c) if self.rds.approval == Approval::Automatic => {
+            ResizeAction::Apply(c) if self.rds.approval == Approval::Automatic => {
                 Planned::ResizeDatabase {
                     from: c.from,
                     to: c.to,
                 }
             }
-            RdsAction::Apply(c) | RdsAction::Recommend(c) => Planned::Recommend {
+            ResizeAction::Apply(c) | ResizeAction::Recommend(c) => Planned::Recommend {
                 of: self.rds.db_instance_identifier.clone(),
                 from: c.from,
                 to: c.to,

@@ -178,8 +178,9 @@ impl Trigger {
                 )));
             }
         };
-        let strays: [(&str, bool, &[&str]); 5] = [
+        let strays: [(&str, bool, &[&str]); 6] = [
             ("partitions", self.partitions.is_some(), &["kafkaLag"]),
+            ("cacheResize", self.cache_resize.is_some(), &["redisMemory"]),
             (
                 "rdsResize",
                 self.rds_resize.is_some(),

@@ -204,6 +204,7 @@ fn a_trigger_without_a_usable_kind_is_refused_with_the_crds_message() {
         t.kind().err().map(|e| e.to_string()).unwrap_or_default()
     };
     let lag = json!({"bootstrapServers": "k:9092", "topic": "t", "consumerGroup": "g"});
+    let cache = json!({"replicationGroupId": "sessions", "nodeTypeLadder": ["cache.r7g.large", "cache.r7g.xlarge"]});
     let cases = [
         (
             json!({}),
@@ -243,6 +244,20 @@ fn a_trigger_without_a_usable_kind_is_refused_with_the_crds_message() {
         (
             json!({"redisMemory": {"query": "q"}, "partitions": {"max": 3}}),
             "partitions only applies to kafkaLag triggers",
+        ),
+        (
+            json!({"redisMemory": {"query": "q"}, "cacheResize": cache}),
+            "",
+        ),
+        (
+            json!({"redisMemory": {"query": "q"}, "cacheResize": cache,
+                   "scaleTargetRef": {"kind": "StatefulSet", "name": "r"}, "replicas": {"max": 3}}),
+            "either a StatefulSet (scaleTargetRef) or an ElastiCache node type (cacheResize), not both",
+        ),
+        (
+            json!({"databaseConnections": {"query": "q"}, "rdsResize": {
+                "dbInstanceIdentifier": "db", "classLadder": ["a", "b"]}, "cacheResize": cache}),
+            "cacheResize only applies to redisMemory triggers",
         ),
         (
             json!({"kafkaLag": lag, "partitions": {"max": 3}, "replicas": {"max": 3}}),

@@ -268,7 +268,7 @@ pub async fn apply_all(
                         status.recommendation = Some(format!("resize {of} to {to}"));
                         status.recommended_to = Some(to.clone());
                     }
-                    Planned::ResizeDatabase { .. } => {
+                    Planned::ResizeDatabase { .. } | Planned::ResizeCache { .. } => {
                         status.recommendation = None;
                         status.recommended_to = None;
                     }

@@ -36,7 +36,9 @@ impl Paused {
     pub fn blocks(self, action: &Planned) -> bool {
         let out = match action {
             Planned::Scale { from, to } => to > from,
-            Planned::Partitions { .. } | Planned::ResizeDatabase { .. } => true,
+            Planned::Partitions { .. }
+            | Planned::ResizeDatabase { .. }
+            | Planned::ResizeCache { .. } => true,
             Planned::Recommend { .. } | Planned::Signal => return false,
         };
         match self {

@@ -158,8 +158,10 @@ pub enum Planned {
     Partitions { from: i32, to: i32 },
     /// Patch the ACK `DBInstance`'s class.
     ResizeDatabase { from: String, to: String },
+    /// Patch the ACK ElastiCache `ReplicationGroup`'s node type.
+    ResizeCache { from: String, to: String },
     /// Only tell people: an Event, the status recommendation and notifications. `of` names
-    /// what is to be resized (the RDS instance).
+    /// what is to be resized (the RDS instance, the ElastiCache replication group).
     Recommend {
         of: String,
         from: String,
@@ -176,6 +178,7 @@ impl Planned {
             Planned::Scale { from, to } => ("ScaleReplicas", from.to_string(), to.to_string()),
             Planned::Partitions { from, to } => ("AddPartitions", from.to_string(), to.to_string()),
             Planned::ResizeDatabase { from, to } => ("ResizeDatabase", from.clone(), to.clone()),
+            Planned::ResizeCache { from, to } => ("ResizeCache", from.clone(), to.clone()),
             Planned::Recommend { .. } | Planned::Signal => return None,
         };
         Some(PendingAction {
@@ -202,6 +205,10 @@ impl Planned {
                 from: pending.from.clone(),
                 to: pending.to.clone(),
             }),
+            "ResizeCache" => Some(Planned::ResizeCache {
+                from: pending.from.clone(),
+                to: pending.to.clone(),
+            }),
             _ => None,
         }
     }
@@ -213,6 +220,7 @@ impl Planned {
             Planned::Scale { .. } => "ScaleDown",
             Planned::Partitions { .. } => "AddPartitions",
             Planned::ResizeDatabase { .. } => "ResizeDatabase",
+            Planned::ResizeCache { .. } => "ResizeCache",
             Planned::Recommend { .. } => "RecommendResize",
             Planned::Signal => "MemoryHigh",
         }
@@ -411,7 +419,8 @@ fn resume(pending: &PendingAction, current: &Result<Current, String>) -> (Option
     let untouched = match (&action, current) {
         (Planned::Scale { from, to }, Current::Replicas(n))
         | (Planned::Partitions { from, to }, Current::Partitions(n)) => n == from || n == to,
-        (Planned::ResizeDatabase { from, to }, Current::Class(c)) => c == from || c == to,
+        (Planned::ResizeDatabase { from, to }, Current::Class(c))
+        | (Planned::ResizeCache { from, to }, Current::Class(c)) => c == from || c == to,
         _ => false,
     };
     if !untouched {

@@ -10,7 +10,7 @@ use super::{Planned, Reading, TriggerIo, kind::TriggerKind};
 use crate::{
     actuators::{
         kafka::PartitionsOutcome,
-        objects::{DB_INSTANCE_CLASS, KAFKA_TOPIC_PARTITIONS},
+        objects::{DB_INSTANCE_CLASS, KAFKA_TOPIC_PARTITIONS, REPLICATION_GROUP_NODE_TYPE},
         scale::ScaleApi,
     },
     controller::{claims::Claim, lookup::KubeLookup, pools::Pools},
@@ -200,6 +200,24 @@ impl Platform<'_> {
     pub async fn set_db_instance_class(&self, instance: &str, class: &str) -> Result<(), String> {
         DB_INSTANCE_CLASS
             .write(self.client, self.namespace, instance, json!(class))
+            .await
+    }
+
+    /// `spec.cacheNodeType` of an ACK ElastiCache `ReplicationGroup`.
+    pub async fn cache_node_type(&self, group: &str) -> Result<String, String> {
+        let value = REPLICATION_GROUP_NODE_TYPE
+            .read(self.client, self.namespace, group)
+            .await?;
+        value
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("ReplicationGroup {group} spec.cacheNodeType is not a string"))
+    }
+
+    /// Sets `spec.cacheNodeType` of an ACK ElastiCache `ReplicationGroup`.
+    pub async fn set_cache_node_type(&self, group: &str, node_type: &str) -> Result<(), String> {
+        REPLICATION_GROUP_NODE_TYPE
+            .write(self.client, self.namespace, group, json!(node_type))
             .await
     }
 

@@ -6,7 +6,10 @@
 //!   (ratio, tolerance, stabilization windows, Pods/Percent rate policies, min/max);
 //! - [`decide_partitions`]: Kafka consumer lag → a higher partition count, never lower, capped;
 //! - [`decide_rds_resize`]: database connections → the next instance class on the ladder;
-//! - [`decide_redis_step`]: Redis memory → one more StatefulSet replica, or a signal only;
+//! - [`decide_redis_step`]: Redis memory → one more StatefulSet replica, the next ElastiCache
+//!   node type, or a signal only;
+//!
+//! Both resizes climb a [`Ladder`] one rung at a time ([`ladder::step`]).
 //!
 //! Rules every decision follows:
 //! - An unknown sample ([`Sample::Unknown`]) or an invalid input never leads to an action, in
@@ -22,6 +25,7 @@ mod cooldown;
 mod cpu;
 mod decision;
 mod history;
+mod ladder;
 mod partitions;
 mod rds;
 mod redis;
@@ -39,7 +43,8 @@ pub use cooldown::{
 pub use cpu::{CpuInput, TOLERANCE, decide_replicas, recommend_replicas, within_tolerance};
 pub use decision::{Decision, ReplicaChange};
 pub use history::{MAX_HISTORY_ENTRIES, Recommendation, ScaleEvent, ScalingHistory};
+pub use ladder::{ClassChange, Ladder, ResizeAction, Rung, next_rung};
 pub use partitions::{PartitionChange, PartitionInput, decide_partitions, partitions_for_lag};
-pub use rds::{ClassChange, RdsAction, RdsInput, Rung, decide_rds_resize, next_rung};
+pub use rds::{RdsInput, decide_rds_resize};
 pub use redis::{RedisAction, RedisInput, RedisTarget, decide_redis_step};
 pub use sample::{MAX_CONNECTIONS, MAX_LAG, MAX_PERCENT, Sample, num, short};

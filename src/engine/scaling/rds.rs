@@ -3,11 +3,12 @@
 use k8s_openapi::jiff::Timestamp;
 
 use super::{
-    cooldown::{self, DATABASE_CONNECTIONS_COOLDOWN},
+    cooldown::DATABASE_CONNECTIONS_COOLDOWN,
     decision::Decision,
+    ladder::{self, Ladder, ResizeAction},
     sample::{Sample, num, usable},
 };
-use crate::crd::{Approval, Duration, RdsResizePolicy};
+use crate::crd::{Duration, RdsResizePolicy};
 
 /// Everything [`decide_rds_resize`] needs besides the time.
 #[derive(Clone, Copy, Debug)]
@@ -26,64 +27,14 @@ pub struct RdsInput<'a> {
     pub last_action_at: Option<Timestamp>,
 }
 
-/// A resize of one RDS instance by one rung of its ladder.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClassChange {
-    /// `rdsResize.dbInstanceIdentifier`.
-    pub db_instance_identifier: String,
-    /// The class now.
-    pub from: String,
-    /// The next class on the ladder.
-    pub to: String,
-}
-
-/// What to do with a resize.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RdsAction {
-    /// Patch the ACK `DBInstance` (approval `Automatic` and an `ackDBInstanceRef` is set), and
-    /// signal it (Event, status, notification).
-    Apply(ClassChange),
-    /// Signal it only, for a person to act on: approval `Manual`, or no `ackDBInstanceRef`.
-    Recommend(ClassChange),
-}
-
-impl RdsAction {
-    /// The resize, whether applied or recommended.
-    pub fn change(&self) -> &ClassChange {
-        match self {
-            Self::Apply(change) | Self::Recommend(change) => change,
-        }
-    }
-}
-
-/// Where a class sits on a ladder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rung<'a> {
-    /// The class right after it: the only one ever recommended.
-    Next(&'a str),
-    /// It is the last class of the ladder.
-    Largest,
-    /// It is not on the ladder (classes are compared exactly).
-    NotOnLadder,
-}
-
-/// The rung after `current` on `ladder` (smallest to largest). Never skips one.
-pub fn next_rung<'a>(ladder: &'a [String], current: &str) -> Rung<'a> {
-    match ladder.iter().position(|class| class == current) {
-        None => Rung::NotOnLadder,
-        Some(i) => ladder
-            .get(i + 1)
-            .map_or(Rung::Largest, |next| Rung::Next(next.as_str())),
-    }
-}
-
 /// Decides whether to signal (or apply) the next instance class for a databaseConnections trigger.
 ///
 /// In order: an unknown or invalid sample → no action; connections at or below the threshold →
 /// no action; the current class unknown, not on the ladder, or the largest → no action; within
-/// the cooldown after the last signal → no action; otherwise [`RdsAction::Apply`] of the next
-/// rung with approval `Automatic` and an `ackDBInstanceRef`, else [`RdsAction::Recommend`].
-pub fn decide_rds_resize(input: &RdsInput<'_>, now: Timestamp) -> Decision<RdsAction> {
+/// the cooldown after the last signal → no action; otherwise [`ResizeAction::Apply`] of the next
+/// rung with approval `Automatic` and an `ackDBInstanceRef`, else [`ResizeAction::Recommend`]
+/// ([`ladder::step`]).
+pub fn decide_rds_resize(input: &RdsInput<'_>, now: Timestamp) -> Decision<ResizeAction> {
     let connections = match usable(input.connections, "database connections") {
         Ok(connections) => connections,
         Err(why) => return Decision::hold(format!("no action: {why}")),
@@ -105,57 +56,23 @@ pub fn decide_rds_resize(input: &RdsInput<'_>, now: Timestamp) -> Decision<RdsAc
         "{} connections to {instance} are above the threshold {threshold}",
         num(connections)
     );
-    let Some(current) = input.current_class else {
-        return Decision::hold(format!(
-            "no action: {above}, but the current instance class of {instance} is unknown, so \
-             the next rung of the class ladder cannot be chosen"
-        ));
+    let ladder = Ladder {
+        resource: instance,
+        rung: "class",
+        rungs: &policy.class_ladder,
+        approval: policy.approval,
+        ack: policy
+            .ack_db_instance_ref
+            .as_ref()
+            .map(|r| ("DBInstance", r.name.as_str())),
+        ack_field: "ackDBInstanceRef",
     };
-    let next = match next_rung(&policy.class_ladder, current) {
-        Rung::Next(next) => next,
-        Rung::Largest => {
-            return Decision::hold(format!(
-                "no action: {above}, but {instance} is already at the largest class on the \
-                 ladder, {current}"
-            ));
-        }
-        Rung::NotOnLadder => {
-            return Decision::hold(format!(
-                "no action: {above}, but its current class {current} is not on the class \
-                 ladder [{}]",
-                policy.class_ladder.join(", ")
-            ));
-        }
-    };
-    let cooldown = cooldown::or_default(input.cooldown, DATABASE_CONNECTIONS_COOLDOWN);
-    if let Err(why) = cooldown::check(input.last_action_at, cooldown, now) {
-        return Decision::hold(format!("no action: {above}, but {why}"));
-    }
-
-    let change = ClassChange {
-        db_instance_identifier: instance.to_owned(),
-        from: current.to_owned(),
-        to: next.to_owned(),
-    };
-    let resize = format!("{instance} from {current} to {next}");
-    match (policy.approval, &policy.ack_db_instance_ref) {
-        (Approval::Automatic, Some(ack)) => Decision::act(
-            RdsAction::Apply(change),
-            format!(
-                "{above}; resizing {resize} (approval Automatic: patching DBInstance {})",
-                ack.name
-            ),
-        ),
-        (Approval::Automatic, None) => Decision::act(
-            RdsAction::Recommend(change),
-            format!(
-                "{above}; recommending to resize {resize} (approval is Automatic, but there is \
-                 no ackDBInstanceRef to patch)"
-            ),
-        ),
-        (Approval::Manual, _) => Decision::act(
-            RdsAction::Recommend(change),
-            format!("{above}; recommending to resize {resize} (approval Manual)"),
-        ),
-    }
+    ladder::step(
+        &above,
+        &ladder,
+        input.current_class,
+        (input.cooldown, DATABASE_CONNECTIONS_COOLDOWN),
+        input.last_action_at,
+        now,
+    )
 }

@@ -190,9 +190,8 @@ proptest! {
         let redis = RedisInput {
             memory_percent: &sample,
             threshold: 1,
-            target: target.map(|(current_replicas, max_replicas)| RedisTarget {
-                current_replicas,
-                max_replicas,
+            target: target.map_or(RedisTarget::Nothing, |(current, max)| {
+                RedisTarget::Replicas { current, max }
             }),
             cooldown: None,
             last_action_at,
@@ -253,7 +252,7 @@ proptest! {
             prop_assert_eq!(&change.from, &current);
             prop_assert_eq!(&change.to, &format!("db.class{}", position + 1));
             prop_assert!(position + 1 < rungs);
-            prop_assert_eq!(matches!(action, RdsAction::Recommend(_)), manual);
+            prop_assert_eq!(matches!(action, ResizeAction::Recommend(_)), manual);
         } else {
             let expected_hold = connections.value().unwrap() <= threshold as f64
                 || position + 1 >= rungs;
@@ -293,7 +292,7 @@ proptest! {
         };
         prop_assert_eq!(decide_rds_resize(&rds, now()).action, None);
 
-        for target in [Some(RedisTarget { current_replicas: current, max_replicas: 100 }), None] {
+        for target in [RedisTarget::Replicas { current, max: 100 }, RedisTarget::Nothing] {
             let redis = RedisInput {
                 memory_percent: &sample,
                 threshold: 1,

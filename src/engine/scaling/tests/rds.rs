@@ -35,7 +35,7 @@ fn input<'a>(
 
 fn change(from: &str, to: &str) -> ClassChange {
     ClassChange {
-        db_instance_identifier: "emr-prod".into(),
+        resource: "emr-prod".into(),
         from: from.into(),
         to: to.into(),
     }
@@ -52,7 +52,7 @@ fn connections_above_threshold_signal_exactly_the_next_class() {
             812.0,
             &manual,
             Some("db.r6g.xlarge"),
-            Some(RdsAction::Recommend(change(
+            Some(ResizeAction::Recommend(change(
                 "db.r6g.xlarge",
                 "db.r6g.2xlarge",
             ))),
@@ -64,7 +64,10 @@ fn connections_above_threshold_signal_exactly_the_next_class() {
             812.0,
             &automatic,
             Some("db.r6g.2xlarge"),
-            Some(RdsAction::Apply(change("db.r6g.2xlarge", "db.r6g.4xlarge"))),
+            Some(ResizeAction::Apply(change(
+                "db.r6g.2xlarge",
+                "db.r6g.4xlarge",
+            ))),
             "resizing emr-prod from db.r6g.2xlarge to db.r6g.4xlarge (approval Automatic: \
              patching DBInstance emr-prod-ack)",
         ),
@@ -73,7 +76,7 @@ fn connections_above_threshold_signal_exactly_the_next_class() {
             812.0,
             &automatic_without_ack,
             Some("db.r6g.xlarge"),
-            Some(RdsAction::Recommend(change(
+            Some(ResizeAction::Recommend(change(
                 "db.r6g.xlarge",
                 "db.r6g.2xlarge",
             ))),
@@ -101,7 +104,7 @@ fn connections_above_threshold_signal_exactly_the_next_class() {
             &automatic,
             None,
             None,
-            "but the current instance class of emr-prod is unknown",
+            "but the current class of emr-prod is unknown",
         ),
         (
             "a class off the ladder does nothing",
@@ -209,6 +212,6 @@ fn next_rung_never_skips_a_class() {
 #[test]
 fn the_action_exposes_its_change_whether_applied_or_recommended() {
     let c = change("a", "b");
-    assert_eq!(RdsAction::Apply(c.clone()).change(), &c);
-    assert_eq!(RdsAction::Recommend(c.clone()).change(), &c);
+    assert_eq!(ResizeAction::Apply(c.clone()).change(), &c);
+    assert_eq!(ResizeAction::Recommend(c.clone()).change(), &c);
 }

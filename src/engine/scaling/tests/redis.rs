@@ -10,9 +10,8 @@ fn input(
     RedisInput {
         memory_percent: memory,
         threshold: 80,
-        target: target.map(|(current_replicas, max_replicas)| RedisTarget {
-            current_replicas,
-            max_replicas,
+        target: target.map_or(RedisTarget::Nothing, |(current, max)| {
+            RedisTarget::Replicas { current, max }
         }),
         cooldown: None,
         last_action_at,
@@ -72,7 +71,7 @@ fn redis_memory_above_threshold_scales_up_one_step_within_max() {
             91.0,
             None,
             Some(RedisAction::Signal),
-            "above the threshold 80%; no scaleTargetRef is set, so this is a signal only",
+            "above the threshold 80%; no scaleTargetRef or cacheResize is set, so this is a signal only",
         ),
     ];
     for (name, memory, target, expected, reason) in cases {
