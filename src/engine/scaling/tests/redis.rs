@@ -1,6 +1,8 @@
-//! Redis memory → one more replica within max, or a signal without a target; the cooldown.
+//! Redis memory → one more replica within max, the next ElastiCache node type, or a signal
+//! without a target; the cooldown.
 
 use super::*;
+use crate::crd::Approval;
 
 fn input(
     memory: &Sample,
@@ -116,4 +118,104 @@ fn unknown_memory_or_a_bad_threshold_take_no_action() {
         ..input(&memory, Some((3, 9)), None)
     };
     assert_eq!(decide_redis_step(&bad, at(0)).action, None);
+}
+
+#[test]
+fn redis_memory_on_elasticache_climbs_the_node_type_ladder_one_rung_per_cooldown() {
+    let rungs: Vec<String> = ["cache.r7g.large", "cache.r7g.xlarge", "cache.r7g.2xlarge"]
+        .map(String::from)
+        .to_vec();
+    let ladder = |approval, ack: Option<(&'static str, &'static str)>| Ladder {
+        resource: "sessions",
+        rung: "node type",
+        rungs: &rungs,
+        approval,
+        ack,
+        ack_field: "ackReplicationGroupRef",
+    };
+    let group = Some(("ReplicationGroup", "sessions"));
+    let memory = Sample::Value(91.0);
+    let decide = |ladder, current, last| {
+        let input = RedisInput {
+            target: RedisTarget::NodeType { ladder, current },
+            ..input(&memory, None, last)
+        };
+        decide_redis_step(&input, at(600))
+    };
+    let change = |from: &str, to: &str| ClassChange {
+        resource: "sessions".into(),
+        from: from.into(),
+        to: to.into(),
+    };
+
+    let manual = decide(
+        ladder(Approval::Manual, group),
+        Some("cache.r7g.large"),
+        None,
+    );
+    assert_eq!(
+        manual.action,
+        Some(RedisAction::Resize(ResizeAction::Recommend(change(
+            "cache.r7g.large",
+            "cache.r7g.xlarge"
+        ))))
+    );
+    assert!(
+        manual.reason.ends_with(
+            "recommending to resize sessions from cache.r7g.large to cache.r7g.xlarge (approval \
+             Manual)"
+        ),
+        "{}",
+        manual.reason
+    );
+    let automatic = decide(
+        ladder(Approval::Automatic, group),
+        Some("cache.r7g.xlarge"),
+        None,
+    );
+    assert_eq!(
+        automatic.action,
+        Some(RedisAction::Resize(ResizeAction::Apply(change(
+            "cache.r7g.xlarge",
+            "cache.r7g.2xlarge"
+        ))))
+    );
+    assert!(
+        automatic
+            .reason
+            .contains("patching ReplicationGroup sessions")
+    );
+    let unpatchable = decide(
+        ladder(Approval::Automatic, None),
+        Some("cache.r7g.large"),
+        None,
+    );
+    assert!(matches!(
+        unpatchable.action,
+        Some(RedisAction::Resize(ResizeAction::Recommend(_)))
+    ));
+    assert!(
+        unpatchable
+            .reason
+            .contains("no ackReplicationGroupRef to patch")
+    );
+
+    for (current, last, why) in [
+        (
+            Some("cache.r7g.2xlarge"),
+            None,
+            "already at the largest node type on the ladder",
+        ),
+        (
+            Some("cache.m5.large"),
+            None,
+            "is not on the node type ladder",
+        ),
+        (None, None, "the current node type of sessions is unknown"),
+        (Some("cache.r7g.large"), Some(at(1)), "cooldown 10m"),
+    ] {
+        let held = decide(ladder(Approval::Automatic, group), current, last);
+        assert_eq!(held.action, None, "{why}");
+        assert!(held.reason.contains(why), "{}", held.reason);
+    }
 }
