@@ -71,6 +71,15 @@ spec:
     spec: {containers: [{name: api, image: registry.example/api:1}]}
 ---
 apiVersion: apps/v1
+kind: Deployment
+metadata: {name: task-workers, namespace: emr}
+spec:
+  selector: {matchLabels: {app: task-workers}}
+  template:
+    metadata: {labels: {app: task-workers}}
+    spec: {containers: [{name: worker, image: registry.example/task-worker:1}]}
+---
+apiVersion: apps/v1
 kind: StatefulSet
 metadata: {name: redis, namespace: emr}
 spec:

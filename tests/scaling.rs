@@ -587,6 +587,94 @@ async fn kafka_lag_above_threshold_adds_partitions_once_per_cooldown_never_above
     assert!(operator.metrics().await.contains(&value), "{value}");
 }
 
+#[tokio::test]
+async fn kafka_lag_scales_the_consumers_after_the_partitions_never_above_them() {
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("kafka-consumers").await.unwrap();
+    let kafka = Kafka::start().await.unwrap();
+    lagging_topic(&kafka).await;
+    create::<Deployment>(&client, &ns, workload("Deployment", "workers", 1)).await;
+    // The group's members are the Deployment's replicas, as its pods would be.
+    let fleet = {
+        let (client, ns) = (client.clone(), ns.clone());
+        kafka_util::ConsumerFleet::follow(&kafka, "task-events", "task-workers", move || {
+            let (client, ns) = (client.clone(), ns.clone());
+            async move { replicas::<Deployment>(&client, &ns, "workers").await }
+        })
+    };
+    // Lag 3,000 at 500 per consumer wants 6 consumers: more than the 3 partitions, and
+    // partitions.max is 4.
+    let spec = json!({"statusRefresh": "1h", "scaling": {"interval": "1s", "triggers": [{
+        "name": "task-events-lag",
+        "kafkaLag": {"bootstrapServers": kafka.bootstrap(), "topic": "task-events",
+                     "consumerGroup": "task-workers", "threshold": 1000},
+        "partitions": {"max": 4},
+        "consumers": {"scaleTargetRef": {"kind": "Deployment", "name": "workers"},
+                      "lagPerReplica": 500, "max": 10},
+        "cooldown": "1h"
+    }]}});
+    create::<LaunchPolicy>(&client, &ns, policy("launch", spec)).await;
+    let operator = Operator::start(&cp, &["--resync=30s"]).await;
+
+    // Watched all along: never more consumers than partitions. Replicas are read first:
+    // partitions only grow, so a later count can only be higher than the one they met.
+    let seen = std::sync::Mutex::new(Vec::new());
+    eventually(WAIT, "4 partitions and 4 consumers", || async {
+        let consumers = replicas::<Deployment>(&client, &ns, "workers").await;
+        let partitions = kafka.partitions("task-events").await.ok()? as i32;
+        let mut seen = seen.lock().unwrap();
+        if seen.last() != Some(&(partitions, consumers)) {
+            seen.push((partitions, consumers));
+        }
+        (partitions == 4 && consumers == 4).then_some(())
+    })
+    .await;
+    let seen = seen.into_inner().unwrap();
+    assert!(
+        seen.iter().all(|(p, c)| c <= p),
+        "consumers above partitions: {seen:?}"
+    );
+    assert_eq!(
+        seen.first().map(|(_, c)| *c),
+        Some(1),
+        "the partitions move first: {seen:?}"
+    );
+    let status = eventually(WAIT, "the consumers' scale in status", || async {
+        trigger_status(&client, &ns, "launch", "task-events-lag")
+            .await
+            .filter(|s| {
+                s.last_action
+                    .as_deref()
+                    .is_some_and(|a| a.contains("workers"))
+            })
+    })
+    .await;
+    assert_eq!(
+        status.last_action.as_deref(),
+        Some("scaled Deployment workers from 1 to 4 replicas")
+    );
+    assert_eq!(events(&client, &ns, "AddPartitions").await.len(), 1);
+    let ups = events(&client, &ns, "ScaleUp").await;
+    assert_eq!(ups.len(), 1, "{ups:?}");
+    assert!(
+        ups[0].contains("capped by the 4 partitions, partitions.max 4"),
+        "{ups:?}"
+    );
+
+    // The group follows: 4 members, one per partition.
+    eventually(WAIT, "4 members in the consumer group", || async {
+        (kafka_util::group_members(&kafka, "task-workers").await? == 4).then_some(())
+    })
+    .await;
+    assert_eq!(fleet.wanted(), 4);
+    // Nothing more: the partitions are at max, the consumers at the partition count.
+    operator.completes_reconciles(3).await;
+    assert_eq!(replicas::<Deployment>(&client, &ns, "workers").await, 4);
+    assert_eq!(kafka.partitions("task-events").await.unwrap(), 4);
+    drop(fleet);
+}
+
 async fn secret(client: &Client, ns: &str, name: &str, key: &str, value: &str) {
     create::<Secret>(
         client,

@@ -66,7 +66,7 @@ pub fn first_claims<'a>(
         let age: Age = (created.is_none(), created, p.name_any());
         // Triggers in spec order: within the policy, the first one on a workload holds it.
         for t in scaling.triggers.iter().rev() {
-            let Some(target) = &t.scale_target_ref else {
+            let Some(target) = t.workload() else {
                 continue;
             };
             let claim = Claim {

@@ -117,8 +117,18 @@ fn at_max<'p>(p: &'p Planning<'_>) -> Option<Tripped<'p>> {
             let max = t.partitions.as_ref()?.max;
             (*n >= max).then(|| format!("partitions.max {max}"))
         }
+        Current::Consumed {
+            partitions,
+            consumers,
+        } => {
+            let max = t.partitions.as_ref()?.max;
+            let most = t.consumers.as_ref()?.max.min(max);
+            (*partitions >= max && *consumers >= most)
+                .then(|| format!("partitions.max {max} with {consumers} consumers"))
+        }
         Current::Class(class) => {
-            let ladder = &t.rds_resize.as_ref()?.class_ladder;
+            let rds = t.rds_resize.as_ref().map(|r| &r.class_ladder);
+            let ladder = rds.or(t.cache_resize.as_ref().map(|c| &c.node_type_ladder))?;
             (ladder.last() == Some(class)).then(|| format!("the last class of its ladder, {class}"))
         }
         Current::Nothing => None,

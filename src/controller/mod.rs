@@ -349,8 +349,7 @@ fn referencing(
         .filter_map(|p| p.0.as_ref().ok())
         .filter(|p| {
             p.spec.scaling.iter().flat_map(|s| &s.triggers).any(|t| {
-                t.scale_target_ref
-                    .as_ref()
+                t.workload()
                     .is_some_and(|r| r.kind == kind && r.name == name)
             })
         })

@@ -80,6 +80,12 @@ pub fn referenced(spec: &LaunchPolicySpec) -> (Vec<WorkloadUse>, Vec<SecretUse>)
                 target: target.clone(),
             });
         }
+        if let Some(consumers) = &t.consumers {
+            workloads.push(WorkloadUse {
+                at: format!("{at}.consumers.scaleTargetRef"),
+                target: consumers.scale_target_ref.clone(),
+            });
+        }
         // A trigger without a usable kind never gets here: the policy is reported as
         // `InvalidSpec` before its references are looked at.
         for used in t.kind().iter().flat_map(|k| k.get().secrets()) {
@@ -211,7 +217,7 @@ mod tests {
     #[tokio::test]
     async fn everything_present_means_no_problems() {
         let lookup = Fixed {
-            workloads: vec!["api", "redis"],
+            workloads: vec!["api", "redis", "task-workers"],
             secrets: vec![
                 ("redis", vec!["url"]),
                 (
@@ -236,6 +242,7 @@ mod tests {
             reasons,
             [
                 "TargetNotFound",
+                "TargetNotFound",
                 "SecretKeyMissing",
                 "SecretNotFound",
                 "SecretNotFound",
@@ -248,9 +255,12 @@ mod tests {
                 .message
                 .starts_with("spec.scaling.triggers[0].scaleTargetRef: Deployment api not found")
         );
-        assert!(problems[1].message.contains("has no key \"url\""));
+        assert!(problems[1].message.starts_with(
+            "spec.scaling.triggers[1].consumers.scaleTargetRef: Deployment task-workers not found"
+        ));
+        assert!(problems[2].message.contains("has no key \"url\""));
         assert!(
-            problems[2]
+            problems[3]
                 .message
                 .contains("spec.notifications[0].webhookSecretRef")
         );

@@ -31,10 +31,10 @@ pub use rollout_state::{
     ConsumedApproval, GateState, Hold, HoldCause, MAX_REMEMBERED_COMMANDS, Phase, RolloutState,
 };
 pub use scaling::{
-    Approval, CacheResizePolicy, CpuTrigger, DatabaseConnectionsTrigger, KafkaLagTrigger,
-    PartitionPolicy, PostgresSource, RdsResizePolicy, RedisMemoryTrigger, ReplicaBounds,
-    ScalingBehavior, ScalingPolicy, ScalingPolicyKind, ScalingRules, ScalingSpec, SelectPolicy,
-    Trigger,
+    Approval, CacheResizePolicy, ConsumerScaling, CpuTrigger, DatabaseConnectionsTrigger,
+    KafkaLagTrigger, PartitionPolicy, PostgresSource, RdsResizePolicy, RedisMemoryTrigger,
+    ReplicaBounds, ScalingBehavior, ScalingPolicy, ScalingPolicyKind, ScalingRules, ScalingSpec,
+    SelectPolicy, Trigger,
 };
 pub use source::{
     KafkaEndpoint, LaunchSource, LaunchSourceSpec, NamespacedSecretRef, PrometheusEndpoint,

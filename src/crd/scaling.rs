@@ -51,6 +51,8 @@ fn default_interval() -> Duration {
         .message("a databaseConnections trigger needs rdsResize (the instance class ladder)"),
     validation = kube::core::Rule::new("!has(self.partitions) || has(self.kafkaLag)")
         .message("partitions only applies to a kafkaLag trigger"),
+    validation = kube::core::Rule::new("!has(self.consumers) || has(self.kafkaLag)")
+        .message("consumers only applies to a kafkaLag trigger"),
     validation = kube::core::Rule::new("!has(self.rdsResize) || has(self.databaseConnections)")
         .message("rdsResize only applies to a databaseConnections trigger"),
     validation = kube::core::Rule::new("!has(self.cacheResize) || has(self.redisMemory)")
@@ -98,9 +100,17 @@ pub struct Trigger {
     /// `spec.behavior` (stabilization windows and rate policies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub behavior: Option<ScalingBehavior>,
-    /// Partition growth for a kafkaLag trigger.
+    /// Partition growth for a kafkaLag trigger. Adding partitions moves keys: a key hashed to
+    /// one partition before may hash to another after, so per-key ordering holds only within
+    /// the messages produced after the change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitions: Option<PartitionPolicy>,
+    /// The consumer group's workload, scaled with the lag (kafkaLag only): partitions alone do
+    /// not reduce lag, consumers reading them do. Never above the topic's partition count (a
+    /// consumer beyond it would sit idle); when the lag needs more consumers than partitions,
+    /// the partitions are raised first (within `partitions.max`), then the consumers follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumers: Option<ConsumerScaling>,
     /// Instance-class ladder and approval mode for a databaseConnections trigger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rds_resize: Option<RdsResizePolicy>,
@@ -193,6 +203,30 @@ pub struct PartitionPolicy {
     /// namespace instead of calling the Kafka admin API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strimzi_kafka_topic_ref: Option<LocalObjectRef>,
+}
+
+/// The consumers of a kafkaLag trigger's consumer group: one per replica of a workload.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self.min <= self.max")
+    .message("consumers.min must be less than or equal to consumers.max"))]
+pub struct ConsumerScaling {
+    /// The workload whose replicas are the group's consumers (a Deployment or StatefulSet with
+    /// the `/scale` subresource). As for any scaled workload, an HPA or another trigger on it
+    /// refuses this one's actions.
+    pub scale_target_ref: ScaleTargetRef,
+    /// The lag one consumer is meant to work through: Liftoff wants `ceil(lag / lagPerReplica)`
+    /// replicas, within `min`, `max` and the partition count (1–1,000,000,000,000).
+    #[schemars(range(min = 1, max = 1_000_000_000_000i64))]
+    pub lag_per_replica: i64,
+    /// Fewest consumers (1–100,000; default 1). Scaling in happens only once the lag is at or
+    /// below `kafkaLag.threshold` and the trigger's `cooldown` has passed since its last action.
+    #[serde(default = "default_min_replicas")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub min: i32,
+    /// Most consumers (1–100,000). Scaling out is immediate, up to the partition count.
+    #[schemars(range(min = 1, max = 100000))]
+    pub max: i32,
 }
 
 /// Open database connections, from a PromQL query or straight from PostgreSQL.

@@ -129,13 +129,28 @@ impl TriggerIo for Simulated<'_> {
         kind: &TriggerKind<'_>,
         action: &Planned,
     ) -> impl Future<Output = Result<String, String>> + Send {
-        let next = match action {
-            Planned::Scale { to, .. } => Some(Current::Replicas(*to)),
-            Planned::Partitions { to, .. } => Some(Current::Partitions(*to)),
-            Planned::ResizeDatabase { to, .. } | Planned::ResizeCache { to, .. } => {
-                Some(Current::Class(to.clone()))
+        let now = self.targets().get(&kind.trigger().name).cloned();
+        let next = match (action, now) {
+            (Planned::Scale { to, .. }, Some(Ok(Current::Consumed { partitions, .. }))) => {
+                Some(Current::Consumed {
+                    partitions,
+                    consumers: *to,
+                })
             }
-            Planned::Recommend { .. } | Planned::Signal => None,
+            (Planned::Partitions { to, .. }, Some(Ok(Current::Consumed { consumers, .. }))) => {
+                Some(Current::Consumed {
+                    partitions: *to,
+                    consumers,
+                })
+            }
+            (action, _) => match action {
+                Planned::Scale { to, .. } => Some(Current::Replicas(*to)),
+                Planned::Partitions { to, .. } => Some(Current::Partitions(*to)),
+                Planned::ResizeDatabase { to, .. } | Planned::ResizeCache { to, .. } => {
+                    Some(Current::Class(to.clone()))
+                }
+                Planned::Recommend { .. } | Planned::Signal => None,
+            },
         };
         if let Some(next) = next {
             self.targets().insert(kind.trigger().name.clone(), Ok(next));
@@ -161,6 +176,10 @@ fn shown(current: &Result<Current, String>) -> String {
     match current {
         Ok(Current::Replicas(n)) => format!("{n} replicas"),
         Ok(Current::Partitions(n)) => format!("{n} partitions"),
+        Ok(Current::Consumed {
+            partitions,
+            consumers,
+        }) => format!("{partitions} partitions, {consumers} consumers"),
         Ok(Current::Class(class)) => class.clone(),
         Ok(Current::Nothing) => "nothing to scale".into(),
         Err(why) => format!("unknown: {why}"),
@@ -200,8 +219,12 @@ fn starting_targets(
                 let n: i32 = given.parse().ok().filter(|n| *n >= 0).ok_or_else(|| {
                     format!("--start {name}={given}: give a whole number of replicas or partitions")
                 })?;
-                Ok(match assumed {
-                    Some(Current::Replicas(_)) => Current::Replicas(n),
+                Ok(match (assumed, &kind.trigger().consumers) {
+                    (Some(Current::Replicas(_)), _) => Current::Replicas(n),
+                    (_, Some(consumers)) => Current::Consumed {
+                        partitions: n,
+                        consumers: consumers.min,
+                    },
                     _ => Current::Partitions(n),
                 })
             }

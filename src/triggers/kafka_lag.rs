@@ -1,5 +1,7 @@
 //! `kafkaLag`: a consumer group's total lag on a topic → more partitions, never fewer
-//! ([`engine::decide_partitions`]), through the Kafka admin API or a Strimzi `KafkaTopic`.
+//! ([`engine::decide_partitions`]), through the Kafka admin API or a Strimzi `KafkaTopic`; with
+//! `consumers`, the consumer workload's replicas follow the lag within the partition count,
+//! the partitions raised first when the consumers need more ([`engine::decide_consumers`]).
 
 use std::time::Duration;
 
@@ -11,9 +13,10 @@ use super::{
     platform::Platform,
 };
 use crate::{
-    crd::{KafkaLagTrigger, LocalObjectRef, PartitionPolicy, Trigger},
+    crd::{ConsumerScaling, KafkaLagTrigger, LocalObjectRef, PartitionPolicy, Trigger},
     engine::scaling::{
-        self as engine, KAFKA_LAG_COOLDOWN, MAX_LAG, PartitionInput, Sample, ScalingHistory,
+        self as engine, ConsumerInput, ConsumerStep, KAFKA_LAG_COOLDOWN, MAX_LAG, PartitionInput,
+        Sample, ScalingHistory,
     },
     sources::address::{Destination, kafka_bootstrap},
 };
@@ -22,6 +25,7 @@ pub struct KafkaLag<'a> {
     trigger: &'a Trigger,
     spec: &'a KafkaLagTrigger,
     partitions: &'a PartitionPolicy,
+    consumers: Option<&'a ConsumerScaling>,
 }
 
 impl<'a> KafkaLag<'a> {
@@ -37,6 +41,7 @@ impl<'a> KafkaLag<'a> {
             trigger,
             spec,
             partitions,
+            consumers: trigger.consumers.as_ref(),
         })
     }
 
@@ -104,8 +109,39 @@ impl Kind for KafkaLag<'_> {
     }
 
     fn decide(&self, d: Deciding<'_>, _: &mut ScalingHistory) -> (Option<Planned>, String) {
-        let Current::Partitions(current) = d.current else {
-            return super::plan::misfit(d.current);
+        let current = match (d.current, self.consumers) {
+            (Current::Partitions(current), None) => current,
+            (
+                Current::Consumed {
+                    partitions,
+                    consumers: replicas,
+                },
+                Some(consumers),
+            ) => {
+                let input = ConsumerInput {
+                    lag: d.sample,
+                    threshold: self.spec.threshold,
+                    partitions: (*partitions, self.partitions.max),
+                    consumers: *replicas,
+                    lag_per_replica: consumers.lag_per_replica,
+                    bounds: (consumers.min, consumers.max),
+                    cooldown: self.trigger.cooldown,
+                    last_action_at: d.last_action_at,
+                };
+                let decision = engine::decide_consumers(&input, d.now);
+                let action = decision.action.map(|step| match step {
+                    ConsumerStep::Partitions(c) => Planned::Partitions {
+                        from: c.from,
+                        to: c.to,
+                    },
+                    ConsumerStep::Consumers(c) => Planned::Scale {
+                        from: c.from,
+                        to: c.to,
+                    },
+                });
+                return (action, decision.reason);
+            }
+            (current, _) => return super::plan::misfit(current),
         };
         let input = PartitionInput {
             lag: d.sample,
@@ -127,14 +163,21 @@ impl Kind for KafkaLag<'_> {
         io.kafka_lag(self.spec).boxed()
     }
 
-    /// The `KafkaTopic`'s `spec.partitions` when Strimzi manages the topic, else the brokers'.
+    /// The `KafkaTopic`'s `spec.partitions` when Strimzi manages the topic, else the brokers';
+    /// and the consumer workload's replicas.
     fn current<'s>(&'s self, io: &'s Platform<'_>) -> BoxFuture<'s, Result<Current, String>> {
         async move {
             let count = match self.strimzi_topic() {
                 Some(topic) => io.strimzi_partitions(&topic.name).await?,
                 None => io.kafka_partitions(self.spec).await?,
             };
-            Ok(Current::Partitions(count))
+            match self.consumers {
+                None => Ok(Current::Partitions(count)),
+                Some(consumers) => Ok(Current::Consumed {
+                    partitions: count,
+                    consumers: io.replicas(&consumers.scale_target_ref).await?,
+                }),
+            }
         }
         .boxed()
     }
@@ -145,12 +188,15 @@ impl Kind for KafkaLag<'_> {
         action: &'s Planned,
     ) -> BoxFuture<'s, Result<String, String>> {
         async move {
-            let Planned::Partitions { from, to } = action else {
-                return Err(super::plan::unfit(action, self.as_str()));
-            };
-            match self.strimzi_topic() {
-                Some(topic) => io.set_strimzi_partitions(&topic.name, *from, *to).await,
-                None => io.add_partitions(self.spec, *to).await,
+            match (action, self.consumers) {
+                (Planned::Partitions { from, to }, _) => match self.strimzi_topic() {
+                    Some(topic) => io.set_strimzi_partitions(&topic.name, *from, *to).await,
+                    None => io.add_partitions(self.spec, *to).await,
+                },
+                (Planned::Scale { from, to }, Some(consumers)) => {
+                    io.scale(&consumers.scale_target_ref, *from, *to).await
+                }
+                (other, _) => Err(super::plan::unfit(other, self.as_str())),
             }
         }
         .boxed()

@@ -136,6 +136,12 @@ pub trait Kind: Send + Sync {
 }
 
 impl Trigger {
+    /// The workload the trigger scales: `scaleTargetRef`, or a kafkaLag trigger's consumers.
+    pub fn workload(&self) -> Option<&crate::crd::ScaleTargetRef> {
+        let consumers = self.consumers.as_ref().map(|c| &c.scale_target_ref);
+        self.scale_target_ref.as_ref().or(consumers)
+    }
+
     /// The trigger's kind: the only place that reads the one-of, and checks that the fields the
     /// kind needs are there (the same rules as the CRD's).
     pub fn kind(&self) -> Result<TriggerKind<'_>, KindError> {
@@ -178,8 +184,9 @@ impl Trigger {
                 )));
             }
         };
-        let strays: [(&str, bool, &[&str]); 6] = [
+        let strays: [(&str, bool, &[&str]); 7] = [
             ("partitions", self.partitions.is_some(), &["kafkaLag"]),
+            ("consumers", self.consumers.is_some(), &["kafkaLag"]),
             ("cacheResize", self.cache_resize.is_some(), &["redisMemory"]),
             (
                 "rdsResize",

@@ -204,6 +204,7 @@ fn a_trigger_without_a_usable_kind_is_refused_with_the_crds_message() {
         t.kind().err().map(|e| e.to_string()).unwrap_or_default()
     };
     let lag = json!({"bootstrapServers": "k:9092", "topic": "t", "consumerGroup": "g"});
+    let consumers = json!({"scaleTargetRef": {"kind": "Deployment", "name": "workers"}, "lagPerReplica": 1000, "max": 3});
     let cache = json!({"replicationGroupId": "sessions", "nodeTypeLadder": ["cache.r7g.large", "cache.r7g.xlarge"]});
     let cases = [
         (
@@ -248,6 +249,15 @@ fn a_trigger_without_a_usable_kind_is_refused_with_the_crds_message() {
         (
             json!({"redisMemory": {"query": "q"}, "cacheResize": cache}),
             "",
+        ),
+        (
+            json!({"kafkaLag": lag, "partitions": {"max": 3}, "consumers": consumers}),
+            "",
+        ),
+        (
+            json!({"cpu": {}, "scaleTargetRef": {"kind": "Deployment", "name": "api"},
+                   "replicas": {"max": 3}, "consumers": consumers}),
+            "consumers only applies to kafkaLag triggers",
         ),
         (
             json!({"redisMemory": {"query": "q"}, "cacheResize": cache,

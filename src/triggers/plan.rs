@@ -27,6 +27,8 @@ pub enum Current {
     Replicas(i32),
     /// Partitions of the Kafka topic.
     Partitions(i32),
+    /// Partitions of the Kafka topic and replicas of its consumer workload (`consumers`).
+    Consumed { partitions: i32, consumers: i32 },
     /// The database's instance class.
     Class(String),
     /// The trigger has no target (a Redis trigger that only signals).
@@ -418,7 +420,11 @@ fn resume(pending: &PendingAction, current: &Result<Current, String>) -> (Option
     };
     let untouched = match (&action, current) {
         (Planned::Scale { from, to }, Current::Replicas(n))
-        | (Planned::Partitions { from, to }, Current::Partitions(n)) => n == from || n == to,
+        | (Planned::Partitions { from, to }, Current::Partitions(n))
+        | (Planned::Partitions { from, to }, Current::Consumed { partitions: n, .. })
+        | (Planned::Scale { from, to }, Current::Consumed { consumers: n, .. }) => {
+            n == from || n == to
+        }
         (Planned::ResizeDatabase { from, to }, Current::Class(c))
         | (Planned::ResizeCache { from, to }, Current::Class(c)) => c == from || c == to,
         _ => false,
@@ -455,6 +461,13 @@ fn settle_while_held(
     status.pending_action = None;
     let applied = match current {
         Current::Replicas(n) | Current::Partitions(n) => n.to_string() == pending.to,
+        Current::Consumed {
+            partitions,
+            consumers,
+        } => match pending.kind.as_str() {
+            "AddPartitions" => partitions.to_string() == pending.to,
+            _ => consumers.to_string() == pending.to,
+        },
         Current::Class(class) => *class == pending.to,
         Current::Nothing => false,
     };

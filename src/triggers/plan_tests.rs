@@ -415,6 +415,78 @@ fn a_pending_action_is_re_applied_instead_of_a_new_decision() {
 }
 
 #[test]
+fn consumers_follow_partitions_and_an_interrupted_step_of_either_is_re_applied() {
+    let mut t = kafka();
+    t.consumers = serde_json::from_value(json!({
+        "scaleTargetRef": {"kind": "Deployment", "name": "workers"},
+        "lagPerReplica": 20000, "max": 10
+    }))
+    .unwrap();
+    let at_ = |partitions, consumers| Current::Consumed {
+        partitions,
+        consumers,
+    };
+    // Lag 90,000 wants 5 consumers; with 3 partitions the partitions come first.
+    let first = run(&t, None, &reading(90_000.0, at_(3, 2)), facts(0));
+    assert_eq!(first.action, Some(Planned::Partitions { from: 3, to: 5 }));
+    let mut status = first.status.clone();
+    status.pending_action = first.action.as_ref().unwrap().pending(at(0));
+    for partitions in [3, 5] {
+        let replay = run(
+            &t,
+            Some(&status),
+            &reading(90_000.0, at_(partitions, 2)),
+            facts(5),
+        );
+        assert_eq!(
+            replay.action, first.action,
+            "at {partitions}: the same target"
+        );
+    }
+    // Someone else changed the topic meanwhile: dropped, never undone.
+    let moved = run(&t, Some(&status), &reading(90_000.0, at_(7, 2)), facts(5));
+    assert_eq!(moved.action, None);
+
+    // Then the consumers, at once, despite the partitions' cooldown.
+    status.pending_action = None;
+    status.last_action_at = Some(Time(at(1)));
+    let second = run(&t, Some(&status), &reading(90_000.0, at_(5, 2)), facts(20));
+    assert_eq!(second.action, Some(Planned::Scale { from: 2, to: 5 }));
+    status.pending_action = second.action.as_ref().unwrap().pending(at(20));
+    for consumers in [2, 5] {
+        let replay = run(
+            &t,
+            Some(&status),
+            &reading(90_000.0, at_(5, consumers)),
+            facts(25),
+        );
+        assert_eq!(
+            replay.action, second.action,
+            "at {consumers}: the same target"
+        );
+    }
+    // Held by a suspension after the consumers were scaled: recorded as applied.
+    let held = run(
+        &t,
+        Some(&status),
+        &reading(90_000.0, at_(5, 5)),
+        Facts {
+            hold: Some(Hold::Suspended),
+            ..facts(25)
+        },
+    );
+    assert_eq!(held.action, None);
+    assert!(
+        held.status
+            .last_action
+            .as_deref()
+            .is_some_and(|a| a.starts_with("ScaleReplicas from 2 to 5")),
+        "{:?}",
+        held.status
+    );
+}
+
+#[test]
 fn a_pending_action_met_by_a_hold_waits_and_is_re_applied_as_the_same_decision() {
     let t = cpu();
     let decided = run(&t, None, &reading(140.0, Current::Replicas(3)), facts(0));

@@ -40,7 +40,7 @@ impl TriggerIo for Platform<'_> {
     async fn read(&self, kind: &TriggerKind<'_>) -> Reading {
         let kind_io = kind.get();
         let (sample, current) = futures::join!(kind_io.sample(self), kind_io.current(self));
-        let refusal = kind.trigger().scale_target_ref.as_ref().and_then(|target| {
+        let refusal = kind.trigger().workload().and_then(|target| {
             let me = Claim {
                 policy: self.policy.to_string(),
                 trigger: kind.trigger().name.clone(),

@@ -5,6 +5,8 @@
 //! - [`decide_replicas`]: CPU utilisation → replicas, with the HorizontalPodAutoscaler's maths
 //!   (ratio, tolerance, stabilization windows, Pods/Percent rate policies, min/max);
 //! - [`decide_partitions`]: Kafka consumer lag → a higher partition count, never lower, capped;
+//! - [`decide_consumers`]: Kafka consumer lag → consumers that follow the partitions (raised
+//!   first when the consumers need more of them);
 //! - [`decide_rds_resize`]: database connections → the next instance class on the ladder;
 //! - [`decide_redis_step`]: Redis memory → one more StatefulSet replica, the next ElastiCache
 //!   node type, or a signal only;
@@ -21,6 +23,7 @@
 //!   `c` after `last` has elapsed when `now >= last + c`.
 
 mod behavior;
+mod consumers;
 mod cooldown;
 mod cpu;
 mod decision;
@@ -37,6 +40,7 @@ mod tests;
 pub use k8s_openapi::jiff::Timestamp;
 
 pub use behavior::{DEFAULT_POLICY_PERIOD, DEFAULT_SCALE_DOWN_STABILIZATION};
+pub use consumers::{ConsumerInput, ConsumerStep, consumers_for_lag, decide_consumers};
 pub use cooldown::{
     DATABASE_CONNECTIONS_COOLDOWN, KAFKA_LAG_COOLDOWN, REDIS_MEMORY_COOLDOWN, next_eligible_at,
 };

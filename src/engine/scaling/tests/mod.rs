@@ -1,5 +1,6 @@
 //! Tests of the scaling engine, on a fixed clock: `at(s)` is `s` seconds after a fixed instant.
 
+mod consumers;
 mod cpu;
 mod cpu_behavior;
 mod partitions;
