@@ -15,8 +15,8 @@
 //! runs see the load of all earlier policies, sampled every interval, without their actions.
 //!
 //! Environment: `LIFTOFF_BENCH_RUNS` (default 20) runs per kind; `LIFTOFF_BENCH_TRIGGERS`
-//! (default all: `cpu,kafkaLag,databaseConnections,redisMemory`); `LIFTOFF_BENCH_OUT`, a file to
-//! write the Markdown results to.
+//! (default all: `cpu,kafkaLag,kafkaConsumers,databaseConnections,redisMemory,cacheResize`);
+//! `LIFTOFF_BENCH_OUT`, a file to write the Markdown results to.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -69,29 +69,46 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 const PG_MARGIN: i64 = 4;
 const MIB: i64 = 1024 * 1024;
 
+/// What is measured: a trigger kind and the action it takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Cpu,
     KafkaLag,
+    /// A kafkaLag trigger with `consumers`: the consumer Deployment scaled.
+    KafkaConsumers,
     DatabaseConnections,
     RedisMemory,
+    /// A redisMemory trigger with `cacheResize` (Automatic): the ACK ReplicationGroup patched.
+    CacheResize,
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [
+    const ALL: [Kind; 6] = [
         Kind::Cpu,
         Kind::KafkaLag,
+        Kind::KafkaConsumers,
         Kind::DatabaseConnections,
         Kind::RedisMemory,
+        Kind::CacheResize,
     ];
 
     fn name(self) -> &'static str {
         match self {
             Kind::Cpu => "cpu",
             Kind::KafkaLag => "kafkaLag",
+            Kind::KafkaConsumers => "kafkaConsumers",
             Kind::DatabaseConnections => "databaseConnections",
             Kind::RedisMemory => "redisMemory",
+            Kind::CacheResize => "cacheResize",
         }
+    }
+
+    fn uses_kafka(self) -> bool {
+        matches!(self, Kind::KafkaLag | Kind::KafkaConsumers)
+    }
+
+    fn uses_redis(self) -> bool {
+        matches!(self, Kind::RedisMemory | Kind::CacheResize)
     }
 
     /// What crosses the threshold at `t0` → what is observed as the action.
@@ -101,11 +118,17 @@ impl Kind {
             Kind::KafkaLag => {
                 "200 messages produced, lag 0 → 200 (threshold 100) → topic 1 → 2 partitions (broker metadata)"
             }
+            Kind::KafkaConsumers => {
+                "200 messages produced on a 2-partition topic, lag 0 → 200 (100 per consumer) → consumer Deployment `/scale` 1 → 2"
+            }
             Kind::DatabaseConnections => {
                 "8 PostgreSQL sessions opened (threshold: count + 4) → `status.triggers[0].recommendation`"
             }
             Kind::RedisMemory => {
                 "2 MiB `SET` (threshold 80 % of `maxMemoryBytes` = used + 1 MiB) → StatefulSet `/scale` 1 → 2"
+            }
+            Kind::CacheResize => {
+                "2 MiB `SET` (as above) → ACK `ReplicationGroup` `spec.cacheNodeType` large → xlarge (approval Automatic)"
             }
         }
     }
@@ -126,8 +149,10 @@ impl Kind {
         let prefix = match self {
             Kind::Cpu => "cpu",
             Kind::KafkaLag => "kafka",
+            Kind::KafkaConsumers => "consumers",
             Kind::DatabaseConnections => "db",
             Kind::RedisMemory => "redis",
+            Kind::CacheResize => "cache",
         };
         format!("{prefix}-{i}")
     }
@@ -191,7 +216,7 @@ async fn breach_to_action_latency() {
     } else {
         (None, None)
     };
-    let kafka = if kinds.contains(&Kind::KafkaLag) {
+    let kafka = if kinds.iter().any(|k| k.uses_kafka()) {
         let kafka = Kafka::start().await.unwrap();
         let cluster = Cluster::connect(&kafka.bootstrap(), &BTreeMap::new()).unwrap();
         let admin = kafka_util::config(&kafka).create().expect("admin client");
@@ -206,7 +231,22 @@ async fn breach_to_action_latency() {
     } else {
         None
     };
-    let redis = if kinds.contains(&Kind::RedisMemory) {
+    if kinds.contains(&Kind::CacheResize) {
+        let crd = std::fs::read_to_string(support::repo_path(
+            "tests/fixtures/ack-replicationgroup-crd.yaml",
+        ))
+        .unwrap();
+        let (ok, _, err) = support::kubectl(&cp, &["apply", "-f", "-"], Some(&crd)).await;
+        assert!(ok, "{err}");
+        support::eventually(SETUP_TIMEOUT, "ReplicationGroup CRD served", || async {
+            support::kubectl(&cp, &["get", "replicationgroups", "-n", &ns], None)
+                .await
+                .0
+                .then_some(())
+        })
+        .await;
+    }
+    let redis = if kinds.iter().any(|k| k.uses_redis()) {
         // A large limit the server never reaches; each policy sets its own `maxMemoryBytes`.
         let redis = Redis::start("1gb").await.unwrap();
         secret(&client, &ns, "redis", &redis.url()).await;
@@ -246,8 +286,10 @@ async fn breach_to_action_latency() {
             let outcome = match kind {
                 Kind::Cpu => cpu_run(&bench, i, phase).await,
                 Kind::KafkaLag => kafka_run(&bench, i, phase).await,
+                Kind::KafkaConsumers => consumers_run(&bench, i, phase).await,
                 Kind::DatabaseConnections => database_run(&bench, i, phase).await,
                 Kind::RedisMemory => redis_run(&bench, i, phase).await,
+                Kind::CacheResize => cache_run(&cp, &bench, i, phase).await,
             };
             let shown = match &outcome {
                 Outcome::Acted(d, _) => format!("{:.3} s", d.as_secs_f64()),
@@ -593,6 +635,42 @@ async fn kafka_run(b: &Bench, i: usize, phase: Duration) -> Outcome {
     outcome
 }
 
+async fn consumers_run(b: &Bench, i: usize, phase: Duration) -> Outcome {
+    let (kafka, _, admin) = b.kafka.as_ref().unwrap();
+    let (topic, group, workers) = (format!("c-{i}"), format!("cg-{i}"), format!("workers-{i}"));
+    let policy_name = Kind::KafkaConsumers.policy(i);
+    let created = admin
+        .create_topics(
+            &[NewTopic::new(&topic, 2, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("CreateTopics answered");
+    for result in created {
+        result.unwrap_or_else(|(t, e)| panic!("topic {t} not created: {e}"));
+    }
+    kafka_util::commit(kafka, &topic, &group, &[(0, 0), (1, 0)]).await;
+    create::<Deployment>(&b.client, &b.ns, workload("Deployment", &workers, 1)).await;
+    let spec = json!({"scaling": {"interval": duration(INTERVAL), "triggers": [{
+        "name": "lag",
+        "kafkaLag": {"bootstrapServers": kafka.bootstrap(), "topic": topic,
+                     "consumerGroup": group, "threshold": 100},
+        "partitions": {"max": 2},
+        "consumers": {"scaleTargetRef": {"kind": "Deployment", "name": workers},
+                      "lagPerReplica": 100, "max": 2}
+    }]}});
+    create::<LaunchPolicy>(&b.client, &b.ns, policy(&policy_name, spec)).await;
+    let acted =
+        || async { (replicas::<Deployment>(&b.client, &b.ns, &workers).await == 2).then_some(()) };
+    let outcome = measure(b, &policy_name, phase, acted, || {
+        kafka_util::produce(kafka, &topic, &[200])
+    })
+    .await;
+    // Steady: the group has read everything (the consumers stay: scale-in waits 10m).
+    kafka_util::commit(kafka, &topic, &group, &[(0, 200), (1, 0)]).await;
+    outcome
+}
+
 async fn database_run(b: &Bench, i: usize, phase: Duration) -> Outcome {
     let postgres = b.postgres.as_ref().unwrap();
     let url = postgres.url();
@@ -673,6 +751,70 @@ async fn redis_run(b: &Bench, i: usize, phase: Duration) -> Outcome {
     // Steady: the memory is freed again.
     redis.command(&["DEL", &key]).await.expect("DEL sent");
     // `used_memory` is server-wide: give this policy a limit later runs never reach.
+    retire(b, &policy_name, trigger(64 * 1024 * MIB)).await;
+    outcome
+}
+
+async fn cache_run(
+    cp: &liftoff_testenv::ControlPlane,
+    b: &Bench,
+    i: usize,
+    phase: Duration,
+) -> Outcome {
+    let redis = b.redis.as_ref().unwrap();
+    let (group, key) = (format!("sessions-{i}"), format!("cache-fill-{i}"));
+    let policy_name = Kind::CacheResize.policy(i);
+    let used = redis_used_memory(redis).await;
+    let limit = ((used + MIB) as f64 / 0.8).ceil() as i64;
+    let manifest = json!({
+        "apiVersion": "elasticache.services.k8s.aws/v1alpha1", "kind": "ReplicationGroup",
+        "metadata": {"name": group}, "spec": {"cacheNodeType": "cache.r7g.large"}
+    });
+    let (ok, _, err) = support::kubectl(
+        cp,
+        &["-n", &b.ns, "apply", "-f", "-"],
+        Some(&manifest.to_string()),
+    )
+    .await;
+    assert!(ok, "{err}");
+    let trigger = |limit: i64| {
+        json!([{
+            "name": "memory",
+            "redisMemory": {"addressSecretRef": {"name": "redis", "key": "url"}, "threshold": 80,
+                            "maxMemoryBytes": limit},
+            "cacheResize": {"replicationGroupId": group, "approval": "Automatic",
+                            "nodeTypeLadder": ["cache.r7g.large", "cache.r7g.xlarge"],
+                            "ackReplicationGroupRef": {"name": group}}
+        }])
+    };
+    let spec = json!({"scaling": {"interval": duration(INTERVAL), "triggers": trigger(limit)}});
+    create::<LaunchPolicy>(&b.client, &b.ns, policy(&policy_name, spec)).await;
+    let groups = Api::<kube::api::DynamicObject>::namespaced_with(
+        b.client.clone(),
+        &b.ns,
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk(
+                "elasticache.services.k8s.aws",
+                "v1alpha1",
+                "ReplicationGroup",
+            ),
+            "replicationgroups",
+        ),
+    );
+    let acted = || async {
+        let o = groups.get(&group).await.ok()?;
+        (o.data["spec"]["cacheNodeType"].as_str()? == "cache.r7g.xlarge").then_some(())
+    };
+    let blob = "x".repeat(2 * MIB as usize);
+    let outcome = measure(b, &policy_name, phase, acted, || async {
+        let reply = redis
+            .command(&["SET", &key, &blob])
+            .await
+            .expect("SET sent");
+        assert_eq!(reply.as_text().as_deref(), Some("OK"), "SET {key}");
+    })
+    .await;
+    redis.command(&["DEL", &key]).await.expect("DEL sent");
     retire(b, &policy_name, trigger(64 * 1024 * MIB)).await;
     outcome
 }

@@ -141,11 +141,15 @@ fn reading(kind: &TriggerKind<'_>, u: &mut Unstructured<'_>) -> Reading {
         2 => Sample::unknown("fuzz", "unreadable"),
         _ => Sample::Value(kind.threshold()),
     };
-    let current = match u.int_in_range(0..=4u8).unwrap_or(0) {
+    let current = match u.int_in_range(0..=5u8).unwrap_or(0) {
         0 => Ok(Current::Replicas(u.arbitrary().unwrap_or(1))),
         1 => Ok(Current::Partitions(u.arbitrary().unwrap_or(1))),
         2 => Ok(Current::Class(u.arbitrary().unwrap_or_default())),
         3 => Ok(Current::Nothing),
+        4 => Ok(Current::Consumed {
+            partitions: u.arbitrary().unwrap_or(1),
+            consumers: u.arbitrary().unwrap_or(1),
+        }),
         _ => Err("unreadable".to_string()),
     };
     let refusal = u

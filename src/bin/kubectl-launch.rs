@@ -62,7 +62,8 @@ enum Verb {
     KillSwitch { name: String, switches: String },
     /// Switch kill switches back on.
     RestoreSwitch { name: String, switches: String },
-    /// Apply the resize a trigger recommends (an RDS instance class, with `approval: Manual`).
+    /// Apply the resize a trigger recommends (an RDS instance class or an ElastiCache node type,
+    /// with `approval: Manual`).
     ApproveResize { name: String, trigger: String },
     /// The launch's decisions in order: stages, Go requests and who gave them, gate failures,
     /// actions, sources lost and found, kill switches.

@@ -93,7 +93,8 @@ pub fn value(target: Option<&str>, now: Timestamp) -> String {
     }
 }
 
-/// Whether the operator has applied (or refused) the command `annotation=value`.
+/// Whether the operator has applied (or refused) the command `annotation=value`; for a resize
+/// approval, also whether it records it as waiting.
 pub fn applied(policy: &LaunchPolicy, command: Command, value: &str) -> bool {
     let id = format!("{}={value}", command.annotation());
     let Some(status) = &policy.status else {
@@ -173,7 +174,7 @@ pub fn unusable(policy: &LaunchPolicy, command: Command, target: Option<&str>) -
                 None => Some(format!(
                     "the policy has no trigger {trigger:?} in its status"
                 )),
-                Some(t) if t.recommended_to.is_none() => Some(format!(
+                Some(t) if approval::open_recommendation(t).is_none() => Some(format!(
                     "nothing to approve: trigger {trigger} recommends no resize now"
                 )),
                 Some(_) => None,
@@ -262,12 +263,15 @@ pub fn status(policy: &LaunchPolicy, now: Timestamp, paint: Paint) -> String {
             }
             if let Some(a) = &t.approval {
                 let by = a.by.as_deref().unwrap_or("an unknown manager");
-                let _ = writeln!(
-                    out,
-                    "      approved {} by {by}: {}",
-                    ago(a.at.0, now),
-                    a.outcome
-                );
+                let line = match a.waiting {
+                    true => paint.unknown(&format!(
+                        "approval by {by} {}, since {}",
+                        a.outcome,
+                        ago(a.at.0, now)
+                    )),
+                    false => format!("approved {} by {by}: {}", ago(a.at.0, now), a.outcome),
+                };
+                let _ = writeln!(out, "      {line}");
             }
             if let Some(a) = &t.last_action {
                 let at = t

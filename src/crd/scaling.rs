@@ -53,6 +53,8 @@ fn default_interval() -> Duration {
         .message("partitions only applies to a kafkaLag trigger"),
     validation = kube::core::Rule::new("!has(self.consumers) || has(self.kafkaLag)")
         .message("consumers only applies to a kafkaLag trigger"),
+    validation = kube::core::Rule::new("!has(self.consumers) || !has(self.partitions) || self.consumers.min <= self.partitions.max")
+        .message("consumers.min must be at most partitions.max: a consumer beyond the partitions reads nothing"),
     validation = kube::core::Rule::new("!has(self.rdsResize) || has(self.databaseConnections)")
         .message("rdsResize only applies to a databaseConnections trigger"),
     validation = kube::core::Rule::new("!has(self.cacheResize) || has(self.redisMemory)")
@@ -219,8 +221,9 @@ pub struct ConsumerScaling {
     /// replicas, within `min`, `max` and the partition count (1–1,000,000,000,000).
     #[schemars(range(min = 1, max = 1_000_000_000_000i64))]
     pub lag_per_replica: i64,
-    /// Fewest consumers (1–100,000; default 1). Scaling in happens only once the lag is at or
-    /// below `kafkaLag.threshold` and the trigger's `cooldown` has passed since its last action.
+    /// Fewest consumers (1–100,000; default 1; at most `partitions.max`). Scaling in happens only
+    /// once the lag is at or below `kafkaLag.threshold` and the trigger's `cooldown` has passed
+    /// since its last action (partitions or consumers).
     #[serde(default = "default_min_replicas")]
     #[schemars(range(min = 1, max = 100000))]
     pub min: i32,

@@ -276,11 +276,16 @@ pub struct ResizeApproval {
     /// `metadata.managedFields`; the apiserver records no user on the object).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
-    /// When Liftoff took it.
+    /// When Liftoff took it (or, while it waits, since when).
     pub at: Time,
-    /// What came of it, e.g. `resize of emr-prod from db.r6g.xlarge to db.r6g.2xlarge` or
-    /// `nothing to approve: no resize was recommended`.
+    /// What came of it, e.g. `set DBInstance emr-prod … class from db.r6g.xlarge to
+    /// db.r6g.2xlarge`, `nothing to approve: no resize is recommended`, or while it waits,
+    /// `waits: …` with the reason.
     pub outcome: String,
+    /// True while the approval waits to be applied (a pause, a target that cannot be read, no
+    /// ACK object to patch): it is retried at each sample, and taken once it can be.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub waiting: bool,
 }
 
 /// One scale applied by a trigger.

@@ -9,7 +9,7 @@ use crate::{
     engine::scaling::{Sample, ScalingHistory},
     triggers::{
         pause::Paused,
-        plan::{Facts, plan},
+        plan::{Facts, Planned, plan},
     },
 };
 
@@ -129,6 +129,7 @@ fn an_approval_names_its_trigger_and_each_value_is_taken_once() {
         by: None,
         at: Time(at(1)),
         outcome: "resize from small to large".into(),
+        waiting: false,
     });
     assert_eq!(
         pending(&annotations("db@1"), &fields, "db", Some(&status)),
@@ -191,23 +192,56 @@ fn an_approval_given_with_nothing_recommended_is_taken_as_nothing_to_approve() {
         None
     );
 
-    // The class was changed by hand to the recommended one: nothing left to approve.
+    // The class was changed by hand since (to the recommended one, or past it): applying the
+    // recommendation now would do nothing or shrink the database. Nothing to approve.
+    for running in ["large", "huge"] {
+        let p = approve(
+            &trigger,
+            Some(&recommended()),
+            &reading(800.0, running),
+            "db",
+            60,
+            None,
+        );
+        assert_eq!(p.action, None, "at {running}");
+        assert_eq!(p.status.recommendation, None);
+        assert_eq!(
+            p.status.approval.unwrap().outcome,
+            format!(
+                "nothing to approve: the recommended large is not the rung after {running}, the \
+                 size running now; the samples recommend afresh"
+            )
+        );
+    }
+
+    // A recommendation decided in the very sample that reads the approval is not approved by it.
+    let p = approve(&trigger, None, &reading(800.0, "small"), "db", 0, None);
+    assert!(matches!(p.action, Some(Planned::Recommend { .. })));
+    assert!(!p.approved);
+    assert_eq!(
+        p.status.approval.map(|a| a.outcome),
+        Some("nothing to approve: no resize is recommended".into())
+    );
+}
+
+#[test]
+fn a_recommendation_stored_before_recommended_to_existed_can_be_approved() {
+    let mut before = recommended();
+    before.recommended_to = None;
     let p = approve(
-        &trigger,
-        Some(&recommended()),
-        &reading(800.0, "large"),
+        &rds(true),
+        Some(&before),
+        &reading(800.0, "small"),
         "db",
         60,
         None,
     );
-    assert_eq!(p.action, None);
-    assert_eq!(p.status.recommendation, None);
-    assert!(
-        p.status
-            .approval
-            .unwrap()
-            .outcome
-            .contains("the class is large already")
+    assert_eq!(
+        p.action,
+        Some(Planned::ResizeDatabase {
+            from: "small".into(),
+            to: "large".into()
+        })
     );
 }
 
@@ -218,17 +252,36 @@ fn an_approval_waits_for_a_pause_and_for_a_dbinstance_to_patch() {
     let paused = Some(Hold::Paused(Paused::Out));
     let p = approve(&rds(true), Some(&before), &r, "db@1", 60, paused);
     assert_eq!(p.action, None);
-    assert_eq!(
-        p.status.approval, None,
+    let waits = p.status.approval.clone().unwrap();
+    assert!(
+        waits.waiting,
         "not taken: it applies once the pause is lifted"
     );
     assert_eq!(
-        p.status.message.as_deref(),
-        Some(
-            "liftoff.dev/approve-resize=db@1 waits: scaling out is paused by the annotation \
-             liftoff.dev/pause-scale-out"
-        )
+        waits.outcome,
+        "waits: scaling out is paused by the annotation liftoff.dev/pause-scale-out"
     );
+    assert!(
+        !p.status
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("waits"),
+        "the trigger's own message is left alone"
+    );
+    let fields = managed_by("kubectl-annotate");
+    assert!(pending(&annotations("db@1"), &fields, "db", Some(&p.status)).is_some());
+    assert!(waiting(
+        &pending(&annotations("db@1"), &fields, "db", Some(&p.status)).unwrap(),
+        Some(&p.status)
+    ));
+    // Still paused a sample later: the same record, so nothing new to write.
+    let again = approve(&rds(true), Some(&p.status), &r, "db@1", 75, paused);
+    assert_eq!(again.status.approval, p.status.approval);
+    // Lifted: taken.
+    let lifted = approve(&rds(true), Some(&p.status), &r, "db@1", 90, None);
+    assert!(lifted.action.is_some());
+    assert!(!lifted.status.approval.unwrap().waiting);
     // A pause of scale-in does not hold a bigger class.
     let p = approve(
         &rds(true),
@@ -242,12 +295,12 @@ fn an_approval_waits_for_a_pause_and_for_a_dbinstance_to_patch() {
 
     let p = approve(&rds(false), Some(&before), &r, "db@1", 60, None);
     assert_eq!(p.action, None);
-    assert_eq!(p.status.approval, None);
+    let waits = p.status.approval.unwrap();
     assert!(
-        p.status
-            .message
-            .unwrap()
-            .contains("rdsResize.ackDBInstanceRef is not set")
+        waits.waiting
+            && waits
+                .outcome
+                .contains("rdsResize.ackDBInstanceRef is not set")
     );
 
     let unreadable = Reading {
@@ -258,9 +311,10 @@ fn an_approval_waits_for_a_pause_and_for_a_dbinstance_to_patch() {
     assert_eq!(p.action, None);
     assert!(
         p.status
-            .message
+            .approval
             .unwrap()
-            .contains("waits: cannot read the target")
+            .outcome
+            .starts_with("waits: cannot read the target")
     );
 }
 
@@ -294,7 +348,7 @@ fn an_interrupted_action_is_finished_before_an_approval_is_taken() {
         Some(at(30)),
         "the same decision, not the approval's"
     );
-    assert_eq!(p.status.approval, None);
+    assert!(p.status.approval.unwrap().waiting);
 }
 
 #[test]
@@ -307,17 +361,17 @@ fn the_outcome_of_an_approved_resize_is_recorded_when_it_was_applied() {
         60,
         None,
     );
-    settle(
-        &mut p.status,
-        at(60),
-        &Err("DBInstance is immutable".into()),
+    assert!(
+        p.approved,
+        "apply_all settles the outcome of this plan's action"
     );
+    settle(&mut p.status, &Err("DBInstance is immutable".into()));
     assert_eq!(
         p.status.approval.as_ref().unwrap().outcome,
         "failed: DBInstance is immutable; the recommendation stays open: approve it again with a \
          new value"
     );
-    // An approval taken earlier is left alone.
-    settle(&mut p.status, at(61), &Ok("done".into()));
-    assert!(p.status.approval.unwrap().outcome.starts_with("failed"));
+    // Nothing to approve: no action of the approval's, so nothing to settle.
+    let nothing = approve(&rds(true), None, &reading(100.0, "small"), "db", 0, None);
+    assert!(!nothing.approved);
 }

@@ -132,6 +132,13 @@ impl Kind for DatabaseConnections<'_> {
         (action, decision.reason)
     }
 
+    fn next_size(&self, current: &str) -> Option<String> {
+        match engine::next_rung(&self.rds.class_ladder, current) {
+            engine::Rung::Next(next) => Some(next.to_owned()),
+            engine::Rung::Largest | engine::Rung::NotOnLadder => None,
+        }
+    }
+
     fn approved(&self, from: &str, to: &str) -> Result<Planned, String> {
         match &self.rds.ack_db_instance_ref {
             Some(_) => Ok(Planned::ResizeDatabase {

@@ -118,6 +118,12 @@ pub trait Kind: Send + Sync {
     fn sample<'s>(&'s self, io: &'s Platform<'_>) -> BoxFuture<'s, Sample>;
     /// Reads the target's state.
     fn current<'s>(&'s self, io: &'s Platform<'_>) -> BoxFuture<'s, Result<Current, String>>;
+    /// The size after `current` on the trigger's ladder (RDS classes, ElastiCache node types),
+    /// if it has one and `current` is not its last rung.
+    fn next_size(&self, current: &str) -> Option<String> {
+        let _ = current;
+        None
+    }
     /// The action that applies a recommendation from class `from` to `to` a person approved
     /// (`liftoff.dev/approve-resize`), or why this trigger cannot apply it.
     fn approved(&self, from: &str, to: &str) -> Result<Planned, String> {

@@ -117,8 +117,11 @@ pub async fn read_and_plan<'a>(
                 .triggers
                 .get(&t.trigger().name)
                 .and_then(|m| m.sampled_at);
+            let new_approval = approval
+                .as_ref()
+                .is_some_and(|a| !approval::waiting(a, before(t)));
             spec_changed
-                || approval.is_some()
+                || new_approval
                 || before(t).is_none_or(|s| s.pending_action.is_some())
                 || sampled_at.is_none_or(|at| {
                     at.saturating_add(interval)
@@ -166,6 +169,7 @@ pub async fn read_and_plan<'a>(
                     reason: String::new(),
                     refused: None,
                     decided_at: None,
+                    approved: false,
                 },
                 (None, None) => unreachable!("a trigger without status is always due"),
             };
@@ -290,7 +294,9 @@ pub async fn apply_all(
                 status.message = Some(format!("action failed: {why} (decided: {})", p.plan.reason));
             }
         }
-        approval::settle(status, now, &result);
+        if p.plan.approved {
+            approval::settle(status, &result);
+        }
         applied.push(Applied {
             trigger: name.clone(),
             action,

@@ -243,6 +243,8 @@ pub struct TriggerPlan {
     /// When `action` was decided, if not now: an interrupted action being re-applied keeps the
     /// `decidedAt` of its `pendingAction` (it is the same decision, not a new one).
     pub decided_at: Option<Timestamp>,
+    /// Whether `action` is a resize a person approved ([`super::approval`]).
+    pub approved: bool,
 }
 
 /// No action: the target's state is not one this kind of trigger acts on.
@@ -339,6 +341,7 @@ pub fn plan(
         action,
         reason,
         refused,
+        approved: false,
     }
 }
 

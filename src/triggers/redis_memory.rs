@@ -171,6 +171,16 @@ impl Kind for RedisMemory<'_> {
         (action, decision.reason)
     }
 
+    fn next_size(&self, current: &str) -> Option<String> {
+        let Target::NodeType(cache) = &self.target else {
+            return None;
+        };
+        match engine::next_rung(&cache.node_type_ladder, current) {
+            engine::Rung::Next(next) => Some(next.to_owned()),
+            engine::Rung::Largest | engine::Rung::NotOnLadder => None,
+        }
+    }
+
     fn approved(&self, from: &str, to: &str) -> Result<Planned, String> {
         match &self.target {
             Target::NodeType(cache) if cache.ack_replication_group_ref.is_some() => {

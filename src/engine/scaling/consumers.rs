@@ -52,11 +52,12 @@ pub fn consumers_for_lag(lag: f64, lag_per_replica: i64, (min, max): (i32, i32))
 /// Decides a kafkaLag trigger's step when it scales consumers.
 ///
 /// In order: an unknown or invalid sample → no action; consumers at 0 → no action (scaled to
-/// zero on purpose); when the lag wants more consumers than partitions and the partitions may
-/// still grow (below `partitions.max`, out of the cooldown) → raise the partitions to what the
-/// consumers want, at least one more; otherwise the consumers go to what the lag wants, capped by
-/// the partition count: at once when that is more, and only at or below the threshold and out of
-/// the cooldown when it is fewer.
+/// zero on purpose); when the lag is above the threshold, wants more consumers than partitions,
+/// and the partitions may still grow (below `partitions.max`, out of the cooldown) → raise the
+/// partitions to what the consumers want, at least one more; otherwise the consumers go to what
+/// the lag wants capped by the partition count, at once when that is more than they run; when it
+/// is fewer, they go down to it (never below `min`) only at or below the threshold and out of the
+/// cooldown. The cooldown counts from the trigger's last action of either kind.
 pub fn decide_consumers(input: &ConsumerInput<'_>, now: Timestamp) -> Decision<ConsumerStep> {
     let lag = match usable(input.lag, "consumer lag") {
         Ok(lag) => lag,
@@ -83,9 +84,10 @@ pub fn decide_consumers(input: &ConsumerInput<'_>, now: Timestamp) -> Decision<C
     let cooldown = cooldown::or_default(input.cooldown, KAFKA_LAG_COOLDOWN);
     let cooled = cooldown::check(input.last_action_at, cooldown, now);
     let mut capped = String::new();
+    let hot = lag > input.threshold as f64;
     if wanted > partitions {
         match (&cooled, partitions < max_partitions) {
-            (Ok(()), true) => {
+            (Ok(()), true) if hot => {
                 let to = wanted.min(max_partitions).max(partitions + 1);
                 return Decision::act(
                     ConsumerStep::Partitions(PartitionChange {
@@ -98,6 +100,13 @@ pub fn decide_consumers(input: &ConsumerInput<'_>, now: Timestamp) -> Decision<C
                     ),
                 );
             }
+            (Ok(()), true) => {
+                capped = format!(
+                    " (capped by the {partitions} partitions: the lag is not above the \
+                     threshold {}, so no partitions are added)",
+                    input.threshold
+                )
+            }
             (Err(why), true) => {
                 capped = format!(" (capped by the {partitions} partitions, which wait: {why})")
             }
@@ -108,21 +117,23 @@ pub fn decide_consumers(input: &ConsumerInput<'_>, now: Timestamp) -> Decision<C
             }
         }
     }
-    let target = wanted.min(partitions).max(input.bounds.0);
+    // Never more consumers than partitions; never fewer than `min` by scaling in.
+    let cap = wanted.min(partitions);
     let lag_text = format!("{lag_text}{capped}");
-    if target > current {
+    if cap > current {
         return Decision::act(
             ConsumerStep::Consumers(ReplicaChange {
                 from: current,
-                to: target,
+                to: cap,
             }),
-            format!("{lag_text}; scaling the consumers from {current} to {target}"),
+            format!("{lag_text}; scaling the consumers from {current} to {cap}"),
         );
     }
-    if target == current {
+    let target = cap.max(input.bounds.0);
+    if target >= current {
         return Decision::hold(format!("no action: {lag_text}; {current} run"));
     }
-    if lag > input.threshold as f64 {
+    if hot {
         return Decision::hold(format!(
             "no action: {lag_text}, but the lag is above the threshold {}, so {current} \
              consumers stay",

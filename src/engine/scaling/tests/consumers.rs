@@ -119,6 +119,22 @@ fn consumers_follow_the_lag_within_the_partitions_and_partitions_are_raised_firs
             decision.reason
         );
     }
+    // Below the threshold the partitions stay, whatever the consumers would want.
+    let lag = Sample::Value(900.0);
+    let modest = ConsumerInput {
+        lag_per_replica: 100,
+        ..input(&lag, 4, 2, None)
+    };
+    let decision = decide_consumers(&modest, at(60));
+    assert_eq!(decision.action, consumers(2, 4), "{}", decision.reason);
+    assert!(
+        decision.reason.contains(
+            "(capped by the 4 partitions: the lag is not above the threshold 1000, so no \
+             partitions are added)"
+        ),
+        "{}",
+        decision.reason
+    );
     let unknown = unknown();
     let decision = decide_consumers(&input(&unknown, 3, 1, None), at(0));
     assert_eq!(decision.action, None);
@@ -132,9 +148,10 @@ fn consumers_follow_the_lag_within_the_partitions_and_partitions_are_raised_firs
 }
 
 proptest! {
-    /// Whatever the lag and the state: consumers never go above the partition count (beyond
-    /// `min`) or outside their bounds, partitions only grow, one step at a time, within max, and
-    /// the partitions move only when the consumers need more than there are.
+    /// Whatever the lag and the state: consumers are never scaled out above the partition count
+    /// nor in below `min`, scale in only when the lag is calm and out of the cooldown;
+    /// partitions only grow, within max, and only when the lag is above the threshold and the
+    /// consumers need more than there are.
     #[test]
     fn consumers_never_exceed_the_partitions_and_partitions_lead(
         lag in 0.0..1e7f64,
@@ -159,18 +176,24 @@ proptest! {
         };
         let decision = decide_consumers(&input, at(60));
         let wanted = consumers_for_lag(lag.value().unwrap(), per, (min, min + extra));
+        let hot = lag.value().unwrap() > 1_000.0;
         match decision.action {
+            Some(ConsumerStep::Consumers(change)) if change.to > change.from => {
+                prop_assert_eq!(change.from, c);
+                prop_assert!(change.to <= p, "never more than the partitions: {}", decision.reason);
+                prop_assert!(change.to <= min + extra);
+                prop_assert!(c >= 1, "never from zero");
+            }
             Some(ConsumerStep::Consumers(change)) => {
                 prop_assert_eq!(change.from, c);
-                prop_assert!(change.to <= p.max(min), "{}", decision.reason);
-                prop_assert!(change.to >= min && change.to <= min + extra);
-                prop_assert!(c >= 1, "never from zero");
+                prop_assert!(change.to >= min, "never below min by scaling in");
+                prop_assert!(!hot && cooled, "in only when calm: {}", decision.reason);
             }
             Some(ConsumerStep::Partitions(change)) => {
                 prop_assert_eq!(change.from, p);
                 prop_assert!(change.to > p && change.to <= max_p);
                 prop_assert!(wanted > p, "only when the consumers need them");
-                prop_assert!(cooled, "partitions wait for the cooldown");
+                prop_assert!(cooled && hot, "partitions wait for the cooldown and a hot lag");
             }
             None => {}
         }
