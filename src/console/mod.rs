@@ -292,7 +292,9 @@ pub fn status(policy: &LaunchPolicy, now: Timestamp, paint: Paint) -> String {
     }
     let spec_triggers = policy.spec.scaling.iter().flat_map(|s| &s.triggers);
     let names: Vec<&str> = spec_triggers.map(|t| t.name.as_str()).collect();
-    for problem in pause::unknown_names(policy.annotations(), &names) {
+    let unknown = pause::unknown_names(policy.annotations(), &names);
+    let stray = approval::unknown_name(policy.annotations(), &names);
+    for problem in unknown.into_iter().chain(stray) {
         let _ = writeln!(out, "  {}", paint.bad(&format!("! {problem}")));
     }
     if !status.kill_switches.is_empty() {
@@ -513,6 +515,10 @@ mod tests {
                     "liftoff.dev/pause-scaling".to_string(),
                     "api-cpy".to_string(),
                 ),
+                (
+                    "liftoff.dev/approve-resize".to_string(),
+                    "emr-db@1".to_string(),
+                ),
             ]
             .into(),
         );
@@ -525,6 +531,10 @@ mod tests {
         );
         assert!(
             text.contains("  ! liftoff.dev/pause-scaling: \"api-cpy\" is no trigger of this policy, so it pauses nothing\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  ! liftoff.dev/approve-resize: \"emr-db\" is no trigger of this policy, so it approves nothing\n"),
             "{text}"
         );
     }

@@ -48,6 +48,16 @@ pub fn trigger_named(value: &str) -> &str {
     value.split_once('@').map_or(value, |(name, _)| name).trim()
 }
 
+/// The approval annotation when it names no trigger of the policy (it approves nothing), for
+/// the console.
+pub fn unknown_name(annotations: &BTreeMap<String, String>, triggers: &[&str]) -> Option<String> {
+    let value = annotations.get(APPROVE_RESIZE)?;
+    let named = trigger_named(value);
+    (!triggers.contains(&named)).then(|| {
+        format!("{APPROVE_RESIZE}: {named:?} is no trigger of this policy, so it approves nothing")
+    })
+}
+
 /// The approval the annotations give `trigger` that it has not taken yet (one that waits is
 /// not taken).
 pub fn pending(
