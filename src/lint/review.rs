@@ -107,6 +107,15 @@ pub fn warnings(policy: &LaunchPolicy, doc: &Value) -> Vec<String> {
                 t.name, r.max, r.min
             ));
         }
+        if let (Some(c), Some(p)) = (&t.consumers, &t.partitions)
+            && c.max > p.max
+        {
+            out.push(format!(
+                "{field}.consumers.max ({}): {} is more than partitions.max {}: Liftoff never runs \
+                 more consumers than partitions, so at most {} will run",
+                t.name, c.max, p.max, p.max
+            ));
+        }
         let looser = [
             t.cpu
                 .as_ref()
@@ -283,7 +292,12 @@ mod tests {
             "prometheus": {"address": "http://prometheus:9090"},
             "scaling": {"triggers": [{"name": "api-cpu", "cpu": {"utilization": 90},
                 "scaleTargetRef": {"kind": "Deployment", "name": "api"},
-                "replicas": {"min": 3, "max": 3}}]},
+                "replicas": {"min": 3, "max": 3}},
+                {"name": "lag", "kafkaLag": {"bootstrapServers": "k:9092", "topic": "t",
+                                             "consumerGroup": "g"},
+                 "partitions": {"max": 12},
+                 "consumers": {"scaleTargetRef": {"kind": "Deployment", "name": "w"},
+                               "lagPerReplica": 1000, "max": 20}}]},
             "rollout": {"stages": [{"name": "beta", "users": 100, "bake": "1m", "approval": "Manual"},
                                    {"name": "all", "users": "All"}],
                         "gates": {"interval": "1m", "failureThreshold": 3, "checks": [
@@ -299,6 +313,8 @@ mod tests {
             "spec.rollout.gates.checks[0].max (error-rate): looser than the launch checklist's 0.001",
             "spec.scaling.triggers[0].replicas (api-cpu): max 3 leaves no room above min 3",
             "spec.scaling.triggers[0].cpu.utilization (api-cpu): 90 is looser than the launch plan's 70",
+            "spec.scaling.triggers[1].consumers.max (lag): 20 is more than partitions.max 12: \
+             Liftoff never runs more consumers than partitions, so at most 12 will run",
         ] {
             assert!(w.contains(part), "{part:?} missing from\n{w}");
         }
