@@ -139,6 +139,38 @@ stringData: {url: "https://hooks.example/secret-token", stakeholders: "https://h
     .await;
     assert!(ok, "{err}");
     assert!(explain.contains("exactly one metric kind"), "{explain}");
+    // The launch team's scaling controls are all in kubectl explain.
+    for (path, says) in [
+        (
+            "launchpolicy.spec.scaling.triggers.consumers",
+            "Never above the topic's partition count",
+        ),
+        (
+            "launchpolicy.spec.scaling.triggers.partitions",
+            "Adding partitions moves keys",
+        ),
+        (
+            "launchpolicy.spec.scaling.triggers.cacheResize",
+            "a bigger node",
+        ),
+        (
+            "launchpolicy.spec.scaling.triggers.rdsResize.approval",
+            "liftoff.dev/approve-resize",
+        ),
+        (
+            "launchpolicy.spec.scaling.triggers.fallback",
+            "afterFailures",
+        ),
+        ("launchpolicy.spec.scaling", "liftoff.dev/pause-scaling"),
+    ] {
+        let (ok, explain, err) = kubectl(&cp, &["explain", path], None).await;
+        assert!(ok, "{path}: {err}");
+        let flat = explain.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains(says),
+            "{path} should say {says:?}:\n{explain}"
+        );
+    }
 
     // Every log line the reconciler writes carries the policy's namespace and name, as JSON.
     let logs = op.logs();
