@@ -51,7 +51,7 @@ use support::{
     Operator,
     bench::{cpu_seconds, kib_to_mib, metric_sum, proc_status},
     control_plane, kafka as kafka_util,
-    objects::{create, policy, workload},
+    objects::{ack_object, create, install_crd, policy, workload},
 };
 
 /// `spec.scaling.interval` of every policy.
@@ -232,19 +232,8 @@ async fn breach_to_action_latency() {
         None
     };
     if kinds.contains(&Kind::CacheResize) {
-        let crd = std::fs::read_to_string(support::repo_path(
-            "tests/fixtures/ack-replicationgroup-crd.yaml",
-        ))
-        .unwrap();
-        let (ok, _, err) = support::kubectl(&cp, &["apply", "-f", "-"], Some(&crd)).await;
-        assert!(ok, "{err}");
-        support::eventually(SETUP_TIMEOUT, "ReplicationGroup CRD served", || async {
-            support::kubectl(&cp, &["get", "replicationgroups", "-n", &ns], None)
-                .await
-                .0
-                .then_some(())
-        })
-        .await;
+        let crd = "tests/fixtures/ack-replicationgroup-crd.yaml";
+        install_crd(&cp, crd, "replicationgroups").await;
     }
     let redis = if kinds.iter().any(|k| k.uses_redis()) {
         // A large limit the server never reaches; each policy sets its own `maxMemoryBytes`.
@@ -737,17 +726,9 @@ async fn redis_run(b: &Bench, i: usize, phase: Duration) -> Outcome {
     };
     let spec = json!({"scaling": {"interval": duration(INTERVAL), "triggers": trigger(limit)}});
     create::<LaunchPolicy>(&b.client, &b.ns, policy(&policy_name, spec)).await;
-    let blob = "x".repeat(2 * MIB as usize);
     let acted =
         || async { (replicas::<StatefulSet>(&b.client, &b.ns, &sts).await == 2).then_some(()) };
-    let outcome = measure(b, &policy_name, phase, acted, || async {
-        let reply = redis
-            .command(&["SET", &key, &blob])
-            .await
-            .expect("SET sent");
-        assert_eq!(reply.as_text().as_deref(), Some("OK"), "SET {key}");
-    })
-    .await;
+    let outcome = measure(b, &policy_name, phase, acted, || fill(redis, &key)).await;
     // Steady: the memory is freed again.
     redis.command(&["DEL", &key]).await.expect("DEL sent");
     // `used_memory` is server-wide: give this policy a limit later runs never reach.
@@ -766,17 +747,18 @@ async fn cache_run(
     let policy_name = Kind::CacheResize.policy(i);
     let used = redis_used_memory(redis).await;
     let limit = ((used + MIB) as f64 / 0.8).ceil() as i64;
-    let manifest = json!({
-        "apiVersion": "elasticache.services.k8s.aws/v1alpha1", "kind": "ReplicationGroup",
-        "metadata": {"name": group}, "spec": {"cacheNodeType": "cache.r7g.large"}
-    });
-    let (ok, _, err) = support::kubectl(
+    let groups = ack_object(
         cp,
-        &["-n", &b.ns, "apply", "-f", "-"],
-        Some(&manifest.to_string()),
+        &b.client,
+        &b.ns,
+        (
+            "elasticache.services.k8s.aws",
+            "ReplicationGroup",
+            "replicationgroups",
+        ),
+        json!({"metadata": {"name": group}, "spec": {"cacheNodeType": "cache.r7g.large"}}),
     )
     .await;
-    assert!(ok, "{err}");
     let trigger = |limit: i64| {
         json!([{
             "name": "memory",
@@ -789,31 +771,11 @@ async fn cache_run(
     };
     let spec = json!({"scaling": {"interval": duration(INTERVAL), "triggers": trigger(limit)}});
     create::<LaunchPolicy>(&b.client, &b.ns, policy(&policy_name, spec)).await;
-    let groups = Api::<kube::api::DynamicObject>::namespaced_with(
-        b.client.clone(),
-        &b.ns,
-        &kube::api::ApiResource::from_gvk_with_plural(
-            &kube::api::GroupVersionKind::gvk(
-                "elasticache.services.k8s.aws",
-                "v1alpha1",
-                "ReplicationGroup",
-            ),
-            "replicationgroups",
-        ),
-    );
     let acted = || async {
         let o = groups.get(&group).await.ok()?;
         (o.data["spec"]["cacheNodeType"].as_str()? == "cache.r7g.xlarge").then_some(())
     };
-    let blob = "x".repeat(2 * MIB as usize);
-    let outcome = measure(b, &policy_name, phase, acted, || async {
-        let reply = redis
-            .command(&["SET", &key, &blob])
-            .await
-            .expect("SET sent");
-        assert_eq!(reply.as_text().as_deref(), Some("OK"), "SET {key}");
-    })
-    .await;
+    let outcome = measure(b, &policy_name, phase, acted, || fill(redis, &key)).await;
     redis.command(&["DEL", &key]).await.expect("DEL sent");
     retire(b, &policy_name, trigger(64 * 1024 * MIB)).await;
     outcome
@@ -930,6 +892,13 @@ async fn pg_count(url: &str) -> i64 {
     connection_count(url, Duration::from_secs(5), &open)
         .await
         .expect("connection count")
+}
+
+/// The breach of a Redis memory run: a 2 MiB value `SET` at `key`.
+async fn fill(redis: &Redis, key: &str) {
+    let blob = "x".repeat(2 * MIB as usize);
+    let reply = redis.command(&["SET", key, &blob]).await.expect("SET sent");
+    assert_eq!(reply.as_text().as_deref(), Some("OK"), "SET {key}");
 }
 
 async fn redis_used_memory(redis: &Redis) -> i64 {

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use support::{
     Operator, control_plane, eventually, kafka as kafka_util, kubectl,
     load::Load,
-    objects::{create, policy, replicas, workload},
+    objects::{ack_object, create, install_crd, policy, replicas, workload},
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -685,39 +685,6 @@ async fn secret(client: &Client, ns: &str, name: &str, key: &str, value: &str) {
         }),
     )
     .await;
-}
-
-/// Applies the CRD in `fixture` and waits until `plural` is served.
-async fn install_crd(cp: &ControlPlane, fixture: &str, plural: &str) {
-    let path = support::repo_path(fixture);
-    let (ok, _, err) = kubectl(cp, &["apply", "-f", path.to_str().unwrap()], None).await;
-    assert!(ok, "{err}");
-    eventually(WAIT, &format!("{plural} served"), || async {
-        kubectl(cp, &["get", plural, "-n", "default"], None)
-            .await
-            .0
-            .then_some(())
-    })
-    .await;
-}
-
-/// Creates `object` (metadata and spec) of the ACK kind `(group, kind, plural)`, version
-/// v1alpha1; the API of that kind.
-async fn ack_object(
-    cp: &ControlPlane,
-    client: &Client,
-    ns: &str,
-    (group, kind, plural): (&str, &str, &str),
-    mut object: Value,
-) -> Api<DynamicObject> {
-    object["apiVersion"] = json!(format!("{group}/v1alpha1"));
-    object["kind"] = json!(kind);
-    let manifest = object.to_string();
-    let (ok, _, err) = kubectl(cp, &["-n", ns, "apply", "-f", "-"], Some(&manifest)).await;
-    assert!(ok, "{err}");
-    let gvk = kube::api::GroupVersionKind::gvk(group, "v1alpha1", kind);
-    let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, plural);
-    Api::namespaced_with(client.clone(), ns, &resource)
 }
 
 /// The ACK `DBInstance` CRD, served; a `DBInstance` `emr-prod` at `db.r6g.xlarge`; a real

@@ -133,10 +133,8 @@ impl Kind for DatabaseConnections<'_> {
     }
 
     fn next_size(&self, current: &str) -> Option<String> {
-        match engine::next_rung(&self.rds.class_ladder, current) {
-            engine::Rung::Next(next) => Some(next.to_owned()),
-            engine::Rung::Largest | engine::Rung::NotOnLadder => None,
-        }
+        let rung = engine::next_rung(&self.rds.class_ladder, current);
+        rung.next().map(str::to_owned)
     }
 
     fn approved(&self, from: &str, to: &str) -> Result<Planned, String> {

@@ -175,10 +175,8 @@ impl Kind for RedisMemory<'_> {
         let Target::NodeType(cache) = &self.target else {
             return None;
         };
-        match engine::next_rung(&cache.node_type_ladder, current) {
-            engine::Rung::Next(next) => Some(next.to_owned()),
-            engine::Rung::Largest | engine::Rung::NotOnLadder => None,
-        }
+        let rung = engine::next_rung(&cache.node_type_ladder, current);
+        rung.next().map(str::to_owned)
     }
 
     fn approved(&self, from: &str, to: &str) -> Result<Planned, String> {

@@ -1,7 +1,14 @@
 //! Objects the tests and the benchmark create: workloads to scale, LaunchPolicies and their
-//! rollout specs; and a workload's replicas as its `/scale` subresource reports them.
+//! rollout specs, other operators' CRDs and objects (ACK); and a workload's replicas as its
+//! `/scale` subresource reports them.
 
-use kube::{Api, Client, api::PostParams};
+use std::time::Duration;
+
+use kube::{
+    Api, Client,
+    api::{ApiResource, DynamicObject, GroupVersionKind, PostParams},
+};
+use liftoff_testenv::ControlPlane;
 use serde_json::{Value, json};
 
 /// Creates `value` (a whole object as JSON) in `ns`.
@@ -133,4 +140,41 @@ spec:
     );
     let (ok, _, err) = super::kubectl(cp, &["apply", "-f", "-"], Some(&cap)).await;
     assert!(ok, "{err}");
+}
+
+/// Applies the CRD in `fixture` (a path in the repository) and waits until `plural` is served.
+pub async fn install_crd(cp: &ControlPlane, fixture: &str, plural: &str) {
+    let path = super::repo_path(fixture);
+    let (ok, _, err) = super::kubectl(cp, &["apply", "-f", path.to_str().unwrap()], None).await;
+    assert!(ok, "{err}");
+    super::eventually(
+        Duration::from_secs(60),
+        &format!("{plural} served"),
+        || async {
+            super::kubectl(cp, &["get", plural, "-n", "default"], None)
+                .await
+                .0
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+/// Creates `object` (metadata and spec) of the ACK kind `(group, kind, plural)`, version
+/// v1alpha1; the API of that kind.
+pub async fn ack_object(
+    cp: &ControlPlane,
+    client: &Client,
+    ns: &str,
+    (group, kind, plural): (&str, &str, &str),
+    mut object: Value,
+) -> Api<DynamicObject> {
+    object["apiVersion"] = json!(format!("{group}/v1alpha1"));
+    object["kind"] = json!(kind);
+    let manifest = object.to_string();
+    let (ok, _, err) = super::kubectl(cp, &["-n", ns, "apply", "-f", "-"], Some(&manifest)).await;
+    assert!(ok, "{err}");
+    let gvk = GroupVersionKind::gvk(group, "v1alpha1", kind);
+    let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+    Api::namespaced_with(client.clone(), ns, &resource)
 }

@@ -65,6 +65,16 @@ pub enum Rung<'a> {
     NotOnLadder,
 }
 
+impl<'a> Rung<'a> {
+    /// The next size, when there is one.
+    pub fn next(self) -> Option<&'a str> {
+        match self {
+            Rung::Next(next) => Some(next),
+            Rung::Largest | Rung::NotOnLadder => None,
+        }
+    }
+}
+
 /// The rung after `current` on `ladder` (smallest to largest). Never skips one.
 pub fn next_rung<'a>(ladder: &'a [String], current: &str) -> Rung<'a> {
     match ladder.iter().position(|class| class == current) {
