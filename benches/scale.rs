@@ -17,7 +17,12 @@
 //! (seconds, default 120) — the steady-state window; `LIFTOFF_BENCH_LOG` (the operator's
 //! `RUST_LOG`, default `info`); `LIFTOFF_BENCH_OUT`, a file to write the Markdown results to;
 //! `LIFTOFF_BENCH_PRESTORED=1` stores the N policies before the operator starts (a fresh install
-//! over an existing fleet, or a new leader) and times Ready from the operator's start.
+//! over an existing fleet, or a new leader) and times Ready from the operator's start, then
+//! measures the apiserver's own floor with the operator stopped: N more policies created, and
+//! the status the operator wrote to the first one written to each of them by a plain client, the
+//! same JSON patch, [`IN_FLIGHT`] at once. `LIFTOFF_BENCH_PROFILE_DIR` (with `PRESTORED`) keeps a
+//! CPU profile of the apiserver (`/debug/pprof/profile`) of the first seconds of the operator's
+//! ramp and of the plain client's status writes, for `go tool pprof`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -33,7 +38,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{
     Api, ResourceExt,
-    api::PostParams,
+    api::{Patch, PatchParams, PostParams},
     runtime::{WatchStreamExt, watcher},
 };
 use liftoff::crd::LaunchPolicy;
@@ -319,6 +324,9 @@ async fn policies_to_ready_and_steady_state() {
         prometheus: prometheus.pid(),
     };
     let before_start = snapshot(&cp, None, &prometheus, &unstarted).await;
+    let ramp_profile = prestored
+        .then(|| apiserver_profile(&cp, "apiserver-operator-ramp", PROFILE_SECONDS))
+        .flatten();
     let started = Instant::now();
     let operator = Operator::start_with(cp.kubeconfig_path(), &[], &[("RUST_LOG", &log)]).await;
     let cp_pids = cp.pids();
@@ -344,6 +352,7 @@ async fn policies_to_ready_and_steady_state() {
     };
     let create_errors = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut creating = (!prestored).then(|| {
+        let spec = spec.clone();
         let policies = policies.clone();
         let errors = create_errors.clone();
         tokio::spawn(async move {
@@ -428,8 +437,24 @@ async fn policies_to_ready_and_steady_state() {
     let ready_end = ready_at.lock().unwrap().len();
     watch.abort();
 
+    if let Some(profile) = ramp_profile {
+        let _ = profile.await;
+    }
+    // The first status the operator wrote, for the floor below (no status changed since).
+    let first_status = policies
+        .get_status("p-00000")
+        .await
+        .ok()
+        .and_then(|p| p.status);
+
     // Restart: kill -9 (a crash, or a takeover) and start a new operator over the N policies.
     let (restart, restarted_rss) = restart(&cp, operator, &prometheus, &pids, n, &log).await;
+    let floor = match (prestored, &first_status) {
+        (true, Some(status)) => {
+            Some(write_floor(&cp, &client, &spec, status, n, pids.apiserver).await)
+        }
+        _ => None,
+    };
 
     // Report.
     let at = |pct: usize| -> String {
@@ -556,6 +581,35 @@ async fn policies_to_ready_and_steady_state() {
         },
     )
     .unwrap();
+    if let Some(floor) = &floor {
+        let ready_all = times.get(n - 1).filter(|_| ready_at_cap >= n);
+        writeln!(
+            md,
+            "\nThe apiserver's floor, with the operator stopped: {n} more policies created \
+             {IN_FLIGHT} in flight in {:.1} s ({:.0}/s, {} errors), then the status the operator \
+             wrote to `p-00000` written to each by a plain client (the operator's JSON patch, \
+             {IN_FLIGHT} in flight) in {:.1} s ({:.0}/s, {} errors{}), the apiserver at {:.0} % of \
+             a core.{}",
+            floor.creates.as_secs_f64(),
+            n as f64 / floor.creates.as_secs_f64(),
+            floor.create_errors,
+            floor.status_writes.as_secs_f64(),
+            n as f64 / floor.status_writes.as_secs_f64(),
+            floor.write_errors.len(),
+            floor
+                .write_errors
+                .first()
+                .map_or(String::new(), |e| format!(", first: {e}")),
+            100.0 * floor.apiserver_cpu / floor.status_writes.as_secs_f64(),
+            ready_all.map_or(String::new(), |d| format!(
+                " All Ready came {:.2}× the status-write floor and {:.2}× the create floor after \
+                 the operator's start.",
+                d.as_secs_f64() / floor.status_writes.as_secs_f64(),
+                d.as_secs_f64() / floor.creates.as_secs_f64(),
+            )),
+        )
+        .unwrap();
+    }
     println!("\n{md}");
     if let Ok(path) = std::env::var("LIFTOFF_BENCH_OUT") {
         std::fs::write(&path, &md).expect("results written");
@@ -564,7 +618,7 @@ async fn policies_to_ready_and_steady_state() {
     if ready_end < n || steady_end.reconcile_errors > 0.0 || restart.window.d.reconcile_errors > 0.0
     {
         println!("operator log (last 40 lines):");
-        let logs = restart.operator.logs();
+        let logs = &restart.logs;
         let lines: Vec<&str> = logs.lines().collect();
         for line in &lines[lines.len().saturating_sub(40)..] {
             println!("  {line}");
@@ -590,6 +644,104 @@ async fn create_all(
         .await
 }
 
+/// Length of each apiserver CPU profile.
+const PROFILE_SECONDS: u64 = 10;
+
+/// With `LIFTOFF_BENCH_PROFILE_DIR` set, starts a CPU profile of the apiserver over the next
+/// `seconds`, written to `<dir>/<name>.pprof` (`go tool pprof -top` reads it); the task ends
+/// when it is written.
+fn apiserver_profile(
+    cp: &ControlPlane,
+    name: &str,
+    seconds: u64,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let dir = std::env::var("LIFTOFF_BENCH_PROFILE_DIR")
+        .ok()
+        .filter(|d| !d.is_empty())?;
+    let path = std::path::Path::new(&dir).join(format!("{name}.pprof"));
+    let out = std::fs::File::create(&path).expect("profile file");
+    let mut cmd = cp.kubectl();
+    cmd.args([
+        "get",
+        "--raw",
+        &format!("/debug/pprof/profile?seconds={seconds}"),
+    ])
+    .stdout(out)
+    .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("kubectl runs");
+    Some(tokio::spawn(async move {
+        let _ = child.wait().await;
+        println!("apiserver CPU profile: {}", path.display());
+    }))
+}
+
+/// The apiserver's own floor for a start, measured with no operator running.
+struct Floor {
+    /// N creates, [`IN_FLIGHT`] at once.
+    creates: Duration,
+    create_errors: usize,
+    /// N first status writes by a plain client, [`IN_FLIGHT`] at once.
+    status_writes: Duration,
+    write_errors: Vec<String>,
+    /// The apiserver's CPU seconds during the status writes.
+    apiserver_cpu: f64,
+}
+
+/// Creates N policies in a new namespace, then writes `status` to each as the operator writes a
+/// status (one JSON patch adding it), [`IN_FLIGHT`] at once.
+async fn write_floor(
+    cp: &ControlPlane,
+    client: &kube::Client,
+    spec: &serde_json::Value,
+    status: &liftoff::crd::LaunchPolicyStatus,
+    n: usize,
+    apiserver: Option<u32>,
+) -> Floor {
+    let ns = cp.create_namespace("floor").await.unwrap();
+    let policies: Api<LaunchPolicy> = Api::namespaced(client.clone(), &ns);
+    let started = Instant::now();
+    let create_errors = create_all(&policies, spec, n).await.len();
+    let creates = started.elapsed();
+    let patch: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "add", "path": "/status", "value": status}])).unwrap();
+    let params = PatchParams {
+        field_manager: Some("liftoff".into()),
+        ..PatchParams::default()
+    };
+    let cpu_before = apiserver.map_or(0.0, cpu_seconds);
+    let profile = apiserver_profile(cp, "apiserver-status-writes", PROFILE_SECONDS);
+    let started = Instant::now();
+    let write_errors: Vec<String> = futures::stream::iter(0..n)
+        .map(|i| {
+            let (policies, patch, params) = (&policies, patch.clone(), &params);
+            async move {
+                policies
+                    .patch_status(&format!("p-{i:05}"), params, &Patch::<()>::Json(patch))
+                    .await
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .filter_map(|r| futures::future::ready(r.err().map(|e| e.to_string())))
+        .collect()
+        .await;
+    let status_writes = started.elapsed();
+    let apiserver_cpu = apiserver.map_or(0.0, cpu_seconds) - cpu_before;
+    if let Some(profile) = profile {
+        let _ = profile.await;
+    }
+    println!(
+        "floor: {n} creates in {creates:.1?}, {n} status writes in {status_writes:.1?} ({} errors)",
+        write_errors.len()
+    );
+    Floor {
+        creates,
+        create_errors,
+        status_writes,
+        write_errors,
+        apiserver_cpu,
+    }
+}
+
 /// What a restart over existing policies costs.
 struct Restart {
     /// From the new process' start to `/readyz`.
@@ -598,7 +750,8 @@ struct Restart {
     all_reconciled: Option<Duration>,
     /// From `/readyz` to the end of the restart window.
     window: Window,
-    operator: Operator,
+    /// The restarted operator's log (it is stopped once measured).
+    logs: String,
     /// Policies showing a trigger error at the end, and some of the messages.
     errors: (usize, Vec<String>),
 }
@@ -644,9 +797,10 @@ async fn restart(
         ready,
         all_reconciled,
         window: window(&from, &to),
-        operator,
+        logs: operator.logs(),
         errors: trigger_errors(cp).await,
     };
+    operator.kill().await;
     (restart, rss)
 }
 

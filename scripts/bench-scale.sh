@@ -13,7 +13,9 @@
 # each operator the bench starts under heaptrack, built with the C library's malloc and symbols, and
 # print the biggest allocation sites at the peak and what was still allocated when it was killed —
 # the first is killed with SIGKILL after the steady window, so that is its steady-state heap; the
-# timings are then the profiler's, not the operator's).
+# timings are then the profiler's, not the operator's), LIFTOFF_BENCH_APISERVER_PROFILE=1 (with
+# PRESTORED: 10 s CPU profiles of the apiserver during the operator's ramp and during a plain
+# client's status writes, kept in target/bench/ with their top functions).
 #
 # Prints a Markdown block (machine, date, commit, command, results) for docs/benchmarks.md and
 # keeps it in target/bench/.
@@ -45,6 +47,11 @@ if [[ -n "${LIFTOFF_BENCH_HEAPTRACK:-}" ]]; then
   mkdir -p "$HEAPTRACK_DIR"
 fi
 
+if [[ -n "${LIFTOFF_BENCH_APISERVER_PROFILE:-}" ]]; then
+  export LIFTOFF_BENCH_PROFILE_DIR="$PWD/target/bench/apiserver-$stamp"
+  mkdir -p "$LIFTOFF_BENCH_PROFILE_DIR"
+fi
+
 step "Building (release)"
 cargo bench --locked --bench scale --no-run "${features[@]}"
 step "Benchmark: $LIFTOFF_BENCH_POLICIES policies"
@@ -74,5 +81,15 @@ if [[ -n "${LIFTOFF_BENCH_HEAPTRACK:-}" ]]; then
     heaptrack_print --print-peaks 1 --print-allocators 0 --print-temporary 0 --print-leaks 1 \
       --peak-limit 25 --sub-peak-limit 8 "${raw%.raw}.zst" >"${raw%.raw}.peaks.txt"
     echo "${raw%.raw}.peaks.txt"
+  done
+fi
+if [[ -n "${LIFTOFF_BENCH_PROFILE_DIR:-}" ]]; then
+  step "apiserver CPU profiles ($LIFTOFF_BENCH_PROFILE_DIR)"
+  go="$(command -v go || echo /usr/local/go/bin/go)"
+  for profile in "$LIFTOFF_BENCH_PROFILE_DIR"/*.pprof; do
+    [[ -s "$profile" ]] || continue
+    "$go" tool pprof -top -nodecount=40 "$profile" >"${profile%.pprof}.top.txt" 2>&1
+    "$go" tool pprof -top -cum -nodecount=60 "$profile" >"${profile%.pprof}.cum.txt" 2>&1
+    echo "${profile%.pprof}.top.txt ${profile%.pprof}.cum.txt"
   done
 fi
