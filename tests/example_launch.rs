@@ -106,7 +106,12 @@ fn example(ns: &str, prometheus: &str) -> Value {
 }
 
 async fn rollout(api: &Api<LaunchPolicy>) -> Option<RolloutStatus> {
-    api.get("emr-platform").await.ok()?.status?.rollout
+    api.get("emr-platform")
+        .await
+        .ok()?
+        .status?
+        .rollout
+        .map(|r| *r)
 }
 
 async fn phase_is(api: &Api<LaunchPolicy>, phase: &str, stage: &str) -> RolloutStatus {

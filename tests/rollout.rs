@@ -66,6 +66,7 @@ async fn rollout(client: &Client, ns: &str) -> Option<RolloutStatus> {
         .ok()?
         .status?
         .rollout
+        .map(|r| *r)
 }
 
 async fn cohort(client: &Client, ns: &str) -> Option<String> {

@@ -57,16 +57,7 @@ impl Memory {
         mut memory: PolicyMemory,
         triggers: &[String],
     ) -> Vec<String> {
-        let forgotten: Vec<String> = memory
-            .scaling
-            .triggers
-            .keys()
-            .filter(|name| !triggers.contains(name))
-            .cloned()
-            .collect();
-        for name in &forgotten {
-            memory.scaling.triggers.remove(name);
-        }
+        let forgotten = memory.scaling.triggers.keep_only(triggers);
         self.policies.lock().unwrap().insert(policy, memory);
         forgotten
     }

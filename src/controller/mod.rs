@@ -379,7 +379,7 @@ async fn forget_deleted(ctx: Arc<Context>, store: Store<Watched>) {
         });
         for (gone, remembered) in ctx.memory.retain(exists) {
             let (namespace, policy) = (gone.namespace.as_deref().unwrap_or_default(), &gone.name);
-            for trigger in remembered.scaling.triggers.keys() {
+            for trigger in remembered.scaling.triggers.names() {
                 ctx.metrics.triggers.forget([namespace, policy, trigger]);
             }
             ctx.metrics

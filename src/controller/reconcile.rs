@@ -182,7 +182,7 @@ async fn reconcile_policy(
         // What the news compares: the triggers' and the rollout's new status.
         let next = LaunchPolicyStatus {
             triggers: plans.iter().map(|p| p.plan.status.clone()).collect(),
-            rollout: rollout_status.clone(),
+            rollout: rollout_status.clone().map(Box::new),
             ..Default::default()
         };
         journal::decided(&decided, stored, &next, now)
@@ -225,7 +225,7 @@ async fn reconcile_policy(
         && !writer.holds(&status)
     {
         // Writing anyway: show the freshest gate samples too, at no extra cost.
-        status.rollout = Some(evaluation.fresh.clone());
+        status.rollout = Some(Box::new(evaluation.fresh.clone()));
     }
     // Peaks ride along with a write that happens anyway; they never cause one.
     let samples = (!news.is_empty() || !writer.holds(&status))
@@ -462,7 +462,7 @@ fn assemble(
     wanted.extend(rollout.as_ref().map(rollout::condition));
     let mut status = status::desired(policy, &wanted, now);
     status.triggers = triggers;
-    status.rollout = rollout;
+    status.rollout = rollout.map(Box::new);
     if let Some(stored) = &policy.status {
         status.summaries = stored.summaries.clone();
         status.launch = stored.launch.clone();

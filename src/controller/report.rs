@@ -271,7 +271,7 @@ pub fn rollout_state(
         .forget_gates(&namespace, &name, &dropped);
     ctx.metrics.rollouts.record(&namespace, &name, fresh);
     memory.rollout = Some(Box::new(rollout::display::Working {
-        written: written.rollout.clone().unwrap_or_default(),
+        written: written.rollout.as_deref().cloned().unwrap_or_default(),
         latest: fresh.clone(),
     }));
 }

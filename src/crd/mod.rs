@@ -151,7 +151,7 @@ pub struct LaunchPolicySpec {
     pub scaling: Option<ScalingSpec>,
     /// The staged rollout by user count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<RolloutSpec>,
+    pub rollout: Option<Box<RolloutSpec>>,
     /// Kill switches: features the war room (or a failing gate) switches off when performance
     /// degrades, published as flagd flags.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -80,15 +80,15 @@ pub struct Trigger {
     pub cpu: Option<CpuTrigger>,
     /// Total consumer lag of a consumer group on a Kafka topic. Adds partitions (see `partitions`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kafka_lag: Option<KafkaLagTrigger>,
+    pub kafka_lag: Option<Box<KafkaLagTrigger>>,
     /// Open connections to a database. Signals (or applies) the next instance class (see `rdsResize`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub database_connections: Option<DatabaseConnectionsTrigger>,
+    pub database_connections: Option<Box<DatabaseConnectionsTrigger>>,
     /// Memory used by Redis as a percentage of its `maxmemory`. Scales `scaleTargetRef` up one
     /// step, or moves an ElastiCache replication group to the next node type (`cacheResize`), or
     /// only signals when neither is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redis_memory: Option<RedisMemoryTrigger>,
+    pub redis_memory: Option<Box<RedisMemoryTrigger>>,
 
     /// The workload to scale (cpu and redisMemory triggers). It must support the `/scale` subresource.
     /// One autoscaler per workload: a HorizontalPodAutoscaler on it, or a trigger of an older
@@ -101,7 +101,7 @@ pub struct Trigger {
     /// Scale-up and scale-down behaviour, with the same meaning as a HorizontalPodAutoscaler's
     /// `spec.behavior` (stabilization windows and rate policies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub behavior: Option<ScalingBehavior>,
+    pub behavior: Option<Box<ScalingBehavior>>,
     /// Partition growth for a kafkaLag trigger. Adding partitions moves keys: a key hashed to
     /// one partition before may hash to another after, so per-key ordering holds only within
     /// the messages produced after the change.
@@ -112,15 +112,15 @@ pub struct Trigger {
     /// consumer beyond it would sit idle); when the lag needs more consumers than partitions,
     /// the partitions are raised first (within `partitions.max`), then the consumers follow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consumers: Option<ConsumerScaling>,
+    pub consumers: Option<Box<ConsumerScaling>>,
     /// Instance-class ladder and approval mode for a databaseConnections trigger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rds_resize: Option<RdsResizePolicy>,
+    pub rds_resize: Option<Box<RdsResizePolicy>>,
     /// Node-type ladder and approval mode for a redisMemory trigger on ElastiCache: a bigger node
     /// adds memory to every node, which is what relieves a non-sharded Redis (one more replica
     /// only adds a copy of the same data). Instead of `scaleTargetRef`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_resize: Option<CacheResizePolicy>,
+    pub cache_resize: Option<Box<CacheResizePolicy>>,
     /// Opt-in: a known-safe replica count for when this trigger's source cannot be read. By
     /// default an unreadable source takes no action at all; with a fallback, once the source has
     /// failed `afterFailures` samples in a row, `scaleTargetRef` is raised to

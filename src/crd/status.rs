@@ -18,7 +18,7 @@ pub struct LaunchPolicyStatus {
     pub conditions: Vec<Condition>,
     /// Where the staged launch is, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<RolloutStatus>,
+    pub rollout: Option<Box<RolloutStatus>>,
     /// One entry per scaling trigger: its last displayed value against its threshold, and its actions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggers: Vec<TriggerStatus>,
@@ -235,7 +235,7 @@ pub struct TriggerStatus {
     /// cleared once it succeeded, so an operator restarted in between re-applies the same target
     /// (never a second, bigger step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending_action: Option<PendingAction>,
+    pub pending_action: Option<Box<PendingAction>>,
     /// A recommendation awaiting a person, e.g. `resize emr-prod to db.r6g.2xlarge`. Approve it
     /// with `kubectl annotate lp/NAME liftoff.dev/approve-resize=TRIGGER@ID` (see `approval`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -247,7 +247,7 @@ pub struct TriggerStatus {
     /// who gave it and what came of it. Each value is taken once: to approve a later
     /// recommendation, give a new value (`TRIGGER@2`, `TRIGGER@$(date +%s)`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approval: Option<ResizeApproval>,
+    pub approval: Option<Box<ResizeApproval>>,
     /// Scales this trigger applied within its longest rate-policy period (a cpu or redisMemory
     /// trigger), so `behavior` policies still hold right after an operator restart.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -278,9 +278,11 @@ pub fn replay(
         let mut seen = policy.clone();
         seen.status = Some(LaunchPolicyStatus {
             triggers: statuses.clone(),
-            rollout: spec.map(|_| RolloutStatus {
-                state: state.clone(),
-                ..Default::default()
+            rollout: spec.map(|_| {
+                Box::new(RolloutStatus {
+                    state: state.clone(),
+                    ..Default::default()
+                })
             }),
             ..Default::default()
         });

@@ -195,13 +195,13 @@ fn record(
         .and_then(|p| p.approval.as_ref())
         .filter(|a| waits && a.waiting && a.command == approval.command)
         .map_or(Time(now), |a| a.at.clone());
-    plan.status.approval = Some(ResizeApproval {
+    plan.status.approval = Some(Box::new(ResizeApproval {
         command: approval.command,
         by: approval.by,
         at: since,
         outcome,
         waiting: waits,
-    });
+    }));
 }
 
 /// Records how an approved resize went, once it has been applied.

@@ -124,13 +124,13 @@ fn an_approval_names_its_trigger_and_each_value_is_taken_once() {
     assert_eq!(pending(&BTreeMap::new(), &fields, "db", None), None);
 
     let mut status = recommended();
-    status.approval = Some(ResizeApproval {
+    status.approval = Some(Box::new(ResizeApproval {
         command: "liftoff.dev/approve-resize=db@1".into(),
         by: None,
         at: Time(at(1)),
         outcome: "resize from small to large".into(),
         waiting: false,
-    });
+    }));
     assert_eq!(
         pending(&annotations("db@1"), &fields, "db", Some(&status)),
         None,
@@ -321,12 +321,12 @@ fn an_approval_waits_for_a_pause_and_for_a_dbinstance_to_patch() {
 #[test]
 fn an_interrupted_action_is_finished_before_an_approval_is_taken() {
     let mut before = recommended();
-    before.pending_action = Some(crate::crd::PendingAction {
+    before.pending_action = Some(Box::new(crate::crd::PendingAction {
         kind: "ResizeDatabase".into(),
         from: "small".into(),
         to: "large".into(),
         decided_at: Time(at(30)),
-    });
+    }));
     let p = approve(
         &rds(true),
         Some(&before),

@@ -107,7 +107,7 @@ impl Kind for Cpu<'_> {
             target: self.spec.utilization,
             current_replicas: *current,
             bounds: self.replicas,
-            behavior: self.trigger.behavior.as_ref(),
+            behavior: self.trigger.behavior.as_deref(),
         };
         let decision = engine::decide_replicas(&input, history, d.now);
         let action = decision.action.map(|c| Planned::Scale {

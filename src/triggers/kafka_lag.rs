@@ -41,7 +41,7 @@ impl<'a> KafkaLag<'a> {
             trigger,
             spec,
             partitions,
-            consumers: trigger.consumers.as_ref(),
+            consumers: trigger.consumers.as_deref(),
         })
     }
 

@@ -145,10 +145,7 @@ pub async fn read_and_plan<'a>(
         .zip(approvals.iter_mut())
         .map(|((kind, reading), approval)| {
             let previous = before(kind);
-            let remembered = memory
-                .triggers
-                .entry(kind.trigger().name.clone())
-                .or_default();
+            let remembered = memory.triggers.get_or_default(&kind.trigger().name);
             let plan = match (&reading, previous) {
                 (Some(reading), _) => {
                     remembered.sampled_at = Some(facts.now);
@@ -222,7 +219,12 @@ pub fn intents(plans: &[Planning<'_>], now: Timestamp) -> Option<Vec<TriggerStat
             .map(|p| {
                 let mut status = p.plan.status.clone();
                 let decided_at = p.plan.decided_at.unwrap_or(now);
-                status.pending_action = p.plan.action.as_ref().and_then(|a| a.pending(decided_at));
+                status.pending_action = p
+                    .plan
+                    .action
+                    .as_ref()
+                    .and_then(|a| a.pending(decided_at))
+                    .map(Box::new);
                 status
             })
             .collect()
@@ -253,7 +255,7 @@ pub async fn apply_all(
         let name = &p.kind.trigger().name;
         if action.pending(now).is_some() {
             let decided_at = p.plan.decided_at.unwrap_or(now);
-            let remembered = memory.triggers.entry(name.clone()).or_default();
+            let remembered = memory.triggers.get_or_default(name);
             remembered.applied_pending = Some(decided_at.as_second());
             remembered.applied_at = Some(now);
         }
@@ -279,8 +281,7 @@ pub async fn apply_all(
                     Planned::Scale { from, to } => {
                         memory
                             .triggers
-                            .entry(name.clone())
-                            .or_default()
+                            .get_or_default(name)
                             .history
                             .record_scale(now, *from, *to);
                         plan::record_recent_scale(p.kind.trigger(), status, now, *from, *to);
@@ -315,12 +316,12 @@ mod stale_tests {
     fn showing_pending(decided: i64) -> Vec<TriggerStatus> {
         vec![TriggerStatus {
             name: "api-cpu".into(),
-            pending_action: Some(PendingAction {
+            pending_action: Some(Box::new(PendingAction {
                 kind: "ScaleReplicas".into(),
                 from: "2".into(),
                 to: "4".into(),
                 decided_at: Time(Timestamp::from_second(decided).unwrap()),
-            }),
+            })),
             ..Default::default()
         }]
     }
@@ -328,7 +329,7 @@ mod stale_tests {
     /// This process applied the action decided at `decided`, at `applied`.
     fn took(decided: i64, applied: i64) -> Histories {
         let mut memory = Histories::default();
-        let m = memory.triggers.entry("api-cpu".into()).or_default();
+        let m = memory.triggers.get_or_default("api-cpu");
         m.applied_pending = Some(decided);
         m.applied_at = Some(Timestamp::from_second(applied).unwrap());
         memory

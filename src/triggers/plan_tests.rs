@@ -388,7 +388,12 @@ fn a_pending_action_is_re_applied_instead_of_a_new_decision() {
         facts(0),
     );
     let mut status = decided.status.clone();
-    status.pending_action = decided.action.as_ref().unwrap().pending(at(0));
+    status.pending_action = decided
+        .action
+        .as_ref()
+        .unwrap()
+        .pending(at(0))
+        .map(Box::new);
     // The operator restarts, the lag is still high. Whether the crash came before the action
     // (3 partitions) or after it (already 6), the same target is applied, never a second step.
     for current in [3, 6] {
@@ -430,7 +435,7 @@ fn consumers_follow_partitions_and_an_interrupted_step_of_either_is_re_applied()
     let first = run(&t, None, &reading(90_000.0, at_(3, 2)), facts(0));
     assert_eq!(first.action, Some(Planned::Partitions { from: 3, to: 5 }));
     let mut status = first.status.clone();
-    status.pending_action = first.action.as_ref().unwrap().pending(at(0));
+    status.pending_action = first.action.as_ref().unwrap().pending(at(0)).map(Box::new);
     for partitions in [3, 5] {
         let replay = run(
             &t,
@@ -452,7 +457,12 @@ fn consumers_follow_partitions_and_an_interrupted_step_of_either_is_re_applied()
     status.last_action_at = Some(Time(at(1)));
     let second = run(&t, Some(&status), &reading(90_000.0, at_(5, 2)), facts(20));
     assert_eq!(second.action, Some(Planned::Scale { from: 2, to: 5 }));
-    status.pending_action = second.action.as_ref().unwrap().pending(at(20));
+    status.pending_action = second
+        .action
+        .as_ref()
+        .unwrap()
+        .pending(at(20))
+        .map(Box::new);
     for consumers in [2, 5] {
         let replay = run(
             &t,
@@ -491,7 +501,12 @@ fn a_pending_action_met_by_a_hold_waits_and_is_re_applied_as_the_same_decision()
     let t = cpu();
     let decided = run(&t, None, &reading(140.0, Current::Replicas(3)), facts(0));
     let mut status = decided.status.clone();
-    status.pending_action = decided.action.as_ref().unwrap().pending(at(0));
+    status.pending_action = decided
+        .action
+        .as_ref()
+        .unwrap()
+        .pending(at(0))
+        .map(Box::new);
     // A new leader whose caches are not filled yet finds the policy not Ready.
     let mut held = facts(5);
     held.hold = Some(Hold::NotReady);
@@ -527,7 +542,12 @@ fn a_suspension_settles_an_interrupted_action_instead_of_carrying_it_over() {
         ref other => panic!("{other:?}"),
     };
     let mut status = decided.status.clone();
-    status.pending_action = decided.action.as_ref().unwrap().pending(at(0));
+    status.pending_action = decided
+        .action
+        .as_ref()
+        .unwrap()
+        .pending(at(0))
+        .map(Box::new);
     let mut suspended = facts(30);
     suspended.hold = Some(Hold::Suspended);
 
@@ -660,7 +680,12 @@ fn an_interrupted_action_is_dropped_when_someone_else_moved_the_target() {
         facts(0),
     );
     let mut status = decided.status.clone();
-    status.pending_action = decided.action.as_ref().unwrap().pending(at(0));
+    status.pending_action = decided
+        .action
+        .as_ref()
+        .unwrap()
+        .pending(at(0))
+        .map(Box::new);
     // Decided 3 -> 4; someone raised the topic to 8 by hand meanwhile.
     let p = run(
         &t,
@@ -683,7 +708,12 @@ fn an_interrupted_action_waits_while_the_target_cannot_be_read() {
         facts(0),
     );
     let mut status = decided.status.clone();
-    status.pending_action = decided.action.as_ref().unwrap().pending(at(0));
+    status.pending_action = decided
+        .action
+        .as_ref()
+        .unwrap()
+        .pending(at(0))
+        .map(Box::new);
     let unreadable = Reading {
         sample: Sample::Value(90_000.0),
         current: Err("broker down".into()),

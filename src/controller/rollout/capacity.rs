@@ -132,12 +132,12 @@ mod tests {
             ..trigger("lag")
         };
         let acting = TriggerStatus {
-            pending_action: Some(PendingAction {
+            pending_action: Some(Box::new(PendingAction {
                 kind: "scale".into(),
                 from: "3".into(),
                 to: "5".into(),
                 decided_at: Time(Timestamp::UNIX_EPOCH),
-            }),
+            })),
             ..trigger("workers")
         };
         let advised = TriggerStatus {

@@ -94,7 +94,7 @@ pub async fn evaluate(
     });
     let status = match stored {
         Some(stored) if !display::must_write(stored, &fresh, threshold, status_refresh, now) => {
-            stored.clone()
+            (**stored).clone()
         }
         _ => fresh.clone(),
     };
