@@ -433,6 +433,11 @@ async fn policies_to_ready_and_steady_state() {
     let rss_end = proc_status(pids.operator, "VmRSS");
     rss_max = rss_max.max(rss_end);
     let hwm = proc_status(pids.operator, "VmHWM");
+    // What the end's RSS is made of: anonymous memory (heap, stacks) and file pages (the binary).
+    let (rss_anon, rss_file) = (
+        proc_status(pids.operator, "RssAnon"),
+        proc_status(pids.operator, "RssFile"),
+    );
     let threads = proc_status(pids.operator, "Threads");
     let ready_end = ready_at.lock().unwrap().len();
     watch.abort();
@@ -544,11 +549,13 @@ async fn policies_to_ready_and_steady_state() {
     writeln!(
         md,
         "Operator: RSS {:.1} MiB idle (no policy; with `PRESTORED`, once started over them), {:.1} MiB at the end of the ramp, {:.1} MiB \
-         at the end, peak sampled {:.1} MiB (VmHWM {:.1} MiB), {threads} threads at the end; \
+         at the end ({:.1} MiB anonymous, {:.1} MiB file pages), peak sampled {:.1} MiB (VmHWM {:.1} MiB), {threads} threads at the end; \
          {ready_end}/{n} Ready at the end.",
         kib_to_mib(rss_idle),
         kib_to_mib(rss_ramp),
         kib_to_mib(rss_end),
+        kib_to_mib(rss_anon),
+        kib_to_mib(rss_file),
         kib_to_mib(rss_max),
         kib_to_mib(hwm),
     )

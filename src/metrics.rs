@@ -34,7 +34,16 @@ impl Registrar {
 
     /// Registers `collector` (of `kind`) and returns it.
     pub fn add<C: Collector + Clone + 'static>(&self, kind: &'static str, collector: C) -> C {
-        for desc in collector.desc() {
+        self.document(kind, collector.desc());
+        self.registry
+            .register(Box::new(collector.clone()))
+            .expect("metric names are unique constants");
+        collector
+    }
+
+    /// Lists metrics that [`Metrics::render`] writes itself, outside the registry.
+    pub fn document(&self, kind: &'static str, descs: Vec<&prometheus::core::Desc>) {
+        for desc in descs {
             self.docs.borrow_mut().push(MetricDoc {
                 name: desc.fq_name.clone(),
                 kind,
@@ -42,10 +51,6 @@ impl Registrar {
                 help: desc.help.clone(),
             });
         }
-        self.registry
-            .register(Box::new(collector.clone()))
-            .expect("metric names are unique constants");
-        collector
     }
 }
 
@@ -228,11 +233,14 @@ impl Metrics {
         }
     }
 
-    /// The text exposition format served on `/metrics`.
+    /// The text exposition format served on `/metrics`: the registry, then the per-trigger
+    /// gauges (written from their table, see [`crate::trigger_metrics::TriggerGauges`]).
     pub fn render(&self) -> String {
-        prometheus::TextEncoder::new()
+        let mut text = prometheus::TextEncoder::new()
             .encode_to_string(&self.registry.gather())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        self.triggers.gauges.write_text(&mut text);
+        text
     }
 }
 
