@@ -1,6 +1,6 @@
 //! Prometheus metrics. Their names are part of Liftoff's public interface (see docs/metrics.md).
 
-use std::{cell::RefCell, time::Instant};
+use std::{cell::RefCell, fmt::Write as _, time::Instant};
 
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -234,14 +234,50 @@ impl Metrics {
     }
 
     /// The text exposition format served on `/metrics`: the registry, then the per-trigger
-    /// gauges (written from their table, see [`crate::trigger_metrics::TriggerGauges`]).
+    /// and per-rollout gauges, written from their tables (see [`crate::trigger_metrics`] and
+    /// [`crate::rollout_metrics`]).
     pub fn render(&self) -> String {
         let mut text = prometheus::TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default();
         self.triggers.gauges.write_text(&mut text);
+        self.rollouts.write_text(&mut text);
         text
     }
+}
+
+/// Writes a family's `# HELP` and `# TYPE` lines, as the prometheus crate's text encoder does,
+/// for metrics written from tables rather than registered series.
+pub fn write_header(out: &mut String, desc: &prometheus::core::Desc, kind: &str) {
+    let name = &desc.fq_name;
+    let help = desc.help.replace('\\', "\\\\").replace('\n', "\\n");
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Writes one sample line, as the prometheus crate's text encoder does; `labels` in the order
+/// of their names.
+pub fn write_sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
+    out.push_str(name);
+    for (i, (label, v)) in labels.iter().enumerate() {
+        out.push_str(if i == 0 { "{" } else { "," });
+        let _ = write!(out, "{label}=\"{}\"", escape_label(v));
+    }
+    if !labels.is_empty() {
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
+}
+
+/// A label value as the text format wants it: backslash, double quote and newline escaped.
+fn escape_label(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains(['\\', '"', '\n']) {
+        return value.into();
+    }
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+        .into()
 }
 
 /// Observes the reconcile duration when dropped.

@@ -6,11 +6,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use std::fmt::Write as _;
-
 use prometheus::{IntCounterVec, Opts, core::Desc};
 
-use crate::metrics::Registrar;
+use crate::metrics::{Registrar, write_header, write_sample};
 
 const TRIGGER: &[&str] = &["namespace", "policy", "trigger"];
 
@@ -96,16 +94,14 @@ impl TriggerGauges {
             if rows.peek().is_none() {
                 continue;
             }
-            let name = &desc.fq_name;
-            let help = desc.help.replace('\\', "\\\\").replace('\n', "\\n");
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            for (labels, v) in rows {
-                out.push_str(name);
-                for (i, (label, value)) in TRIGGER.iter().zip(labels.iter()).enumerate() {
-                    out.push_str(if i == 0 { "{" } else { "," });
-                    let _ = write!(out, "{label}=\"{}\"", escape_label(value));
-                }
-                let _ = writeln!(out, "}} {v}");
+            write_header(out, desc, "gauge");
+            for ([namespace, policy, trigger], v) in rows {
+                let labels = [
+                    ("namespace", &**namespace),
+                    ("policy", &**policy),
+                    ("trigger", &**trigger),
+                ];
+                write_sample(out, &desc.fq_name, &labels, v);
             }
         }
     }
@@ -114,18 +110,6 @@ impl TriggerGauges {
     pub fn descs(&self) -> Vec<&Desc> {
         self.descs.iter().collect()
     }
-}
-
-/// A label value as the text format wants it: backslash, double quote and newline escaped.
-fn escape_label(value: &str) -> std::borrow::Cow<'_, str> {
-    if !value.contains(['\\', '"', '\n']) {
-        return value.into();
-    }
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-        .into()
 }
 
 /// Samples, thresholds and actions of every trigger.
