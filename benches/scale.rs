@@ -22,7 +22,8 @@
 //! the status the operator wrote to the first one written to each of them by a plain client, the
 //! same JSON patch, [`IN_FLIGHT`] at once. `LIFTOFF_BENCH_PROFILE_DIR` (with `PRESTORED`) keeps a
 //! CPU profile of the apiserver (`/debug/pprof/profile`) of the first seconds of the operator's
-//! ramp and of the plain client's status writes, for `go tool pprof`.
+//! ramp and of the plain client's status writes, for `go tool pprof`. `LIFTOFF_BENCH_ROLLOUT=1`
+//! gives every policy the example's rollout as well ([`example_rollout`]).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -247,6 +248,7 @@ async fn main() {
 async fn policies_to_ready_and_steady_state() {
     let n = env_num("LIFTOFF_BENCH_POLICIES", 1000) as usize;
     let prestored = env_num("LIFTOFF_BENCH_PRESTORED", 0) != 0;
+    let rollout = env_num("LIFTOFF_BENCH_ROLLOUT", 0) != 0;
     let cap = Duration::from_secs(env_num("LIFTOFF_BENCH_READY_CAP", 900));
     let steady = Duration::from_secs(env_num("LIFTOFF_BENCH_STEADY", 120));
     let log = std::env::var("LIFTOFF_BENCH_LOG").unwrap_or_else(|_| "info".into());
@@ -261,7 +263,7 @@ async fn policies_to_ready_and_steady_state() {
         .await
         .unwrap();
     prometheus.wait_for_query("cpu_utilization").await.unwrap();
-    let spec = json!({
+    let mut spec = json!({
         "prometheus": {"address": prometheus.url()},
         "scaling": {"triggers": [{
             "name": "api-cpu",
@@ -270,6 +272,9 @@ async fn policies_to_ready_and_steady_state() {
             "replicas": {"min": 2, "max": 10}
         }]}
     });
+    if rollout {
+        spec["rollout"] = example_rollout();
+    }
     // Every policy's first Ready=True, seen through a watch of the namespace.
     let policies: Api<LaunchPolicy> = Api::namespaced(client.clone(), &ns);
     let ready_at: Arc<Mutex<HashMap<String, Instant>>> = Default::default();
@@ -483,9 +488,15 @@ async fn policies_to_ready_and_steady_state() {
     }
     writeln!(
         md,
-        "N = {n} LaunchPolicies (one `cpu` trigger each, PromQL on Prometheus scraping every {} s, \
+        "N = {n} LaunchPolicies (one `cpu` trigger each{}, PromQL on Prometheus scraping every {} s, \
          default `interval` 15 s and `statusRefresh` 5 m; no policy acts), created {IN_FLIGHT} in \
          flight in {} ({} create errors{}){}; operator `RUST_LOG={log}`.\n",
+        if rollout {
+            " and the example's rollout: 4 stages, 12 gate checks every minute, no cohort \
+             (`LIFTOFF_BENCH_ROLLOUT=1`)"
+        } else {
+            ""
+        },
         SCRAPE.as_secs(),
         created_in.map_or("– (still creating at the cap)".to_string(), |d| format!(
             "{:.1} s ({:.0}/s)",
@@ -631,6 +642,38 @@ async fn policies_to_ready_and_steady_state() {
             println!("  {line}");
         }
     }
+}
+
+/// The rollout of `examples/emr-platform.yaml` (its four stages and twelve gate checks) without
+/// its cohort, each check's query replaced by one this bench's Prometheus answers within the
+/// check's bounds (a constant over the exporter's series, distinct per check): every policy's
+/// canary starts and bakes, and its gates pass at every evaluation.
+fn example_rollout() -> serde_json::Value {
+    let text = std::fs::read_to_string(support::repo_path("examples/emr-platform.yaml"))
+        .expect("the example");
+    let example: serde_json::Value = serde_yaml::from_str(&text).expect("the example parses");
+    let mut rollout = example["spec"]["rollout"].clone();
+    let rollout_map = rollout.as_object_mut().expect("a rollout");
+    rollout_map.remove("cohort");
+    for (i, check) in rollout_map["gates"]["checks"]
+        .as_array_mut()
+        .expect("gate checks")
+        .iter_mut()
+        .enumerate()
+    {
+        // Inside [min, max]: the middle when both are set, else just inside the one set.
+        let (min, max) = (check["min"].as_f64(), check["max"].as_f64());
+        let inside = match (min, max) {
+            (Some(lo), Some(hi)) => (lo + hi) / 2.0,
+            (Some(lo), None) => lo + 1.0,
+            (None, Some(hi)) => hi - 1.0,
+            (None, None) => 0.0,
+        };
+        check["query"] = json!(format!(
+            "max(cpu_utilization{{app=\"api\"}}) * 0 + {inside} + 0 * {i}"
+        ));
+    }
+    rollout
 }
 
 /// Creates `p-00000…` with `spec`, [`IN_FLIGHT`] at once; the errors.
