@@ -770,20 +770,33 @@ async fn gate_samples_go_to_metrics_at_once_and_to_status_only_on_a_decision_or_
             l.ns
         )
     };
-    // failureThreshold 2: the second pass in a row is progress, written; later passes are not.
-    eventually(WAIT, "two passes in a row in status", || async {
-        let r = rollout(&l.client, &l.ns).await?;
-        let g = r
-            .state
-            .gates
-            .iter()
-            .find(|g| g.name == "p95-latency-seconds")?;
-        (g.consecutive_passes >= 2).then_some(())
+    // While the stage bakes (10m), passes in a row are samples, not decisions: on /metrics at
+    // once, in status only at statusRefresh (1h here). The stage is in status from its entry.
+    eventually(WAIT, "the first stage entered in status", || async {
+        rollout(&l.client, &l.ns).await?.state.stage.map(|_| ())
+    })
+    .await;
+    let passing = format!("{} 1", series("liftoff_gate_passing"));
+    eventually(WAIT, "a passing evaluation on /metrics", || async {
+        op.metrics()
+            .await
+            .lines()
+            .any(|l| l == passing)
+            .then_some(())
     })
     .await;
     op.completes_reconciles(2).await;
     let writes = op.metric("liftoff_status_writes_total").await;
     let shown = rollout(&l.client, &l.ns).await.unwrap();
+    let p95 = |r: &RolloutStatus| {
+        r.state
+            .gates
+            .iter()
+            .find(|g| g.name == "p95-latency-seconds")
+            .map(|g| g.consecutive_passes)
+    };
+    // The first verdict is in status (passing, 1 in a row); the passes after it are not.
+    assert!(p95(&shown) <= Some(1), "{shown:?}");
 
     l.exporter.set("p95_latency_seconds", &[], 0.3);
     eventually(WAIT, "the new sample on /metrics", || async {
@@ -798,6 +811,10 @@ async fn gate_samples_go_to_metrics_at_once_and_to_status_only_on_a_decision_or_
         "passing samples of a healthy gate are not written before statusRefresh"
     );
     assert_eq!(rollout(&l.client, &l.ns).await.unwrap(), shown);
+    assert!(
+        p95(&shown) < Some(2),
+        "several evaluations later, the second pass in a row is still not in status"
+    );
     let stage = format!(
         "liftoff_rollout_stage{{namespace=\"{}\",policy=\"launch\"}}",
         l.ns

@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::{crd::RolloutStatus, engine::rollout::RolloutState};
+use crate::{
+    crd::RolloutStatus,
+    engine::rollout::{Phase, RolloutState},
+};
 
 /// What this process last wrote for a policy's rollout, and the freshest state it computed since.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,7 +50,8 @@ pub fn must_write(
 ) -> bool {
     if stored.message != fresh.message
         || stored.waiting_on != fresh.waiting_on
-        || decisive(&stored.state, failure_threshold) != decisive(&fresh.state, failure_threshold)
+        || decisive(&stored.state, failure_threshold, now)
+            != decisive(&fresh.state, failure_threshold, now)
     {
         return true;
     }
@@ -57,13 +61,24 @@ pub fn must_write(
 }
 
 /// The state without its samples: what decisions depend on.
-fn decisive(state: &RolloutState, failure_threshold: u32) -> RolloutState {
+///
+/// Passes in a row count towards `failureThreshold` only once the stage's bake is over: until
+/// its deadline the bake holds the stage whatever the count, so a count that rises at every
+/// evaluation is a sample there (written at the refresh), not a decision. A restart during the
+/// bake recounts from the written count, which can only delay an advance, never hasten it.
+/// Failures are decisive at once (they pause or roll back).
+fn decisive(state: &RolloutState, failure_threshold: u32, now: Timestamp) -> RolloutState {
     let mut s = state.clone();
+    let baking = state.phase == Phase::Baking
+        && state.bake_until.as_ref().is_some_and(|until| until.0 > now);
     s.gates_checked_at = None;
     for g in &mut s.gates {
         g.value = None;
         g.checked_at = None;
-        g.consecutive_passes = g.consecutive_passes.min(failure_threshold);
+        g.consecutive_passes = match baking {
+            true => 0,
+            false => g.consecutive_passes.min(failure_threshold),
+        };
     }
     s
 }
@@ -73,7 +88,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     use super::*;
-    use crate::engine::rollout::{GateState, Phase};
+    use crate::engine::rollout::GateState;
 
     fn at(s: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + s).unwrap()
@@ -124,6 +139,26 @@ mod tests {
         let mut unknown = baking(5, 0.2, 60);
         unknown.state.gates[0].error = Some("prometheus: timeout".into());
         assert!(must_write(&baking(5, 0.2, 0), &unknown, 3, REFRESH, at(60)));
+    }
+
+    #[test]
+    fn progress_during_the_bake_waits_for_the_refresh_and_a_failure_does_not() {
+        let bake = |mut s: RolloutStatus| {
+            s.state.bake_until = Some(Time(at(7_200)));
+            s
+        };
+        let stored = bake(baking(0, 0.2, 0));
+        let progress = bake(baking(1, 0.2, 60));
+        assert!(!must_write(&stored, &progress, 3, REFRESH, at(60)));
+        assert!(must_write(&stored, &progress, 3, REFRESH, at(300)));
+        let mut failing = bake(baking(0, 0.7, 60));
+        failing.state.gates[0].passing = Some(false);
+        failing.state.gates[0].consecutive_failures = 1;
+        assert!(must_write(&stored, &failing, 3, REFRESH, at(60)));
+        // Once the bake is over, the count is what holds the stage: written at once.
+        let stored = bake(baking(1, 0.2, 7_200));
+        let progress = bake(baking(2, 0.2, 7_260));
+        assert!(must_write(&stored, &progress, 3, REFRESH, at(7_260)));
     }
 
     #[test]

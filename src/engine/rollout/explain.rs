@@ -231,14 +231,20 @@ fn baking(plan: &Plan, state: &RolloutState, inputs: &Inputs, now: Timestamp, at
     let health = gates::health(plan, state, inputs);
     let started = state.stage_started_at.as_ref().map(|t| t.0);
     let until = state.bake_until.as_ref().map(|t| t.0);
-    let gate_note = match &health {
-        Health::Healthy => None,
-        Health::Unknown(why) => Some(format!("{why}, so it cannot advance")),
-        Health::NotYet(why) => Some(why.clone()),
-    };
-    let gate_note = match (gate_note, early_go(plan, state, inputs)) {
-        (Some(note), Some(go)) => Some(format!("{note}; {go}")),
-        (note, go) => note.or(go),
+    // While the stage bakes, the count of passes in a row is not what holds it (the deadline
+    // is), and a sentence that changed at every gate evaluation would be a status write at
+    // each: the count is told once the bake is over.
+    let gate_note = |baking: bool| {
+        let note = match &health {
+            Health::Healthy => None,
+            Health::Unknown(why) => Some(format!("{why}, so it cannot advance")),
+            Health::NotYet(why) => Some(why.clone()),
+            Health::Counting(why) => (!baking).then(|| why.clone()),
+        };
+        match (note, early_go(plan, state, inputs)) {
+            (Some(note), Some(go)) => Some(format!("{note}; {go}")),
+            (note, go) => note.or(go),
+        }
     };
     match (started, until) {
         (Some(started), Some(until)) if now < until => {
@@ -246,14 +252,14 @@ fn baking(plan: &Plan, state: &RolloutState, inputs: &Inputs, now: Timestamp, at
             // second would turn every reconcile into a status write. The deadline is absolute.
             let total = clock::human(clock::until(started, until));
             let mut sentence = format!("{at} baking {total}, until {until}");
-            if let Some(note) = gate_note {
+            if let Some(note) = gate_note(true) {
                 sentence.push_str("; ");
                 sentence.push_str(&note);
             }
             sentence
         }
         _ => match (
-            gate_note,
+            gate_note(false),
             capacity_note(plan, inputs).or_else(|| scaling_first(plan, state, inputs)),
         ) {
             (Some(note), _) => format!("{at} has baked; waiting for healthy gates: {note}"),

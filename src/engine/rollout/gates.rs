@@ -136,6 +136,8 @@ pub(crate) enum Health {
     Healthy,
     /// A check has not passed enough evaluations in a row yet; says which and how far.
     NotYet(String),
+    /// Every gate passes, but not yet `failureThreshold` times in a row: the count so far.
+    Counting(String),
     /// A check's value is unknown, now or at its last evaluation; says which and why.
     Unknown(String),
 }
@@ -169,7 +171,7 @@ pub(crate) fn health(plan: &Plan, state: &RolloutState, inputs: &Inputs) -> Heal
         .iter()
         .find(|g| g.passing != Some(true) || g.consecutive_passes < needed)
     {
-        Some(g) => Health::NotYet(format!(
+        Some(g) => Health::Counting(format!(
             "gate {} has passed {}/{needed} checks in a row",
             g.name,
             g.consecutive_passes.min(needed)

@@ -65,6 +65,31 @@ fn a_baked_stage_waits_for_failure_threshold_passes_in_a_row() {
     assert_eq!((d.state.stage, d.users), (Some(1), Users::Count(500)));
 }
 
+/// While a stage bakes, its deadline holds it: the count of passes in a row is not told (it
+/// would change the status message at every evaluation), a failing gate is.
+#[test]
+fn a_baking_stage_tells_its_deadline_not_the_pass_count_and_tells_a_failure() {
+    let spec = gated(automatic(), 3, Pause);
+    let mut run = Run::new(spec.clone());
+    for t in [0, 1, 60, 120] {
+        let d = run.step(t, &healthy(&spec));
+        assert_eq!(d.state.phase, Phase::Baking);
+        assert!(d.message.contains("baking 10m, until"), "{}", d.message);
+        assert!(
+            !d.message.contains("checks in a row"),
+            "at {t}s: {}",
+            d.message
+        );
+    }
+    let d = run.step(180, &reading(&spec, P95, GateReading::Value(0.9)));
+    assert!(d.message.contains("baking 10m, until"), "{}", d.message);
+    assert!(
+        d.message.contains(P95),
+        "a failing gate is told: {}",
+        d.message
+    );
+}
+
 #[test]
 fn readings_between_due_evaluations_are_not_counted() {
     let spec = gated(automatic(), 3, Pause);
