@@ -62,11 +62,12 @@ pub fn must_write(
 
 /// The state without its samples: what decisions depend on.
 ///
-/// Passes in a row count towards `failureThreshold` only once the stage's bake is over: until
-/// its deadline the bake holds the stage whatever the count, so a count that rises at every
-/// evaluation is a sample there (written at the refresh), not a decision. A restart during the
-/// bake recounts from the written count, which can only delay an advance, never hasten it.
-/// Failures are decisive at once (they pause or roll back).
+/// Passes count towards `failureThreshold` only once the stage's bake is over: until its
+/// deadline the bake holds the stage whatever they are, so a first passing verdict and a count
+/// that rises at every evaluation are samples there (written at the refresh), not decisions. A
+/// restart during the bake recounts from the written count, which can only delay an advance,
+/// never hasten it. Failures and unreadable gates are decisive at once (they pause, roll back or
+/// hold).
 fn decisive(state: &RolloutState, failure_threshold: u32, now: Timestamp) -> RolloutState {
     let mut s = state.clone();
     let baking = state.phase == Phase::Baking
@@ -75,10 +76,12 @@ fn decisive(state: &RolloutState, failure_threshold: u32, now: Timestamp) -> Rol
     for g in &mut s.gates {
         g.value = None;
         g.checked_at = None;
-        g.consecutive_passes = match baking {
-            true => 0,
-            false => g.consecutive_passes.min(failure_threshold),
-        };
+        if baking {
+            g.consecutive_passes = 0;
+            g.passing = g.passing.filter(|passing| !passing);
+        } else {
+            g.consecutive_passes = g.consecutive_passes.min(failure_threshold);
+        }
     }
     s
 }
@@ -151,6 +154,11 @@ mod tests {
         let progress = bake(baking(1, 0.2, 60));
         assert!(!must_write(&stored, &progress, 3, REFRESH, at(60)));
         assert!(must_write(&stored, &progress, 3, REFRESH, at(300)));
+        // The first verdict after the stage's entry, passing: a sample too.
+        let mut entered = bake(baking(0, 0.2, 0));
+        entered.state.gates[0].passing = None;
+        entered.state.gates[0].value = None;
+        assert!(!must_write(&entered, &progress, 3, REFRESH, at(60)));
         let mut failing = bake(baking(0, 0.7, 60));
         failing.state.gates[0].passing = Some(false);
         failing.state.gates[0].consecutive_failures = 1;
