@@ -600,7 +600,7 @@ async fn policies_to_ready_and_steady_state() {
     )
     .unwrap();
     if let Some(floor) = &floor {
-        let ready_all = times.get(n - 1).filter(|_| ready_at_cap >= n);
+        let ready_all = times.last().filter(|_| ready_at_cap >= n);
         writeln!(
             md,
             "\nThe apiserver's floor, with the operator stopped: {n} more policies created \

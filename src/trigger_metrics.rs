@@ -3,6 +3,7 @@
 
 use std::{
     collections::BTreeMap,
+    ops::Bound,
     sync::{Arc, Mutex},
 };
 
@@ -11,6 +12,9 @@ use prometheus::{IntCounterVec, Opts, core::Desc};
 use crate::metrics::{Registrar, write_header, write_sample};
 
 const TRIGGER: &[&str] = &["namespace", "policy", "trigger"];
+
+/// Triggers written per lock of the table by a scrape.
+const ROWS_PER_LOCK: usize = 1024;
 
 /// `liftoff_trigger_value`, `liftoff_trigger_threshold` and `liftoff_trigger_source_up`, kept as
 /// one table of each trigger's last sample and written straight into the text of `/metrics`.
@@ -76,8 +80,10 @@ impl TriggerGauges {
 
     /// Appends the three gauges to `out` in the Prometheus text format, as the prometheus
     /// crate's encoder writes a gauge (a family with no series is left out).
+    ///
+    /// The table is locked for [`ROWS_PER_LOCK`] triggers at a time, so that samples recorded
+    /// during a scrape of thousands of triggers do not wait for all of it.
     pub fn write_text(&self, out: &mut String) {
-        let last = self.last.lock().unwrap();
         let values: [fn(&Last) -> Option<f64>; 3] = [
             |l| l.value,
             |l| Some(l.threshold),
@@ -86,22 +92,36 @@ impl TriggerGauges {
         // In the order of their names, as the registry writes its families.
         let mut families: Vec<_> = self.descs.iter().zip(values).collect();
         families.sort_by(|(a, _), (b, _)| a.fq_name.cmp(&b.fq_name));
+        let mut lines = String::new();
         for (desc, value) in families {
-            let mut rows = last
-                .iter()
-                .filter_map(|(k, l)| Some((k, value(l)?)))
-                .peekable();
-            if rows.peek().is_none() {
-                continue;
+            lines.clear();
+            let mut after: Option<[Box<str>; 3]> = None;
+            loop {
+                let last = self.last.lock().unwrap();
+                let from = after.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
+                let mut read = 0;
+                for (key, row) in last
+                    .range::<[Box<str>; 3], _>((from, Bound::Unbounded))
+                    .take(ROWS_PER_LOCK)
+                {
+                    read += 1;
+                    after = Some(key.clone());
+                    let Some(v) = value(row) else { continue };
+                    let [namespace, policy, trigger] = key;
+                    let labels = [
+                        ("namespace", &**namespace),
+                        ("policy", &**policy),
+                        ("trigger", &**trigger),
+                    ];
+                    write_sample(&mut lines, &desc.fq_name, &labels, v);
+                }
+                if read < ROWS_PER_LOCK {
+                    break;
+                }
             }
-            write_header(out, desc, "gauge");
-            for ([namespace, policy, trigger], v) in rows {
-                let labels = [
-                    ("namespace", &**namespace),
-                    ("policy", &**policy),
-                    ("trigger", &**trigger),
-                ];
-                write_sample(out, &desc.fq_name, &labels, v);
+            if !lines.is_empty() {
+                write_header(out, desc, "gauge");
+                out.push_str(&lines);
             }
         }
     }
@@ -260,6 +280,26 @@ mod tests {
         let mut ours = String::new();
         m.triggers.gauges.write_text(&mut ours);
         assert_eq!(ours, expected);
+    }
+
+    /// A scrape reads the table a chunk at a time: every trigger once, whatever the chunks.
+    #[test]
+    fn every_trigger_is_written_once_across_chunks() {
+        let m = Metrics::default();
+        let n = 2 * ROWS_PER_LOCK + 7;
+        for i in 0..n {
+            m.triggers
+                .sampled(["emr", &format!("p-{i:05}"), "cpu"], Some(1.0), 70.0);
+        }
+        for name in [
+            "liftoff_trigger_value",
+            "liftoff_trigger_threshold",
+            "liftoff_trigger_source_up",
+        ] {
+            let lines = series(&m, name);
+            let distinct: std::collections::HashSet<_> = lines.iter().collect();
+            assert_eq!((lines.len(), distinct.len()), (n, n), "{name}");
+        }
     }
 
     #[test]

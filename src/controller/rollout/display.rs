@@ -5,13 +5,15 @@
 //! every evaluation would cost one status write per policy per `gates.interval` — with thousands
 //! of policies, the apiserver's whole write budget. So the controller keeps the freshest state in
 //! memory (a *working* copy) and writes it only when something that matters for a decision
-//! changed (phase, stage, users, timers, holds, commands, a check's pass/fail, its failure count,
-//! its pass count up to `failureThreshold`, an error), when the message changed, or when the
-//! displayed samples are `statusRefresh` old.
+//! changed (phase, stage, users, timers, holds, commands, a check's failure, its failure count,
+//! an error; once the stage's bake is over, also a check's first pass and its pass count up to
+//! `failureThreshold`), when the message changed, or when the displayed samples are
+//! `statusRefresh` old.
 //!
 //! Losing the working copy (a restart, another leader) is safe: the next evaluation starts from
 //! status, whose decision-relevant parts are always current; at worst a gate is evaluated once
-//! early and passes beyond the threshold are counted again from the written count.
+//! early and passes not yet written are counted again from the written count (which can only
+//! delay an advance).
 
 use std::time::Duration;
 

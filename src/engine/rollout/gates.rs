@@ -134,7 +134,7 @@ fn unknown(g: &mut GateState, error: String) {
 pub(crate) enum Health {
     /// Every check passed its last `failureThreshold` evaluations (or there are no checks).
     Healthy,
-    /// A check has not passed enough evaluations in a row yet; says which and how far.
+    /// A check is failing (its last evaluations in a row); says which.
     NotYet(String),
     /// Every gate passes, but not yet `failureThreshold` times in a row: the count so far.
     Counting(String),
