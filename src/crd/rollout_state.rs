@@ -142,7 +142,8 @@ pub struct GateState {
     /// Failed evaluations in a row in this stage (unknown values neither add nor reset).
     #[serde(default)]
     pub consecutive_failures: u32,
-    /// Passed evaluations in a row in this stage (unknown values neither add nor reset).
+    /// Passed evaluations in a row in this stage (unknown values neither add nor reset). While
+    /// the stage bakes it is written at each `statusRefresh`; a failure resets it at once.
     #[serde(default)]
     pub consecutive_passes: u32,
     /// Since when the query has returned no series (what that means is the check's
