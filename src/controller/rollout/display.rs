@@ -5,10 +5,9 @@
 //! every evaluation would cost one status write per policy per `gates.interval` — with thousands
 //! of policies, the apiserver's whole write budget. So the controller keeps the freshest state in
 //! memory (a *working* copy) and writes it only when something that matters for a decision
-//! changed (phase, stage, users, timers, holds, commands, a check's failure, its failure count,
-//! an error; once the stage's bake is over, also a check's first pass and its pass count up to
-//! `failureThreshold`), when the message changed, or when the displayed samples are
-//! `statusRefresh` old.
+//! changed (phase, stage, users, timers, holds, commands, a check's pass/fail, its failure count,
+//! an error; once the stage's bake is over, also its pass count up to `failureThreshold`), when
+//! the message changed, or when the displayed samples are `statusRefresh` old.
 //!
 //! Losing the working copy (a restart, another leader) is safe: the next evaluation starts from
 //! status, whose decision-relevant parts are always current; at worst a gate is evaluated once
@@ -64,12 +63,13 @@ pub fn must_write(
 
 /// The state without its samples: what decisions depend on.
 ///
-/// Passes count towards `failureThreshold` only once the stage's bake is over: until its
-/// deadline the bake holds the stage whatever they are, so a first passing verdict and a count
-/// that rises at every evaluation are samples there (written at the refresh), not decisions. A
-/// restart during the bake recounts from the written count, which can only delay an advance,
-/// never hasten it. Failures and unreadable gates are decisive at once (they pause, roll back or
-/// hold).
+/// Passes in a row count towards `failureThreshold` only once the stage's bake is over: until
+/// its deadline the bake holds the stage whatever the count, so a count that rises at every
+/// evaluation is a sample there (written at the refresh), not a decision. A restart during the
+/// bake recounts from the written count, which can only delay an advance, never hasten it.
+/// A check's verdict (its first pass, a failure) and unreadable gates are decisive at once: the
+/// first verdict puts each gate's value in status, which the war room's launch updates and the
+/// console read.
 fn decisive(state: &RolloutState, failure_threshold: u32, now: Timestamp) -> RolloutState {
     let mut s = state.clone();
     let baking = state.phase == Phase::Baking
@@ -80,7 +80,6 @@ fn decisive(state: &RolloutState, failure_threshold: u32, now: Timestamp) -> Rol
         g.checked_at = None;
         if baking {
             g.consecutive_passes = 0;
-            g.passing = g.passing.filter(|passing| !passing);
         } else {
             g.consecutive_passes = g.consecutive_passes.min(failure_threshold);
         }
@@ -156,11 +155,11 @@ mod tests {
         let progress = bake(baking(1, 0.2, 60));
         assert!(!must_write(&stored, &progress, 3, REFRESH, at(60)));
         assert!(must_write(&stored, &progress, 3, REFRESH, at(300)));
-        // The first verdict after the stage's entry, passing: a sample too.
+        // The first verdict after the stage's entry is written: it puts the value in status.
         let mut entered = bake(baking(0, 0.2, 0));
         entered.state.gates[0].passing = None;
         entered.state.gates[0].value = None;
-        assert!(!must_write(&entered, &progress, 3, REFRESH, at(60)));
+        assert!(must_write(&entered, &progress, 3, REFRESH, at(60)));
         let mut failing = bake(baking(0, 0.7, 60));
         failing.state.gates[0].passing = Some(false);
         failing.state.gates[0].consecutive_failures = 1;
