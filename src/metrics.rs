@@ -1,6 +1,8 @@
 //! Prometheus metrics. Their names are part of Liftoff's public interface (see docs/metrics.md).
 
-use std::{cell::RefCell, fmt::Write as _, time::Instant};
+use std::{
+    cell::RefCell, collections::BTreeMap, fmt::Write as _, ops::Bound, sync::Mutex, time::Instant,
+};
 
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -246,12 +248,39 @@ impl Metrics {
     }
 }
 
-/// Writes a family's `# HELP` and `# TYPE` lines, as the prometheus crate's text encoder does,
-/// for metrics written from tables rather than registered series.
-pub fn write_header(out: &mut String, desc: &prometheus::core::Desc, kind: &str) {
+/// Appends a gauge family written from a table: its `# HELP` and `# TYPE` lines, as the
+/// prometheus crate's text encoder writes them, then `lines`; nothing when it has no series.
+pub fn write_family(out: &mut String, desc: &prometheus::core::Desc, lines: &str) {
+    if lines.is_empty() {
+        return;
+    }
     let name = &desc.fq_name;
     let help = desc.help.replace('\\', "\\\\").replace('\n', "\\n");
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    out.push_str(lines);
+}
+
+/// Visits every entry of a metrics table in key order for a scrape, locking it for at most
+/// `per_lock` entries at a time: samples recorded meanwhile never wait for the whole table.
+pub fn for_each_chunked<K: Ord + Clone, V>(
+    table: &Mutex<BTreeMap<K, V>>,
+    per_lock: usize,
+    mut visit: impl FnMut(&K, &V),
+) {
+    let mut after: Option<K> = None;
+    loop {
+        let rows = table.lock().unwrap();
+        let from = after.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
+        let mut read = 0;
+        for (key, row) in rows.range::<K, _>((from, Bound::Unbounded)).take(per_lock) {
+            visit(key, row);
+            read += 1;
+            after = Some(key.clone());
+        }
+        if read < per_lock {
+            return;
+        }
+    }
 }
 
 /// Writes one sample line, as the prometheus crate's text encoder does; `labels` in the order

@@ -11,7 +11,6 @@
 
 use std::{
     collections::BTreeMap,
-    ops::Bound,
     sync::{Arc, Mutex},
 };
 
@@ -19,7 +18,7 @@ use prometheus::core::Desc;
 
 use crate::{
     crd::{GateState, KillSwitchStatus, Phase, RolloutState, Users},
-    metrics::{Registrar, write_header, write_sample},
+    metrics::{Registrar, for_each_chunked, write_family, write_sample},
 };
 
 const PHASES: [Phase; 7] = [
@@ -185,11 +184,11 @@ impl RolloutMetrics {
     /// Changes the row of a policy, creating it, and drops it once it exports nothing.
     fn with_row(&self, namespace: &str, policy: &str, change: impl FnOnce(&mut Row)) {
         let mut rows = self.rows.lock().unwrap();
-        let key = (Box::from(namespace), Box::from(policy));
-        let row = rows.entry(key).or_default();
+        let key: (Box<str>, Box<str>) = (namespace.into(), policy.into());
+        let row = rows.entry(key.clone()).or_default();
         change(row);
         if *row == Row::default() {
-            rows.remove(&(Box::from(namespace), Box::from(policy)));
+            rows.remove(&key);
         }
     }
 
@@ -257,25 +256,10 @@ impl RolloutMetrics {
         let mut lines = String::new();
         for (family, desc) in Family::ALL.into_iter().zip(self.descs.iter()) {
             lines.clear();
-            let mut after: Option<(Box<str>, Box<str>)> = None;
-            loop {
-                let rows = self.rows.lock().unwrap();
-                let from = after.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
-                let mut written = 0;
-                for ((ns, policy), row) in rows.range((from, Bound::Unbounded)).take(ROWS_PER_LOCK)
-                {
-                    row.write(&mut lines, family, &desc.fq_name, ns, policy);
-                    written += 1;
-                    after = Some((ns.clone(), policy.clone()));
-                }
-                if written < ROWS_PER_LOCK {
-                    break;
-                }
-            }
-            if !lines.is_empty() {
-                write_header(out, desc, "gauge");
-                out.push_str(&lines);
-            }
+            for_each_chunked(&self.rows, ROWS_PER_LOCK, |(ns, policy), row| {
+                row.write(&mut lines, family, &desc.fq_name, ns, policy);
+            });
+            write_family(out, desc, &lines);
         }
     }
 }

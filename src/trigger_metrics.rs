@@ -3,13 +3,12 @@
 
 use std::{
     collections::BTreeMap,
-    ops::Bound,
     sync::{Arc, Mutex},
 };
 
 use prometheus::{IntCounterVec, Opts, core::Desc};
 
-use crate::metrics::{Registrar, write_header, write_sample};
+use crate::metrics::{Registrar, for_each_chunked, write_family, write_sample};
 
 const TRIGGER: &[&str] = &["namespace", "policy", "trigger"];
 
@@ -95,34 +94,20 @@ impl TriggerGauges {
         let mut lines = String::new();
         for (desc, value) in families {
             lines.clear();
-            let mut after: Option<[Box<str>; 3]> = None;
-            loop {
-                let last = self.last.lock().unwrap();
-                let from = after.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
-                let mut read = 0;
-                for (key, row) in last
-                    .range::<[Box<str>; 3], _>((from, Bound::Unbounded))
-                    .take(ROWS_PER_LOCK)
-                {
-                    read += 1;
-                    after = Some(key.clone());
-                    let Some(v) = value(row) else { continue };
-                    let [namespace, policy, trigger] = key;
+            for_each_chunked(
+                &self.last,
+                ROWS_PER_LOCK,
+                |[namespace, policy, trigger], row| {
+                    let Some(v) = value(row) else { return };
                     let labels = [
                         ("namespace", &**namespace),
                         ("policy", &**policy),
                         ("trigger", &**trigger),
                     ];
                     write_sample(&mut lines, &desc.fq_name, &labels, v);
-                }
-                if read < ROWS_PER_LOCK {
-                    break;
-                }
-            }
-            if !lines.is_empty() {
-                write_header(out, desc, "gauge");
-                out.push_str(&lines);
-            }
+                },
+            );
+            write_family(out, desc, &lines);
         }
     }
 
@@ -197,6 +182,12 @@ impl TriggerMetrics {
 mod tests {
     use super::*;
     use crate::metrics::Metrics;
+
+    const GAUGES: [&str; 3] = [
+        "liftoff_trigger_value",
+        "liftoff_trigger_threshold",
+        "liftoff_trigger_source_up",
+    ];
 
     fn series(m: &Metrics, name: &str) -> Vec<String> {
         m.render()
@@ -291,11 +282,7 @@ mod tests {
             m.triggers
                 .sampled(["emr", &format!("p-{i:05}"), "cpu"], Some(1.0), 70.0);
         }
-        for name in [
-            "liftoff_trigger_value",
-            "liftoff_trigger_threshold",
-            "liftoff_trigger_source_up",
-        ] {
+        for name in GAUGES {
             let lines = series(&m, name);
             let distinct: std::collections::HashSet<_> = lines.iter().collect();
             assert_eq!((lines.len(), distinct.len()), (n, n), "{name}");
@@ -310,11 +297,7 @@ mod tests {
         m.triggers
             .sampled(["emr", "other", "api-cpu"], Some(2.0), 70.0);
         m.triggers.forget(["emr", "launch", "api-cpu"]);
-        for name in [
-            "liftoff_trigger_value",
-            "liftoff_trigger_threshold",
-            "liftoff_trigger_source_up",
-        ] {
+        for name in GAUGES {
             let left = series(&m, name);
             assert_eq!(left.len(), 1, "{name}: {left:?}");
             assert!(left[0].contains(r#"policy="other""#));
