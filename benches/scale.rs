@@ -24,6 +24,8 @@
 //! CPU profile of the apiserver (`/debug/pprof/profile`) of the first seconds of the operator's
 //! ramp and of the plain client's status writes, for `go tool pprof`. `LIFTOFF_BENCH_ROLLOUT=1`
 //! gives every policy the example's rollout as well ([`example_rollout`]).
+//! `LIFTOFF_BENCH_QUERY_REUSE` (a duration, e.g. `15s`) runs the operator with that
+//! `--query-reuse` instead of its default.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -333,7 +335,8 @@ async fn policies_to_ready_and_steady_state() {
         .then(|| apiserver_profile(&cp, "apiserver-operator-ramp", PROFILE_SECONDS))
         .flatten();
     let started = Instant::now();
-    let operator = Operator::start_with(cp.kubeconfig_path(), &[], &operator_env(&log)).await;
+    let operator =
+        Operator::start_with(cp.kubeconfig_path(), &[], &borrowed(&operator_env(&log))).await;
     let cp_pids = cp.pids();
     let pids = Pids {
         operator: operator.pid().expect("operator running"),
@@ -490,7 +493,7 @@ async fn policies_to_ready_and_steady_state() {
         md,
         "N = {n} LaunchPolicies (one `cpu` trigger each{}, PromQL on Prometheus scraping every {} s, \
          default `interval` 15 s and `statusRefresh` 5 m; no policy acts), created {IN_FLIGHT} in \
-         flight in {} ({} create errors{}){}; operator `RUST_LOG={log}`.\n",
+         flight in {} ({} create errors{}){}; operator `RUST_LOG={log}`{}.\n",
         if rollout {
             " and the example's rollout: 4 stages, 12 gate checks every minute, no cohort \
              (`LIFTOFF_BENCH_ROLLOUT=1`)"
@@ -512,6 +515,7 @@ async fn policies_to_ready_and_steady_state() {
         } else {
             ""
         },
+        query_reuse().map_or(String::new(), |r| format!(", `--query-reuse={r}`")),
     )
     .unwrap();
     let from = match prestored {
@@ -694,10 +698,30 @@ async fn create_all(
         .await
 }
 
-/// The operator's environment: its log filter, and the allocator setting the image ships with
-/// (the Dockerfile's `MIMALLOC_PURGE_DELAY=0`), so that memory is measured as it runs in a cluster.
-fn operator_env(log: &str) -> [(&str, &str); 2] {
-    [("RUST_LOG", log), ("MIMALLOC_PURGE_DELAY", "0")]
+/// The operator's environment: its log filter, the allocator setting the image ships with (the
+/// Dockerfile's `MIMALLOC_PURGE_DELAY=0`), so that memory is measured as it runs in a cluster, and
+/// `--query-reuse` when `LIFTOFF_BENCH_QUERY_REUSE` sets it.
+fn operator_env(log: &str) -> Vec<(&str, String)> {
+    let mut env = vec![
+        ("RUST_LOG", log.to_string()),
+        ("MIMALLOC_PURGE_DELAY", "0".to_string()),
+    ];
+    if let Some(reuse) = query_reuse() {
+        env.push(("LIFTOFF_QUERY_REUSE", reuse));
+    }
+    env
+}
+
+/// `LIFTOFF_BENCH_QUERY_REUSE`: the operator's `--query-reuse`, when set (else its default).
+fn query_reuse() -> Option<String> {
+    std::env::var("LIFTOFF_BENCH_QUERY_REUSE")
+        .ok()
+        .filter(|r| !r.is_empty())
+}
+
+/// `(name, value)` pairs as [`Operator::start_with`] takes them.
+fn borrowed<'a>(env: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
 /// Length of each apiserver CPU profile.
@@ -824,7 +848,8 @@ async fn restart(
 ) -> (Restart, u64) {
     operator.kill().await;
     let started = Instant::now();
-    let operator = Operator::start_with(cp.kubeconfig_path(), &[], &operator_env(log)).await;
+    let operator =
+        Operator::start_with(cp.kubeconfig_path(), &[], &borrowed(&operator_env(log))).await;
     let ready = started.elapsed();
     let pids = Pids {
         operator: operator.pid().expect("operator running"),
