@@ -97,8 +97,9 @@ struct RunArgs {
     #[arg(long, env = "LIFTOFF_REQUIRE_NAMED_SOURCES", default_value_t = false)]
     require_named_sources: bool,
     /// The longest an answer to a Prometheus query is shared with identical queries (same
-    /// address, credentials and PromQL) of other triggers and gates; each also caps it at its
-    /// own interval. 0s shares only queries in flight at the same time.
+    /// address, credentials and PromQL) of other triggers and gates, and a Kafka consumer lag
+    /// with identical reads (same cluster, credentials, namespace, topic and group); each also
+    /// caps it at its own interval. 0s shares only reads in flight at the same time.
     #[arg(long, env = "LIFTOFF_QUERY_REUSE", default_value = "5s", value_parser = query_reuse)]
     query_reuse: Duration,
     /// The most reconciles in flight at once; the others wait their turn. A reconcile holds

@@ -84,6 +84,9 @@ pub struct Metrics {
     /// `liftoff_prometheus_queries_total{answer}`: instant queries of triggers and gates, by
     /// whether they were `sent` to Prometheus or `shared` (answered by an identical query).
     pub prometheus_queries: IntCounterVec,
+    /// `liftoff_kafka_lag_reads_total{answer}`: consumer-lag reads of Kafka triggers, by whether
+    /// they were `sent` to the broker or `shared` (answered by an identical read).
+    pub kafka_lag_reads: IntCounterVec,
     /// `liftoff_leader`: 1 while this replica holds the leader Lease (always 1 without election).
     pub leader: IntGauge,
     /// `liftoff_invalid_policies{namespace,policy}`: 1 for each stored policy the operator cannot
@@ -180,6 +183,20 @@ impl Default for Metrics {
             )
             .unwrap(),
         );
+        let kafka_lag_reads = r.add(
+            "counter",
+            IntCounterVec::new(
+                Opts::new(
+                    "liftoff_kafka_lag_reads_total",
+                    "Consumer-lag reads of Kafka triggers, by answer: sent (offsets read from the \
+                     brokers) or shared (answered by an identical read of the same topic and \
+                     group, in the same namespace with the same credentials, in flight or within \
+                     --query-reuse)",
+                ),
+                &["answer"],
+            )
+            .unwrap(),
+        );
         let rollouts = crate::rollout_metrics::RolloutMetrics::register(&r);
         let Registrar { registry, docs } = r;
         Self {
@@ -187,6 +204,7 @@ impl Default for Metrics {
             invalid_policies,
             notifications_failed,
             prometheus_queries,
+            kafka_lag_reads,
             triggers,
             rollouts,
             registry,

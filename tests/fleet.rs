@@ -1,4 +1,5 @@
-//! The fleet: many policies asking Prometheus the same query share one request; and past one
+//! The fleet: many policies asking Prometheus the same query share one request, and many reading
+//! one consumer group's Kafka lag share one read; and past one
 //! replica, two operator shards over one apiserver, each with `--selector` and its own Lease
 //! (what the chart's `shards` value renders), each act on exactly the policies their selector
 //! matches — and a policy relabelled from one shard to the other is taken over.
@@ -10,6 +11,7 @@ use std::time::Duration;
 use k8s_openapi::api::{apps::v1::Deployment, coordination::v1::Lease};
 use kube::Api;
 use liftoff::crd::LaunchPolicy;
+use liftoff_testenv::Kafka;
 use serde_json::{Value, json};
 use support::{Operator, control_plane, eventually, healthy_service, http_get, kubectl, objects};
 
@@ -143,16 +145,39 @@ async fn two_shards_each_act_on_exactly_their_own_policies() {
     assert!(moved.status.is_some_and(|s| !s.triggers.is_empty()));
 }
 
-/// `liftoff_prometheus_queries_total{answer}` of an operator, and Prometheus' own count of the
-/// instant queries it answered.
-async fn queries(op: &Operator, prometheus_port: u16) -> (f64, f64, f64) {
+/// Every one of the `n` policies in `ns` has a value for its first trigger in status.
+async fn all_sampled(policies: &Api<LaunchPolicy>, n: usize) {
+    eventually(WAIT, "every policy sampled", || async {
+        let list = policies.list(&Default::default()).await.ok()?;
+        let sampled = list.items.iter().filter(|p| {
+            let triggers = p
+                .status
+                .as_ref()
+                .map(|s| s.triggers.as_slice())
+                .unwrap_or_default();
+            triggers.first().is_some_and(|t| t.value.is_some())
+        });
+        (sampled.count() == n).then_some(())
+    })
+    .await;
+}
+
+/// A counter of an operator's `/metrics` with the label `answer`, `sent` and `shared`.
+async fn answers(op: &Operator, counter: &str) -> (f64, f64) {
     let text = op.metrics().await;
     let answered = |answer: &str| -> f64 {
-        let prefix = format!("liftoff_prometheus_queries_total{{answer=\"{answer}\"}} ");
+        let prefix = format!("{counter}{{answer=\"{answer}\"}} ");
         text.lines()
             .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
             .unwrap_or(0.0)
     };
+    (answered("sent"), answered("shared"))
+}
+
+/// `liftoff_prometheus_queries_total{answer}` of an operator, and Prometheus' own count of the
+/// instant queries it answered.
+async fn queries(op: &Operator, prometheus_port: u16) -> (f64, f64, f64) {
+    let (sent, shared) = answers(op, "liftoff_prometheus_queries_total").await;
     let (_, prom) = http_get(prometheus_port, "/metrics")
         .await
         .expect("Prometheus /metrics");
@@ -162,7 +187,7 @@ async fn queries(op: &Operator, prometheus_port: u16) -> (f64, f64, f64) {
         .filter(|l| l.contains("handler=\"/api/v1/query\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
-    (answered("sent"), answered("shared"), received)
+    (sent, shared, received)
 }
 
 /// 20 policies sampling the same PromQL every second: the operator sends one request per
@@ -182,19 +207,7 @@ async fn policies_asking_the_same_query_share_one_request() {
     }
     let op = Operator::start(&cp, &["--resync=30s"]).await;
     let policies = Api::<LaunchPolicy>::namespaced(client.clone(), &ns);
-    eventually(WAIT, "every policy sampled", || async {
-        let list = policies.list(&Default::default()).await.ok()?;
-        let sampled = list.items.iter().filter(|p| {
-            let triggers = p
-                .status
-                .as_ref()
-                .map(|s| s.triggers.as_slice())
-                .unwrap_or_default();
-            triggers.first().is_some_and(|t| t.value.is_some())
-        });
-        (sampled.count() == 20).then_some(())
-    })
-    .await;
+    all_sampled(&policies, 20).await;
     // 20 policies × 1 sample/s: 200 reconciles take about 10 s.
     let before = queries(&op, prometheus.port()).await;
     op.completes_reconciles(200).await;
@@ -211,4 +224,63 @@ async fn policies_asking_the_same_query_share_one_request() {
     );
     // Prometheus saw what the operator says it sent (and no more).
     assert!(received <= sent + 2.0, "{received} received, {sent} sent");
+}
+
+/// 20 policies reading one consumer group's lag on one topic every second: the operator reads
+/// the broker once per reuse window (here each policy's 1 s interval), not once per policy, and
+/// every policy still gets the lag.
+#[tokio::test]
+async fn policies_reading_the_same_consumer_lag_share_one_read() {
+    let kafka = Kafka::start().await.unwrap();
+    kafka.create_topic("task-events", 3).await.unwrap();
+    support::kafka::produce(&kafka, "task-events", &[10, 10, 10]).await;
+    support::kafka::commit(
+        &kafka,
+        "task-events",
+        "task-workers",
+        &[(0, 5), (1, 5), (2, 5)],
+    )
+    .await;
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("fleet").await.unwrap();
+    for i in 0..20 {
+        let spec = json!({"scaling": {"interval": "1s", "triggers": [{
+            "name": "lag",
+            "kafkaLag": {"bootstrapServers": kafka.bootstrap(), "topic": "task-events",
+                         "consumerGroup": "task-workers", "threshold": 1000},
+            "partitions": {"max": 3},
+        }]}});
+        objects::create::<LaunchPolicy>(&client, &ns, objects::policy(&format!("k{i:02}"), spec))
+            .await;
+    }
+    let op = Operator::start(&cp, &["--resync=30s"]).await;
+    let policies = Api::<LaunchPolicy>::namespaced(client.clone(), &ns);
+    all_sampled(&policies, 20).await;
+    let lags: Vec<Option<String>> = policies
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| p.status.as_ref()?.triggers.first()?.value.clone())
+        .collect();
+    assert!(
+        lags.iter().all(|lag| lag.as_deref() == Some("15")),
+        "each policy has the lag, 3 × (10 − 5): {lags:?}"
+    );
+    // 20 policies × 1 sample/s: 200 reconciles take about 10 s.
+    let before = answers(&op, "liftoff_kafka_lag_reads_total").await;
+    op.completes_reconciles(200).await;
+    let after = answers(&op, "liftoff_kafka_lag_reads_total").await;
+    let (sent, shared) = (after.0 - before.0, after.1 - before.1);
+    eprintln!("{sent} lag reads sent, {shared} shared");
+    assert!(
+        sent + shared >= 100.0,
+        "the policies sampled: {sent} + {shared}"
+    );
+    assert!(
+        sent * 5.0 <= sent + shared,
+        "20 policies reading one group's lag: {sent} sent, {shared} shared"
+    );
 }

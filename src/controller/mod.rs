@@ -266,6 +266,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
         pools: Pools::new(
             settings.address_policy.clone(),
             metrics.prometheus_queries.clone(),
+            metrics.kafka_lag_reads.clone(),
         ),
         sources,
         memory: Memory::default(),

@@ -54,17 +54,25 @@ pub struct Pools {
     /// query per distinct (address, credentials, query).
     prometheus_shared: Arc<Coalescer>,
     kafka: Mutex<HashMap<String, (String, Cluster, Instant)>>,
+    /// Counts the Kafka clusters' lag reads, sent or shared.
+    kafka_lag_reads: Option<prometheus_metrics::IntCounterVec>,
 }
 
 impl Pools {
-    /// Pools for clients under `policy`; Prometheus answers are counted in `queries`.
-    pub fn new(policy: AddressPolicy, queries: prometheus_metrics::IntCounterVec) -> Pools {
+    /// Pools for clients under `policy`; Prometheus answers are counted in `queries`, Kafka lag
+    /// reads in `lag_reads`.
+    pub fn new(
+        policy: AddressPolicy,
+        queries: prometheus_metrics::IntCounterVec,
+        lag_reads: prometheus_metrics::IntCounterVec,
+    ) -> Pools {
         Pools {
             policy,
             prometheus: Default::default(),
             prometheus_in_flight: Default::default(),
             prometheus_shared: Arc::new(Coalescer::counted(queries)),
             kafka: Default::default(),
+            kafka_lag_reads: Some(lag_reads),
         }
     }
 
@@ -174,8 +182,12 @@ impl Pools {
                 Ok(_) | Err(Refusal::Unresolved) => {}
             }
         }
-        let cluster =
-            Cluster::connect(&spec.bootstrap_servers, &settings).map_err(|e| e.to_string())?;
+        let cluster = Cluster::connect_counted(
+            &spec.bootstrap_servers,
+            &settings,
+            self.kafka_lag_reads.clone(),
+        )
+        .map_err(|e| e.to_string())?;
         self.kafka
             .lock()
             .unwrap()

@@ -2,7 +2,8 @@
 //! credentials share one HTTP request while it is in flight, and its answer for a short while
 //! after (at most the `reuse` the asker allows: its own interval, capped by the operator's
 //! `--query-reuse`). 10,000 policies asking the same PromQL every 15 s then cost one query per
-//! reuse window instead of 670 a second.
+//! reuse window instead of 670 a second. Kafka lag reads of one cluster (same namespace and
+//! credentials) are shared the same way, by topic and consumer group.
 //!
 //! An error is shared like a value: the askers of one request see the same failure, and the next
 //! request after the window tries again.
@@ -22,31 +23,41 @@ use super::prometheus::QueryError;
 /// Entries older than this are dropped when the map is pruned (no asker reuses one this old).
 const KEEP: Duration = Duration::from_secs(120);
 
-type Answer = Result<f64, QueryError>;
-
-struct Entry {
+struct Entry<A> {
     /// When the request was sent: the answer is as old as that.
     sent: Instant,
-    answer: Arc<OnceCell<Answer>>,
+    answer: Arc<OnceCell<A>>,
 }
 
-/// The requests in flight and the recent answers, by server, credentials and query.
-#[derive(Default)]
-pub struct Coalescer {
-    entries: Mutex<Entries>,
-    /// Counts each answer, `sent` or `shared` (`liftoff_prometheus_queries_total`).
+/// The requests in flight and the recent answers `A` (by default a Prometheus query's), by a
+/// key naming the server, the credentials and the question.
+pub struct Coalescer<A = Result<f64, QueryError>> {
+    entries: Mutex<Entries<A>>,
+    /// Counts each answer, `sent` or `shared` (`liftoff_prometheus_queries_total`,
+    /// `liftoff_kafka_lag_reads_total`).
     counter: Option<prometheus::IntCounterVec>,
 }
 
-impl std::fmt::Debug for Coalescer {
+impl<A> Default for Coalescer<A> {
+    fn default() -> Self {
+        Coalescer {
+            entries: Mutex::new(Entries {
+                map: HashMap::new(),
+                prune_at: 0,
+            }),
+            counter: None,
+        }
+    }
+}
+
+impl<A> std::fmt::Debug for Coalescer<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Coalescer")
     }
 }
 
-#[derive(Default)]
-struct Entries {
-    map: HashMap<u64, Entry>,
+struct Entries<A> {
+    map: HashMap<u64, Entry<A>>,
     /// Prune when the map grows past this.
     prune_at: usize,
 }
@@ -59,9 +70,9 @@ pub fn key(address: &str, credentials: Option<&str>, timeout: Duration, promql: 
     h.finish()
 }
 
-impl Coalescer {
+impl<A: Clone> Coalescer<A> {
     /// A coalescer counting its answers in `counter` (label `answer`: `sent`, `shared`).
-    pub fn counted(counter: prometheus::IntCounterVec) -> Coalescer {
+    pub fn counted(counter: prometheus::IntCounterVec) -> Coalescer<A> {
         Coalescer {
             counter: Some(counter),
             ..Default::default()
@@ -70,12 +81,7 @@ impl Coalescer {
 
     /// The answer to the query `key`: the one in flight, or one sent at most `reuse` ago, or
     /// `fetch`'s.
-    pub async fn answer(
-        &self,
-        key: u64,
-        reuse: Duration,
-        fetch: impl Future<Output = Answer>,
-    ) -> Answer {
+    pub async fn answer(&self, key: u64, reuse: Duration, fetch: impl Future<Output = A>) -> A {
         let cell = {
             let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
             let shared = entries.map.get(&key).and_then(|e| {
@@ -105,7 +111,7 @@ impl Coalescer {
     }
 }
 
-impl Entries {
+impl<A> Entries<A> {
     fn prune(&mut self) {
         if self.map.len() < self.prune_at {
             return;
@@ -123,7 +129,12 @@ mod tests {
 
     use super::*;
 
-    async fn ask(c: &Coalescer, key: u64, reuse: Duration, sent: &AtomicUsize) -> Answer {
+    async fn ask(
+        c: &Coalescer,
+        key: u64,
+        reuse: Duration,
+        sent: &AtomicUsize,
+    ) -> Result<f64, QueryError> {
         c.answer(key, reuse, async {
             sent.fetch_add(1, Ordering::SeqCst);
             tokio::task::yield_now().await;

@@ -31,7 +31,7 @@ pub struct Platform<'a> {
     /// The policy's name.
     pub policy: &'a str,
     pub prometheus: Option<&'a PrometheusSource>,
-    /// How old a shared answer to an identical Prometheus query may be (see
+    /// How old a shared answer to an identical Prometheus query or Kafka lag read may be (see
     /// [`coalesce`](crate::sources::coalesce)): the policy's interval, capped by `--query-reuse`.
     pub reuse: std::time::Duration,
 }
@@ -90,7 +90,12 @@ impl Platform<'_> {
             Err(e) => return Sample::unknown(source, e),
         };
         match cluster
-            .lag(&spec.topic, &spec.consumer_group, SOURCE_TIMEOUT)
+            .lag_shared(
+                &spec.topic,
+                &spec.consumer_group,
+                SOURCE_TIMEOUT,
+                self.reuse,
+            )
             .await
         {
             Ok(lag) => Sample::Value(lag.total as f64),

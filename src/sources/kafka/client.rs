@@ -15,6 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::error::{KafkaError, scrub, settings_error};
 use super::lag::{Lag, topic_lag};
+use crate::sources::coalesce::Coalescer;
 
 /// One Kafka cluster, as reached with one set of client settings. Clone it freely: clones share
 /// the handles (and their connections).
@@ -36,6 +37,8 @@ struct Inner {
     groups: Mutex<HashMap<String, (Arc<BaseConsumer>, Instant)>>,
     /// Bounds the blocking calls in flight to this cluster (see [`MAX_CALLS_IN_FLIGHT`]).
     calls: tokio::sync::Semaphore,
+    /// Identical lag reads in flight and their recent answers ([`Cluster::lag_shared`]).
+    lags: Coalescer<Result<Lag, KafkaError>>,
 }
 
 /// Blocking librdkafka calls in flight per cluster. Each holds a thread of tokio's blocking pool
@@ -73,6 +76,16 @@ impl Cluster {
         bootstrap_servers: &str,
         settings: &BTreeMap<String, String>,
     ) -> Result<Cluster, KafkaError> {
+        Cluster::connect_counted(bootstrap_servers, settings, None)
+    }
+
+    /// [`Cluster::connect`], counting the answers of [`Cluster::lag_shared`] in `lag_reads`
+    /// (label `answer`: `sent` or `shared`).
+    pub fn connect_counted(
+        bootstrap_servers: &str,
+        settings: &BTreeMap<String, String>,
+        lag_reads: Option<prometheus::IntCounterVec>,
+    ) -> Result<Cluster, KafkaError> {
         let secrets: Vec<String> = settings
             .iter()
             .filter(|(k, v)| !v.is_empty() && SECRET_KEY_PARTS.iter().any(|p| k.contains(p)))
@@ -105,6 +118,10 @@ impl Cluster {
                 admin,
                 groups: Mutex::new(HashMap::new()),
                 calls: tokio::sync::Semaphore::new(MAX_CALLS_IN_FLIGHT),
+                lags: match lag_reads {
+                    Some(counter) => Coalescer::counted(counter),
+                    None => Coalescer::default(),
+                },
             }),
         })
     }
@@ -133,6 +150,29 @@ impl Cluster {
             inner.lag(&topic_owned, &group, timeout)
         })
         .await
+    }
+
+    /// [`Cluster::lag`], answered by an identical read (same topic, group and timeout) of this
+    /// cluster that is in flight or was sent at most `reuse` ago, if there is one (see
+    /// [`coalesce`](crate::sources::coalesce)): policies watching one consumer group share
+    /// one read per interval instead of each sending its own.
+    pub async fn lag_shared(
+        &self,
+        topic: &str,
+        group: &str,
+        timeout: Duration,
+        reuse: Duration,
+    ) -> Result<Lag, KafkaError> {
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::hash::DefaultHasher::new();
+            (topic, group, timeout).hash(&mut h);
+            h.finish()
+        };
+        self.inner
+            .lags
+            .answer(key, reuse, self.lag(topic, group, timeout))
+            .await
     }
 
     /// The number of partitions `topic` has now, from broker metadata.
