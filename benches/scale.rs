@@ -23,10 +23,14 @@
 //! same JSON patch, [`IN_FLIGHT`] at once. `LIFTOFF_BENCH_PROFILE_DIR` (with `PRESTORED`) keeps a
 //! CPU profile of the apiserver (`/debug/pprof/profile`) of the first seconds of the operator's
 //! ramp and of the plain client's status writes, for `go tool pprof`. `LIFTOFF_BENCH_ROLLOUT=1`
-//! gives every policy the example's rollout as well ([`example_rollout`]).
+//! gives every policy the example's rollout as well ([`example_fleet::example_rollout`]);
+//! `LIFTOFF_BENCH_FULL=1` makes every policy a whole copy of `examples/emr-platform.yaml` with
+//! its own workloads and ConfigMaps, over real Kafka and Redis ([`example_fleet`]).
 //! `LIFTOFF_BENCH_QUERY_REUSE` (a duration, e.g. `15s`) runs the operator with that
 //! `--query-reuse` instead of its default.
 
+#[path = "scale/example_fleet.rs"]
+mod example_fleet;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -217,7 +221,7 @@ impl Window {
     fn row(&self, label: &str) -> String {
         let d = &self.d;
         format!(
-            "| {label} | {:.0} s | {} ({:.0}) | {} ({:.0}) | {:.0} | {:.0} | {:.1} ms | {:.0} | {} | {} / {} / {} / {} | {} ({:.0} ≥ 400, {:.0} × 429) | {} |",
+            "| {label} | {:.0} s | {} ({:.0}) | {} ({:.0}) | {:.0} | {:.0} | {:.1} ms | {:.0} | {:.2}/s ({:.0}) | {} / {} / {} / {} | {} ({:.0} ≥ 400, {:.0} × 429) | {} |",
             self.secs,
             self.rate(d.reconciles),
             d.reconciles,
@@ -227,7 +231,8 @@ impl Window {
             d.status_conflicts,
             1000.0 * d.reconcile_seconds / d.reconciles.max(1.0),
             d.reconcile_errors,
-            self.rate(d.prometheus_queries),
+            d.prometheus_queries / self.secs,
+            d.prometheus_queries,
             self.cpu(d.operator_cpu),
             self.cpu(d.apiserver_cpu),
             self.cpu(d.etcd_cpu),
@@ -250,7 +255,8 @@ async fn main() {
 async fn policies_to_ready_and_steady_state() {
     let n = env_num("LIFTOFF_BENCH_POLICIES", 1000) as usize;
     let prestored = env_num("LIFTOFF_BENCH_PRESTORED", 0) != 0;
-    let rollout = env_num("LIFTOFF_BENCH_ROLLOUT", 0) != 0;
+    let full = env_num("LIFTOFF_BENCH_FULL", 0) != 0;
+    let rollout = env_num("LIFTOFF_BENCH_ROLLOUT", 0) != 0 && !full;
     let cap = Duration::from_secs(env_num("LIFTOFF_BENCH_READY_CAP", 900));
     let steady = Duration::from_secs(env_num("LIFTOFF_BENCH_STEADY", 120));
     let log = std::env::var("LIFTOFF_BENCH_LOG").unwrap_or_else(|_| "info".into());
@@ -275,7 +281,26 @@ async fn policies_to_ready_and_steady_state() {
         }]}
     });
     if rollout {
-        spec["rollout"] = example_rollout();
+        spec["rollout"] = example_fleet::example_rollout();
+    }
+    // The whole example: its servers, Secrets and every policy's own workloads, stored first.
+    let servers = match full {
+        true => Some(example_fleet::Servers::start(&client, &ns).await),
+        false => None,
+    };
+    if let Some(servers) = &servers {
+        spec = servers.example(&prometheus.url());
+        let started = Instant::now();
+        let errors = example_fleet::create_workloads(&client, &ns, n, IN_FLIGHT).await;
+        println!(
+            "created {} workloads in {:.1?} ({} errors{})",
+            3 * n,
+            started.elapsed(),
+            errors.len(),
+            errors
+                .first()
+                .map_or(String::new(), |e| format!(", first: {e}"))
+        );
     }
     // Every policy's first Ready=True, seen through a watch of the namespace.
     let policies: Api<LaunchPolicy> = Api::namespaced(client.clone(), &ns);
@@ -314,7 +339,7 @@ async fn policies_to_ready_and_steady_state() {
     // existing fleet, or a new leader), and Ready is timed from its start.
     let stored_in = if prestored {
         let stored = Instant::now();
-        let errors = create_all(&policies, &spec, n).await;
+        let errors = create_all(&policies, &spec, n, full).await;
         println!(
             "stored {n} in {:.1?} ({} errors) before the operator starts",
             stored.elapsed(),
@@ -367,8 +392,7 @@ async fn policies_to_ready_and_steady_state() {
             futures::stream::iter(0..n)
                 .map(|i| {
                     let policies = policies.clone();
-                    let object: LaunchPolicy =
-                        serde_json::from_value(policy(&format!("p-{i:05}"), spec.clone())).unwrap();
+                    let object = named_policy(&spec, i, full);
                     async move { policies.create(&PostParams::default(), &object).await }
                 })
                 .buffer_unordered(IN_FLIGHT)
@@ -464,7 +488,7 @@ async fn policies_to_ready_and_steady_state() {
     let (restart, restarted_rss) = restart(&cp, operator, &prometheus, &pids, n, &log).await;
     let floor = match (prestored, &first_status) {
         (true, Some(status)) => {
-            Some(write_floor(&cp, &client, &spec, status, n, pids.apiserver).await)
+            Some(write_floor(&cp, &client, &spec, status, n, full, pids.apiserver).await)
         }
         _ => None,
     };
@@ -491,9 +515,19 @@ async fn policies_to_ready_and_steady_state() {
     }
     writeln!(
         md,
-        "N = {n} LaunchPolicies (one `cpu` trigger each{}, PromQL on Prometheus scraping every {} s, \
+        "N = {n} LaunchPolicies ({}{}, PromQL on Prometheus scraping every {} s, \
          default `interval` 15 s and `statusRefresh` 5 m; no policy acts), created {IN_FLIGHT} in \
          flight in {} ({} create errors{}){}; operator `RUST_LOG={log}`{}.\n",
+        match full {
+            true =>
+                "copies of `examples/emr-platform.yaml` (`LIFTOFF_BENCH_FULL=1`): 4 triggers \
+                     (CPU and database connections on PromQL, Kafka lag on a real broker, Redis \
+                     memory on a real Redis; interval 15 s), the rollout's 12 gate checks every \
+                     minute, its cohort ConfigMap and flagd flag, 2 kill switches, 4 webhook \
+                     notifications to a local receiver and 2 summary figures, each copy with its \
+                     own 2 Deployments, StatefulSet and 3 ConfigMaps",
+            false => "one `cpu` trigger each",
+        },
         if rollout {
             " and the example's rollout: 4 stages, 12 gate checks every minute, no cohort \
              (`LIFTOFF_BENCH_ROLLOUT=1`)"
@@ -552,7 +586,7 @@ async fn policies_to_ready_and_steady_state() {
         md,
         "\nIn steady state, per policy: {:.3} reconciles/s (one sample per 15 s interval would be \
          {:.3}), {:.4} status writes/s (at most one `statusRefresh` rewrite per 5 m would be \
-         {:.4}), {:.3} Prometheus queries/s. Actions taken over the whole run: {:.0}.\n",
+         {:.4}), {:.5} Prometheus queries/s. Actions taken over the whole run: {:.0}.\n",
         steady_window.d.reconciles / steady_window.secs / n as f64,
         1.0 / 15.0,
         steady_window.d.status_writes / steady_window.secs / n as f64,
@@ -603,6 +637,19 @@ async fn policies_to_ready_and_steady_state() {
         },
     )
     .unwrap();
+    if let Some(servers) = &servers {
+        writeln!(
+            md,
+            "\nThe copies' side effects: {} ConfigMaps written by the operator (3 per copy: \
+             cohort, flagd flags, kill switches), {} webhook posts received; CPU over the \
+             whole run: Kafka {:.0} s, Redis {:.0} s.",
+            example_fleet::configmaps(&client, &ns).await,
+            servers.posts.lock().unwrap().len(),
+            servers.cpu_seconds().0,
+            servers.cpu_seconds().1,
+        )
+        .unwrap();
+    }
     if let Some(floor) = &floor {
         let ready_all = times.last().filter(|_| ready_at_cap >= n);
         writeln!(
@@ -648,48 +695,27 @@ async fn policies_to_ready_and_steady_state() {
     }
 }
 
-/// The rollout of `examples/emr-platform.yaml` (its four stages and twelve gate checks) without
-/// its cohort, each check's query replaced by one this bench's Prometheus answers within the
-/// check's bounds (a constant over the exporter's series, distinct per check): every policy's
-/// canary starts and bakes, and its gates pass at every evaluation.
-fn example_rollout() -> serde_json::Value {
-    let text = std::fs::read_to_string(support::repo_path("examples/emr-platform.yaml"))
-        .expect("the example");
-    let example: serde_json::Value = serde_yaml::from_str(&text).expect("the example parses");
-    let mut rollout = example["spec"]["rollout"].clone();
-    let rollout_map = rollout.as_object_mut().expect("a rollout");
-    rollout_map.remove("cohort");
-    for (i, check) in rollout_map["gates"]["checks"]
-        .as_array_mut()
-        .expect("gate checks")
-        .iter_mut()
-        .enumerate()
-    {
-        // Inside [min, max]: the middle when both are set, else just inside the one set.
-        let (min, max) = (check["min"].as_f64(), check["max"].as_f64());
-        let inside = match (min, max) {
-            (Some(lo), Some(hi)) => (lo + hi) / 2.0,
-            (Some(lo), None) => lo + 1.0,
-            (None, Some(hi)) => hi - 1.0,
-            (None, None) => 0.0,
-        };
-        check["query"] = json!(format!(
-            "max(cpu_utilization{{app=\"api\"}}) * 0 + {inside} + 0 * {i}"
-        ));
-    }
-    rollout
+/// The policy `p-{i:05}` with `spec`; with `full`, a copy of the example with its own workloads
+/// and ConfigMaps.
+fn named_policy(spec: &serde_json::Value, i: usize, full: bool) -> LaunchPolicy {
+    let name = format!("p-{i:05}");
+    let spec = match full {
+        true => example_fleet::copy_for(spec, &name),
+        false => spec.clone(),
+    };
+    serde_json::from_value(policy(&name, spec)).unwrap()
 }
 
-/// Creates `p-00000…` with `spec`, [`IN_FLIGHT`] at once; the errors.
+/// Creates `p-00000…` with `spec` (see [`named_policy`]), [`IN_FLIGHT`] at once; the errors.
 async fn create_all(
     policies: &Api<LaunchPolicy>,
     spec: &serde_json::Value,
     n: usize,
+    full: bool,
 ) -> Vec<String> {
     futures::stream::iter(0..n)
         .map(|i| {
-            let object: LaunchPolicy =
-                serde_json::from_value(policy(&format!("p-{i:05}"), spec.clone())).unwrap();
+            let object = named_policy(spec, i, full);
             async move { policies.create(&PostParams::default(), &object).await }
         })
         .buffer_unordered(IN_FLIGHT)
@@ -775,12 +801,13 @@ async fn write_floor(
     spec: &serde_json::Value,
     status: &liftoff::crd::LaunchPolicyStatus,
     n: usize,
+    full: bool,
     apiserver: Option<u32>,
 ) -> Floor {
     let ns = cp.create_namespace("floor").await.unwrap();
     let policies: Api<LaunchPolicy> = Api::namespaced(client.clone(), &ns);
     let started = Instant::now();
-    let create_errors = create_all(&policies, spec, n).await.len();
+    let create_errors = create_all(&policies, spec, n, full).await.len();
     let creates = started.elapsed();
     let patch: json_patch::Patch =
         serde_json::from_value(json!([{"op": "add", "path": "/status", "value": status}])).unwrap();
@@ -895,7 +922,10 @@ async fn trigger_errors(cp: &ControlPlane) -> (usize, Vec<String>) {
     let errors: Vec<String> = list
         .items
         .iter()
-        .filter_map(|p| p.status.as_ref()?.triggers.first()?.error.clone())
+        .filter_map(|p| {
+            let triggers = &p.status.as_ref()?.triggers;
+            triggers.iter().find_map(|t| t.error.clone())
+        })
         .collect();
     let mut distinct: Vec<String> = Vec::new();
     for e in &errors {
