@@ -96,6 +96,9 @@ struct Snapshot {
     api_requests: f64,
     api_errors: f64,
     api_throttled: f64,
+    /// Answers 404 to a GET: a lookup of something that does not exist yet (a ConfigMap the
+    /// operator is about to create), not a failure.
+    api_not_found: f64,
     api_policy_status_writes: f64,
 }
 
@@ -168,6 +171,9 @@ async fn snapshot(
         api_requests: metric_sum(&api, "apiserver_request_total"),
         api_errors: metric_sum_where(&api, "apiserver_request_total", |l| code(l) >= 400),
         api_throttled: metric_sum_where(&api, "apiserver_request_total", |l| code(l) == 429),
+        api_not_found: metric_sum_where(&api, "apiserver_request_total", |l| {
+            code(l) == 404 && l.contains("verb=\"GET\"")
+        }),
         api_policy_status_writes: metric_sum_where(&api, "apiserver_request_total", |l| {
             l.contains("resource=\"launchpolicies\"")
                 && l.contains("subresource=\"status\"")
@@ -203,6 +209,7 @@ fn window(a: &Snapshot, b: &Snapshot) -> Window {
         api_requests: b.api_requests - a.api_requests,
         api_errors: b.api_errors - a.api_errors,
         api_throttled: b.api_throttled - a.api_throttled,
+        api_not_found: b.api_not_found - a.api_not_found,
         api_policy_status_writes: b.api_policy_status_writes - a.api_policy_status_writes,
     };
     Window { secs, d }
@@ -221,7 +228,7 @@ impl Window {
     fn row(&self, label: &str) -> String {
         let d = &self.d;
         format!(
-            "| {label} | {:.0} s | {} ({:.0}) | {} ({:.0}) | {:.0} | {:.0} | {:.1} ms | {:.0} | {:.2}/s ({:.0}) | {} / {} / {} / {} | {} ({:.0} ≥ 400, {:.0} × 429) | {} |",
+            "| {label} | {:.0} s | {} ({:.0}) | {} ({:.0}) | {:.0} | {:.0} | {:.1} ms | {:.0} | {:.2}/s ({:.0}) | {} / {} / {} / {} | {} ({:.0} ≥ 400: {:.0} × 404 to a GET, {:.0} × 429) | {} |",
             self.secs,
             self.rate(d.reconciles),
             d.reconciles,
@@ -239,6 +246,7 @@ impl Window {
             self.cpu(d.prometheus_cpu),
             self.rate(d.api_requests),
             d.api_errors,
+            d.api_not_found,
             d.api_throttled,
             self.rate(d.api_policy_status_writes),
         )
@@ -485,7 +493,9 @@ async fn policies_to_ready_and_steady_state() {
         .and_then(|p| p.status);
 
     // Restart: kill -9 (a crash, or a takeover) and start a new operator over the N policies.
+    keep_log("operator", &operator.logs());
     let (restart, restarted_rss) = restart(&cp, operator, &prometheus, &pids, n, &log).await;
+    keep_log("restarted-operator", &restart.logs);
     let floor = match (prestored, &first_status) {
         (true, Some(status)) => {
             Some(write_floor(&cp, &client, &spec, status, n, full, pids.apiserver).await)
@@ -743,6 +753,16 @@ fn query_reuse() -> Option<String> {
     std::env::var("LIFTOFF_BENCH_QUERY_REUSE")
         .ok()
         .filter(|r| !r.is_empty())
+}
+
+/// Keeps an operator's log beside the results (`LIFTOFF_BENCH_OUT` with `.<name>.log`), to read
+/// what it did (run with `LIFTOFF_BENCH_LOG=info,liftoff=debug` for each reconcile's reasons).
+fn keep_log(name: &str, logs: &str) {
+    if let Ok(out) = std::env::var("LIFTOFF_BENCH_OUT") {
+        let path = format!("{}.{name}.log", out.trim_end_matches(".md"));
+        std::fs::write(&path, logs).expect("log written");
+        println!("{name} log kept in {path}");
+    }
 }
 
 /// `(name, value)` pairs as [`Operator::start_with`] takes them.

@@ -517,6 +517,10 @@ impl<'a> StatusWriter<'a> {
                 self.version = Some(written);
                 self.ctx.metrics.status_writes.inc();
                 info!("status updated");
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    let changed = super::status::changed_paths(stored, status);
+                    tracing::debug!(%changed, "what the status write changed");
+                }
             }
             Ok(None) => self.ctx.metrics.status_writes_skipped.inc(),
             Err(kube::Error::Api(e)) if e.code == 409 => {

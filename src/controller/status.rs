@@ -101,6 +101,30 @@ pub async fn write_if_changed(
     Ok(Some(written.metadata.resource_version.unwrap_or_default()))
 }
 
+/// What a status write changes, as the JSON pointers of the members that differ (`/triggers/0/value`,
+/// `/rollout/gates/2/lastTransition`), for a debug log: why a policy wrote. No value is named.
+pub fn changed_paths(stored: Option<&LaunchPolicyStatus>, status: &LaunchPolicyStatus) -> String {
+    let Some(stored) = stored else {
+        return "/ (the first status)".into();
+    };
+    let (Ok(before), Ok(after)) = (serde_json::to_value(stored), serde_json::to_value(status))
+    else {
+        return String::new();
+    };
+    let paths: Vec<String> = json_patch::diff(&before, &after)
+        .iter()
+        .map(|op| match op {
+            json_patch::PatchOperation::Add(o) => o.path.to_string(),
+            json_patch::PatchOperation::Remove(o) => o.path.to_string(),
+            json_patch::PatchOperation::Replace(o) => o.path.to_string(),
+            json_patch::PatchOperation::Move(o) => o.path.to_string(),
+            json_patch::PatchOperation::Copy(o) => o.path.to_string(),
+            json_patch::PatchOperation::Test(o) => o.path.to_string(),
+        })
+        .collect();
+    paths.join(" ")
+}
+
 /// The JSON patch of a status write: `resourceVersion` set to the version decided from (the
 /// apiserver refuses the write with 409 when the stored object is at another), then the status
 /// replaced (`add` replaces a member that exists).
@@ -139,6 +163,20 @@ mod tests {
         assert!(!c.status);
         assert_eq!(c.reason, "TargetNotFound");
         assert_eq!(c.message, "a (and 1 more problem(s): b)");
+    }
+
+    #[test]
+    fn changed_paths_name_the_members_a_write_changes() {
+        let before = LaunchPolicyStatus {
+            observed_generation: Some(1),
+            ..Default::default()
+        };
+        let after = LaunchPolicyStatus {
+            observed_generation: Some(2),
+            ..before.clone()
+        };
+        assert_eq!(changed_paths(Some(&before), &after), "/observedGeneration");
+        assert_eq!(changed_paths(None, &after), "/ (the first status)");
     }
 
     #[test]
