@@ -379,10 +379,13 @@ async fn step_rollout(
     let unpublished = publish::never_published(ctx, policy, lookup.namespace, memory).await?;
     let io = (&ctx.pools, lookup, ctx.settings.query_reuse);
     let working = memory.rollout.as_deref();
-    let (refresh, now) = (facts.status_refresh, facts.now);
+    let pace = rollout::display::Pace {
+        refresh: facts.status_refresh,
+        writes_busy: ctx.recorder.turns().available_permits() == 0,
+    };
     let ready = rollout::capacity::readiness(policy, |_, t| lookup.ready_replicas(t));
     let inputs = (unpublished, capacity, ready);
-    let evaluation = rollout::evaluate(policy, spec, io, working, refresh, now, inputs).await;
+    let evaluation = rollout::evaluate(policy, spec, io, working, pace, facts.now, inputs).await;
     Ok(Some(evaluation))
 }
 

@@ -270,10 +270,12 @@ pub fn rollout_state(
         .rollouts
         .forget_gates(&namespace, &name, &dropped);
     ctx.metrics.rollouts.record(&namespace, &name, fresh);
-    memory.rollout = Some(Box::new(rollout::display::Working {
-        written: written.rollout.as_deref().cloned().unwrap_or_default(),
-        latest: fresh.clone(),
-    }));
+    let none = crate::crd::RolloutStatus::default();
+    let written = written.rollout.as_deref().unwrap_or(&none);
+    memory.rollout = Some(Box::new(rollout::display::Working::new(
+        written,
+        fresh.clone(),
+    )));
 }
 
 /// Exports the kill switches as they stand, and drops the series of switches no longer in the

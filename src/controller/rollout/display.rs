@@ -7,14 +7,18 @@
 //! memory (a *working* copy) and writes it only when something that matters for a decision
 //! changed (phase, stage, users, timers, holds, commands, a check's pass/fail, its failure count,
 //! an error; once the stage's bake is over, also its pass count up to `failureThreshold`), when
-//! the message changed, or when the displayed samples are `statusRefresh` old.
+//! the message changed, or when the displayed samples are `statusRefresh` old. While every write
+//! turn is taken, a first pass during the bake waits too ([`Pace::writes_busy`]).
 //!
 //! Losing the working copy (a restart, another leader) is safe: the next evaluation starts from
 //! status, whose decision-relevant parts are always current; at worst a gate is evaluated once
 //! early and passes not yet written are counted again from the written count (which can only
 //! delay an advance).
 
-use std::time::Duration;
+use std::{
+    hash::{DefaultHasher, Hash, Hasher},
+    time::Duration,
+};
 
 use k8s_openapi::jiff::Timestamp;
 
@@ -26,19 +30,52 @@ use crate::{
 /// What this process last wrote for a policy's rollout, and the freshest state it computed since.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Working {
-    /// The rollout status last written (or found) in status.
-    pub written: RolloutStatus,
+    /// The [`fingerprint`] of the rollout status last written (or found) in status. A copy of
+    /// it would cost ~2 KiB more per policy with a dozen gates; the cache already holds it.
+    written: u64,
     /// The state after the latest evaluation (may be ahead of `written` by gate samples only).
     pub latest: RolloutState,
+}
+
+impl Working {
+    /// The working copy after `written` was written (or found) in status and `latest` computed.
+    pub fn new(written: &RolloutStatus, latest: RolloutState) -> Working {
+        Working {
+            written: fingerprint(written),
+            latest,
+        }
+    }
+}
+
+/// A fingerprint of a rollout status (its JSON, hashed): two statuses with the same one are the
+/// same, but for a 64-bit collision.
+fn fingerprint(status: &RolloutStatus) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    serde_json::to_vec(status)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The state to evaluate from: the working copy if status is still what this process wrote,
 /// else (restart, or someone else wrote) status itself.
 pub fn base(stored: &RolloutStatus, working: Option<&Working>) -> RolloutState {
     match working {
-        Some(w) if &w.written == stored => w.latest.clone(),
+        Some(w) if w.written == fingerprint(stored) => w.latest.clone(),
         _ => stored.state.clone(),
     }
+}
+
+/// How samples are paced besides the states themselves.
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    /// `spec.statusRefresh`: samples are written at most this often.
+    pub refresh: Duration,
+    /// Every write turn is taken (see `events::WRITES_IN_FLIGHT`): a fleet is starting, or
+    /// many policies are deciding at once. A gate's first passing verdict during a bake then
+    /// waits like a sample, for a reconcile that finds a free turn or for the refresh, so that
+    /// the writes that make policies Ready and record decisions go first.
+    pub writes_busy: bool,
 }
 
 /// Whether `fresh` must be written now over `stored`, or can wait for the next refresh.
@@ -46,19 +83,19 @@ pub fn must_write(
     stored: &RolloutStatus,
     fresh: &RolloutStatus,
     failure_threshold: u32,
-    status_refresh: Duration,
+    pace: Pace,
     now: Timestamp,
 ) -> bool {
+    let decisive = |s: &RolloutState| decisive(s, failure_threshold, pace.writes_busy, now);
     if stored.message != fresh.message
         || stored.waiting_on != fresh.waiting_on
-        || decisive(&stored.state, failure_threshold, now)
-            != decisive(&fresh.state, failure_threshold, now)
+        || decisive(&stored.state) != decisive(&fresh.state)
     {
         return true;
     }
     let shown_at = stored.state.gates_checked_at.as_ref().map(|t| t.0);
     let changed = stored.state != fresh.state;
-    changed && shown_at.is_none_or(|at| at.checked_add(status_refresh).is_ok_and(|due| now >= due))
+    changed && shown_at.is_none_or(|at| at.checked_add(pace.refresh).is_ok_and(|due| now >= due))
 }
 
 /// The state without its samples: what decisions depend on.
@@ -69,8 +106,15 @@ pub fn must_write(
 /// bake recounts from the written count, which can only delay an advance, never hasten it.
 /// A check's verdict (its first pass, a failure) and unreadable gates are decisive at once: the
 /// first verdict puts each gate's value in status, which the war room's launch updates and the
-/// console read.
-fn decisive(state: &RolloutState, failure_threshold: u32, now: Timestamp) -> RolloutState {
+/// console read. While every write turn is taken (`writes_busy`), a pass during the bake is a
+/// sample too (the bake holds the stage whatever it says); a failure, a recovery from one and
+/// an unreadable gate stay decisive.
+fn decisive(
+    state: &RolloutState,
+    failure_threshold: u32,
+    writes_busy: bool,
+    now: Timestamp,
+) -> RolloutState {
     let mut s = state.clone();
     let baking = state.phase == Phase::Baking
         && state.bake_until.as_ref().is_some_and(|until| until.0 > now);
@@ -80,6 +124,9 @@ fn decisive(state: &RolloutState, failure_threshold: u32, now: Timestamp) -> Rol
         g.checked_at = None;
         if baking {
             g.consecutive_passes = 0;
+            if writes_busy && g.passing == Some(true) {
+                g.passing = None;
+            }
         } else {
             g.consecutive_passes = g.consecutive_passes.min(failure_threshold);
         }
@@ -121,7 +168,14 @@ mod tests {
         }
     }
 
-    const REFRESH: Duration = Duration::from_secs(300);
+    const REFRESH: Pace = Pace {
+        refresh: Duration::from_secs(300),
+        writes_busy: false,
+    };
+    const BUSY: Pace = Pace {
+        writes_busy: true,
+        ..REFRESH
+    };
 
     #[test]
     fn samples_past_the_threshold_wait_for_the_refresh() {
@@ -160,10 +214,17 @@ mod tests {
         entered.state.gates[0].passing = None;
         entered.state.gates[0].value = None;
         assert!(must_write(&entered, &progress, 3, REFRESH, at(60)));
+        // … unless every write turn is taken: then it waits like a sample, for a free turn or
+        // for the refresh.
+        assert!(!must_write(&entered, &progress, 3, BUSY, at(60)));
+        assert!(must_write(&entered, &progress, 3, BUSY, at(300)));
         let mut failing = bake(baking(0, 0.7, 60));
         failing.state.gates[0].passing = Some(false);
         failing.state.gates[0].consecutive_failures = 1;
         assert!(must_write(&stored, &failing, 3, REFRESH, at(60)));
+        // A failure is decisive however busy the writes are, and so is a recovery from one.
+        assert!(must_write(&entered, &failing, 3, BUSY, at(60)));
+        assert!(must_write(&failing, &progress, 3, BUSY, at(120)));
         // Once the bake is over, the count is what holds the stage: written at once.
         let stored = bake(baking(1, 0.2, 7_200));
         let progress = bake(baking(2, 0.2, 7_260));
@@ -191,10 +252,7 @@ mod tests {
     #[test]
     fn the_working_copy_is_used_only_while_status_is_what_was_written() {
         let written = baking(3, 0.2, 0);
-        let working = Working {
-            written: written.clone(),
-            latest: baking(9, 0.3, 480).state,
-        };
+        let working = Working::new(&written, baking(9, 0.3, 480).state);
         assert_eq!(base(&written, Some(&working)), working.latest);
         let someone_else = baking(4, 0.2, 30);
         assert_eq!(base(&someone_else, Some(&working)), someone_else.state);

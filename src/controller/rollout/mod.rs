@@ -41,7 +41,7 @@ pub async fn evaluate(
     spec: &RolloutSpec,
     (pools, lookup, reuse): (&Pools, &KubeLookup<'_>, Duration),
     working: Option<&display::Working>,
-    status_refresh: Duration,
+    pace: display::Pace,
     now: Timestamp,
     (unpublished, capacity, ready): (
         bool,
@@ -93,7 +93,7 @@ pub async fn evaluate(
         u32::try_from(g.failure_threshold).unwrap_or(1).max(1)
     });
     let status = match stored {
-        Some(stored) if !display::must_write(stored, &fresh, threshold, status_refresh, now) => {
+        Some(stored) if !display::must_write(stored, &fresh, threshold, pace, now) => {
             (**stored).clone()
         }
         _ => fresh.clone(),
