@@ -42,6 +42,9 @@ pub async fn apply(
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let owner = match api.get_opt(name).await? {
         None => owner,
+        // Already as it would be after the apply (an operator restarted over its published
+        // ConfigMaps): an apply would change nothing and still cost the apiserver a write's work.
+        Some(existing) if holds(&existing, &data) => return Ok(()),
         Some(existing) => {
             owner.filter(|o| existing.owner_references().iter().any(|r| r.uid == o.uid))
         }
@@ -62,4 +65,107 @@ pub async fn apply(
     )
     .await
     .map(|_| ())
+}
+
+/// Whether `existing` already is what applying `data` would make it: Liftoff's label, every key
+/// of `data` with its value, and no other key owned by Liftoff's field manager (an apply would
+/// remove it). The owner reference is never added to an existing ConfigMap, so it plays no part.
+fn holds(existing: &ConfigMap, data: &BTreeMap<String, String>) -> bool {
+    let labelled = existing
+        .labels()
+        .get("app.kubernetes.io/managed-by")
+        .is_some_and(|v| v == "liftoff");
+    let stored = existing.data.as_ref();
+    let values = data
+        .iter()
+        .all(|(k, v)| stored.and_then(|d| d.get(k)) == Some(v));
+    labelled
+        && values
+        && owned_keys(existing)
+            .is_some_and(|owned| owned.into_iter().eq(data.keys().map(String::as_str)))
+}
+
+/// The data keys Liftoff's apply owns in `existing`, from its managed fields (sorted), or
+/// `None` when Liftoff has never applied it.
+fn owned_keys(existing: &ConfigMap) -> Option<std::collections::BTreeSet<&str>> {
+    let entry = existing.managed_fields().iter().find(|e| {
+        e.manager.as_deref() == Some(FIELD_MANAGER) && e.operation.as_deref() == Some("Apply")
+    })?;
+    let fields = entry.fields_v1.as_ref()?.0.get("f:data");
+    Some(
+        fields
+            .and_then(|f| f.as_object())
+            .into_iter()
+            .flat_map(|f| f.keys())
+            .filter_map(|k| k.strip_prefix("f:"))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
+
+    use super::*;
+
+    fn applied(data: &[(&str, &str)], owned: &[&str]) -> ConfigMap {
+        let mut fields = serde_json::Map::new();
+        for key in owned {
+            fields.insert(format!("f:{key}"), json!({}));
+        }
+        serde_json::from_value(json!({
+            "metadata": {
+                "name": "cohort",
+                "labels": {"app.kubernetes.io/managed-by": "liftoff"},
+                "managedFields": [serde_json::to_value(ManagedFieldsEntry {
+                    manager: Some(FIELD_MANAGER.into()),
+                    operation: Some("Apply".into()),
+                    fields_v1: Some(FieldsV1(json!({"f:data": fields}))),
+                    ..Default::default()
+                }).unwrap()],
+            },
+            "data": data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+        }))
+        .unwrap()
+    }
+
+    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_configmap_already_as_applied_needs_no_apply() {
+        let existing = applied(&[("users", "100"), ("theirs", "x")], &["users"]);
+        assert!(holds(&existing, &data(&[("users", "100")])));
+    }
+
+    #[test]
+    fn another_value_a_new_key_or_a_key_to_remove_needs_the_apply() {
+        let existing = applied(&[("users", "100"), ("stage", "beta")], &["users", "stage"]);
+        assert!(!holds(
+            &existing,
+            &data(&[("users", "500"), ("stage", "beta")])
+        ));
+        assert!(!holds(
+            &existing,
+            &data(&[("users", "100"), ("stage", "beta"), ("new", "1")])
+        ));
+        assert!(
+            !holds(&existing, &data(&[("users", "100")])),
+            "stage is removed"
+        );
+    }
+
+    #[test]
+    fn a_configmap_liftoff_never_applied_needs_the_apply() {
+        let mut existing = applied(&[("users", "100")], &["users"]);
+        existing.metadata.managed_fields = None;
+        assert!(!holds(&existing, &data(&[("users", "100")])));
+        let mut unlabelled = applied(&[("users", "100")], &["users"]);
+        unlabelled.metadata.labels = None;
+        assert!(!holds(&unlabelled, &data(&[("users", "100")])));
+    }
 }
