@@ -561,6 +561,15 @@ async fn breaking_latency_pauses_with_the_value_and_rollback_returns_to_the_prev
     );
 }
 
+/// Server-side applies of ConfigMaps the apiserver has answered so far.
+async fn configmap_applies(cp: &ControlPlane) -> f64 {
+    let (ok, text, err) = kubectl(cp, &["get", "--raw", "/metrics"], None).await;
+    assert!(ok, "apiserver /metrics: {err}");
+    support::bench::metric_sum_where(&text, "apiserver_request_total", |l| {
+        l.contains("resource=\"configmaps\"") && l.contains("verb=\"APPLY\"")
+    })
+}
+
 #[tokio::test]
 async fn an_operator_restarted_mid_bake_keeps_the_deadline_and_repeats_no_stage() {
     let l = launch("rollout-restart").await;
@@ -568,7 +577,7 @@ async fn an_operator_restarted_mid_bake_keeps_the_deadline_and_repeats_no_stage(
     create_policy(
         &l,
         &url,
-        rollout_spec(&url, stages("12s", "Automatic"), "Pause"),
+        rollout_spec(&url, stages("20s", "Automatic"), "Pause"),
     )
     .await;
     let op = Operator::start(&l.cp, &["--resync=30s"]).await;
@@ -595,10 +604,26 @@ async fn an_operator_restarted_mid_bake_keeps_the_deadline_and_repeats_no_stage(
             .then_some(())
     })
     .await;
+    // The flag is published after the cohort: both are in before the applies are counted.
+    eventually(WAIT, "100 users in the flag", || async {
+        (flag(&l.client, &l.ns).await? == ("off".to_string(), Some(100))).then_some(())
+    })
+    .await;
+    let applies = configmap_applies(&l.cp).await;
     op.kill().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
     _op.completes_reconciles(2).await;
+    // The cohort and the flag the new operator finds are what it would publish: it checks them
+    // (a GET each) and applies nothing.
+    assert_eq!(
+        (
+            configmap_applies(&l.cp).await,
+            cohort(&l.client, &l.ns).await.as_deref()
+        ),
+        (applies, Some("100")),
+        "no ConfigMap applied again after the restart"
+    );
     let after = rollout(&l.client, &l.ns).await.unwrap();
     assert_eq!(after.state.stage_name, before.state.stage_name);
     assert_eq!(
