@@ -11,7 +11,9 @@
 # LIFTOFF_BENCH_LOG (the operator's RUST_LOG, default info), LIFTOFF_BENCH_PRESTORED=1 (store the N
 # policies before the operator starts, and time Ready from its start), LIFTOFF_BENCH_ROLLOUT=1 (every
 # policy also has the example's rollout: 4 stages, 12 gate checks), LIFTOFF_BENCH_QUERY_REUSE (the
-# operator's --query-reuse, e.g. 15s; its default when unset), LIFTOFF_BENCH_HEAPTRACK=1 (run
+# operator's --query-reuse, e.g. 15s; its default when unset), LIFTOFF_BENCH_FULL=1 (every policy a
+# whole copy of examples/emr-platform.yaml with its own workloads, over real Kafka and Redis and a
+# local webhook receiver: benches/scale/example_fleet.rs), LIFTOFF_BENCH_HEAPTRACK=1 (run
 # each operator the bench starts under heaptrack, built with the C library's malloc and symbols, and
 # print the biggest allocation sites at the peak and what was still allocated when it was killed —
 # the first is killed with SIGKILL after the steady window, so that is its steady-state heap; the
@@ -69,7 +71,7 @@ git diff --quiet HEAD -- src tests benches Cargo.toml Cargo.lock || commit="$com
   echo
   echo "- Machine: $(machine); load average when the run started: $load, when it ended: $load_end"
   echo "- Commit: $commit"
-  echo "- Command: \`LIFTOFF_BENCH_POLICIES=$LIFTOFF_BENCH_POLICIES LIFTOFF_BENCH_READY_CAP=$LIFTOFF_BENCH_READY_CAP LIFTOFF_BENCH_STEADY=$LIFTOFF_BENCH_STEADY${LIFTOFF_BENCH_LOG:+ LIFTOFF_BENCH_LOG=$LIFTOFF_BENCH_LOG}${LIFTOFF_BENCH_PRESTORED:+ LIFTOFF_BENCH_PRESTORED=$LIFTOFF_BENCH_PRESTORED}${LIFTOFF_BENCH_ROLLOUT:+ LIFTOFF_BENCH_ROLLOUT=$LIFTOFF_BENCH_ROLLOUT}${LIFTOFF_BENCH_QUERY_REUSE:+ LIFTOFF_BENCH_QUERY_REUSE=$LIFTOFF_BENCH_QUERY_REUSE}${LIFTOFF_BENCH_APISERVER_PROFILE:+ LIFTOFF_BENCH_APISERVER_PROFILE=$LIFTOFF_BENCH_APISERVER_PROFILE} scripts/bench-scale.sh\`"
+  echo "- Command: \`LIFTOFF_BENCH_POLICIES=$LIFTOFF_BENCH_POLICIES LIFTOFF_BENCH_READY_CAP=$LIFTOFF_BENCH_READY_CAP LIFTOFF_BENCH_STEADY=$LIFTOFF_BENCH_STEADY${LIFTOFF_BENCH_LOG:+ LIFTOFF_BENCH_LOG=$LIFTOFF_BENCH_LOG}${LIFTOFF_BENCH_PRESTORED:+ LIFTOFF_BENCH_PRESTORED=$LIFTOFF_BENCH_PRESTORED}${LIFTOFF_BENCH_ROLLOUT:+ LIFTOFF_BENCH_ROLLOUT=$LIFTOFF_BENCH_ROLLOUT}${LIFTOFF_BENCH_FULL:+ LIFTOFF_BENCH_FULL=$LIFTOFF_BENCH_FULL}${LIFTOFF_BENCH_HEAPTRACK:+ LIFTOFF_BENCH_HEAPTRACK=$LIFTOFF_BENCH_HEAPTRACK}${LIFTOFF_BENCH_QUERY_REUSE:+ LIFTOFF_BENCH_QUERY_REUSE=$LIFTOFF_BENCH_QUERY_REUSE}${LIFTOFF_BENCH_APISERVER_PROFILE:+ LIFTOFF_BENCH_APISERVER_PROFILE=$LIFTOFF_BENCH_APISERVER_PROFILE} scripts/bench-scale.sh\`"
   echo
   cat "$results"
 } >"$report"

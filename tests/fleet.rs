@@ -145,7 +145,7 @@ async fn two_shards_each_act_on_exactly_their_own_policies() {
     assert!(moved.status.is_some_and(|s| !s.triggers.is_empty()));
 }
 
-/// Every one of the `n` policies in `ns` has a value for its first trigger in status.
+/// Every one of the `n` policies `policies` lists has a value for its first trigger in status.
 async fn all_sampled(policies: &Api<LaunchPolicy>, n: usize) {
     eventually(WAIT, "every policy sampled", || async {
         let list = policies.list(&Default::default()).await.ok()?;

@@ -577,7 +577,7 @@ async fn an_operator_restarted_mid_bake_keeps_the_deadline_and_repeats_no_stage(
     create_policy(
         &l,
         &url,
-        rollout_spec(&url, stages("20s", "Automatic"), "Pause"),
+        rollout_spec(&url, stages("30s", "Automatic"), "Pause"),
     )
     .await;
     let op = Operator::start(&l.cp, &["--resync=30s"]).await;

@@ -44,7 +44,7 @@ pub async fn apply(
         None => owner,
         // Already as it would be after the apply (an operator restarted over its published
         // ConfigMaps): an apply would change nothing and still cost the apiserver a write's work.
-        Some(existing) if holds(&existing, &data) => return Ok(()),
+        Some(existing) if holds(&existing, owner, &data) => return Ok(()),
         Some(existing) => {
             owner.filter(|o| existing.owner_references().iter().any(|r| r.uid == o.uid))
         }
@@ -68,9 +68,19 @@ pub async fn apply(
 }
 
 /// Whether `existing` already is what applying `data` would make it: Liftoff's label, every key
-/// of `data` with its value, and no other key owned by Liftoff's field manager (an apply would
-/// remove it). The owner reference is never added to an existing ConfigMap, so it plays no part.
-fn holds(existing: &ConfigMap, data: &BTreeMap<String, String>) -> bool {
+/// of `data` with its value, no other key owned by Liftoff's field manager (an apply would
+/// remove it), and no owner reference but `owner`'s. One to another policy (deleted and created
+/// again under its name before the garbage collector came) is one the apply removes if Liftoff
+/// set it; kept, it would have the ConfigMap collected with the old policy.
+fn holds(
+    existing: &ConfigMap,
+    owner: Option<&OwnerReference>,
+    data: &BTreeMap<String, String>,
+) -> bool {
+    let owners = existing
+        .owner_references()
+        .iter()
+        .all(|r| owner.is_some_and(|o| o.uid == r.uid));
     let labelled = existing
         .labels()
         .get("app.kubernetes.io/managed-by")
@@ -80,6 +90,7 @@ fn holds(existing: &ConfigMap, data: &BTreeMap<String, String>) -> bool {
         .iter()
         .all(|(k, v)| stored.and_then(|d| d.get(k)) == Some(v));
     labelled
+        && owners
         && values
         && owned_keys(existing)
             .is_some_and(|owned| owned.into_iter().eq(data.keys().map(String::as_str)))
@@ -111,7 +122,13 @@ mod tests {
     fn applied(data: &[(&str, &str)], owned: &[&str]) -> ConfigMap {
         let mut fields = serde_json::Map::new();
         for key in owned {
-            fields.insert(format!("f:{key}"), json!({}));
+            // Server-side apply records the map itself as ".", each key as "f:<key>".
+            let field = if *key == "." {
+                ".".into()
+            } else {
+                format!("f:{key}")
+            };
+            fields.insert(field, json!({}));
         }
         serde_json::from_value(json!({
             "metadata": {
@@ -136,10 +153,36 @@ mod tests {
             .collect()
     }
 
+    fn owner(uid: &str) -> OwnerReference {
+        OwnerReference {
+            api_version: "liftoff.dev/v1alpha1".into(),
+            kind: "LaunchPolicy".into(),
+            name: "launch".into(),
+            uid: uid.into(),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn a_configmap_already_as_applied_needs_no_apply() {
-        let existing = applied(&[("users", "100"), ("theirs", "x")], &["users"]);
-        assert!(holds(&existing, &data(&[("users", "100")])));
+        let existing = applied(&[("users", "100"), ("theirs", "x")], &[".", "users"]);
+        assert!(holds(&existing, None, &data(&[("users", "100")])));
+        let mut owned = existing.clone();
+        owned.metadata.owner_references = Some(vec![owner("u1")]);
+        assert!(holds(
+            &owned,
+            Some(&owner("u1")),
+            &data(&[("users", "100")])
+        ));
+    }
+
+    #[test]
+    fn an_owner_reference_to_another_policy_needs_the_apply() {
+        let mut existing = applied(&[("users", "100")], &["users"]);
+        existing.metadata.owner_references = Some(vec![owner("old-uid")]);
+        let users = data(&[("users", "100")]);
+        assert!(!holds(&existing, Some(&owner("new-uid")), &users));
+        assert!(!holds(&existing, None, &users));
     }
 
     #[test]
@@ -147,14 +190,16 @@ mod tests {
         let existing = applied(&[("users", "100"), ("stage", "beta")], &["users", "stage"]);
         assert!(!holds(
             &existing,
+            None,
             &data(&[("users", "500"), ("stage", "beta")])
         ));
         assert!(!holds(
             &existing,
+            None,
             &data(&[("users", "100"), ("stage", "beta"), ("new", "1")])
         ));
         assert!(
-            !holds(&existing, &data(&[("users", "100")])),
+            !holds(&existing, None, &data(&[("users", "100")])),
             "stage is removed"
         );
     }
@@ -163,9 +208,9 @@ mod tests {
     fn a_configmap_liftoff_never_applied_needs_the_apply() {
         let mut existing = applied(&[("users", "100")], &["users"]);
         existing.metadata.managed_fields = None;
-        assert!(!holds(&existing, &data(&[("users", "100")])));
+        assert!(!holds(&existing, None, &data(&[("users", "100")])));
         let mut unlabelled = applied(&[("users", "100")], &["users"]);
         unlabelled.metadata.labels = None;
-        assert!(!holds(&unlabelled, &data(&[("users", "100")])));
+        assert!(!holds(&unlabelled, None, &data(&[("users", "100")])));
     }
 }

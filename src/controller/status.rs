@@ -102,7 +102,7 @@ pub async fn write_if_changed(
 }
 
 /// What a status write changes, as the JSON pointers of the members that differ (`/triggers/0/value`,
-/// `/rollout/gates/2/lastTransition`), for a debug log: why a policy wrote. No value is named.
+/// `/rollout/gates/2/checkedAt`), for a debug log: why a policy wrote. No value is named.
 pub fn changed_paths(stored: Option<&LaunchPolicyStatus>, status: &LaunchPolicyStatus) -> String {
     let Some(stored) = stored else {
         return "/ (the first status)".into();
