@@ -174,6 +174,19 @@ async fn answers(op: &Operator, counter: &str) -> (f64, f64) {
     (answered("sent"), answered("shared"))
 }
 
+/// The policies sampled (at least 100 answers), and at most one answer in five was sent: the
+/// rest were shared.
+fn assert_shared(sent: f64, shared: f64, what: &str) {
+    assert!(
+        sent + shared >= 100.0,
+        "the policies sampled: {sent} + {shared}"
+    );
+    assert!(
+        sent * 5.0 <= sent + shared,
+        "{what}: {sent} sent, {shared} shared"
+    );
+}
+
 /// `liftoff_prometheus_queries_total{answer}` of an operator, and Prometheus' own count of the
 /// instant queries it answered.
 async fn queries(op: &Operator, prometheus_port: u16) -> (f64, f64, f64) {
@@ -214,14 +227,7 @@ async fn policies_asking_the_same_query_share_one_request() {
     let after = queries(&op, prometheus.port()).await;
     let (sent, shared, received) = (after.0 - before.0, after.1 - before.1, after.2 - before.2);
     eprintln!("{sent} queries sent, {shared} shared; Prometheus received {received}");
-    assert!(
-        sent + shared >= 100.0,
-        "the policies sampled: {sent} + {shared}"
-    );
-    assert!(
-        sent * 5.0 <= sent + shared,
-        "20 policies asking one query: {sent} sent, {shared} shared"
-    );
+    assert_shared(sent, shared, "20 policies asking one query");
     // Prometheus saw what the operator says it sent (and no more).
     assert!(received <= sent + 2.0, "{received} received, {sent} sent");
 }
@@ -275,12 +281,5 @@ async fn policies_reading_the_same_consumer_lag_share_one_read() {
     let after = answers(&op, "liftoff_kafka_lag_reads_total").await;
     let (sent, shared) = (after.0 - before.0, after.1 - before.1);
     eprintln!("{sent} lag reads sent, {shared} shared");
-    assert!(
-        sent + shared >= 100.0,
-        "the policies sampled: {sent} + {shared}"
-    );
-    assert!(
-        sent * 5.0 <= sent + shared,
-        "20 policies reading one group's lag: {sent} sent, {shared} shared"
-    );
+    assert_shared(sent, shared, "20 policies reading one group's lag");
 }

@@ -113,14 +113,7 @@ pub fn changed_paths(stored: Option<&LaunchPolicyStatus>, status: &LaunchPolicyS
     };
     let paths: Vec<String> = json_patch::diff(&before, &after)
         .iter()
-        .map(|op| match op {
-            json_patch::PatchOperation::Add(o) => o.path.to_string(),
-            json_patch::PatchOperation::Remove(o) => o.path.to_string(),
-            json_patch::PatchOperation::Replace(o) => o.path.to_string(),
-            json_patch::PatchOperation::Move(o) => o.path.to_string(),
-            json_patch::PatchOperation::Copy(o) => o.path.to_string(),
-            json_patch::PatchOperation::Test(o) => o.path.to_string(),
-        })
+        .map(|op| op.path().to_string())
         .collect();
     paths.join(" ")
 }

@@ -65,8 +65,14 @@ struct Entries<A> {
 /// What identifies a query for sharing: the server, a fingerprint of its credentials (never
 /// the credentials themselves), the timeout it is asked with, and the PromQL.
 pub fn key(address: &str, credentials: Option<&str>, timeout: Duration, promql: &str) -> u64 {
+    key_of((address, credentials, timeout, promql))
+}
+
+/// The key of any question: what it is asked of and with hashed together (a Kafka lag read:
+/// topic, group and timeout, within one cluster's coalescer).
+pub fn key_of(question: impl Hash) -> u64 {
     let mut h = DefaultHasher::new();
-    (address, credentials, timeout, promql).hash(&mut h);
+    question.hash(&mut h);
     h.finish()
 }
 

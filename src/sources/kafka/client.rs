@@ -15,7 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::error::{KafkaError, scrub, settings_error};
 use super::lag::{Lag, topic_lag};
-use crate::sources::coalesce::Coalescer;
+use crate::sources::coalesce::{self, Coalescer};
 
 /// One Kafka cluster, as reached with one set of client settings. Clone it freely: clones share
 /// the handles (and their connections).
@@ -163,12 +163,7 @@ impl Cluster {
         timeout: Duration,
         reuse: Duration,
     ) -> Result<Lag, KafkaError> {
-        let key = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::hash::DefaultHasher::new();
-            (topic, group, timeout).hash(&mut h);
-            h.finish()
-        };
+        let key = coalesce::key_of((topic, group, timeout));
         self.inner
             .lags
             .answer(key, reuse, self.lag(topic, group, timeout))
