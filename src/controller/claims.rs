@@ -11,15 +11,17 @@
 //! before that rule is covered here too (its first trigger holds the workload).
 
 use std::{
-    collections::HashMap,
+    hash::{BuildHasher, RandomState},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
+use hashbrown::hash_table::{Entry, HashTable};
 use k8s_openapi::jiff::Timestamp;
-use kube::{ResourceExt, runtime::reflector::Store};
+use kube::runtime::reflector::Store;
 
-use crate::crd::{LaunchPolicy, ScaleTargetRef};
+use super::cached::CachedPolicy;
+use crate::crd::ScaleTargetRef;
 
 /// A trigger that scales a workload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,16 +31,11 @@ pub struct Claim {
 }
 
 /// A workload: its namespace, API group, kind and name (the version does not matter).
-type Workload = (String, String, String, String);
+type Workload<'a> = (&'a str, &'a str, &'a str, &'a str);
 
-fn workload(namespace: &str, target: &ScaleTargetRef) -> Workload {
+fn workload<'a>(namespace: &'a str, target: &'a ScaleTargetRef) -> Workload<'a> {
     let group = target.api_version.rsplit_once('/').map_or("", |(g, _)| g);
-    (
-        namespace.to_owned(),
-        group.to_owned(),
-        target.kind.clone(),
-        target.name.clone(),
-    )
+    (namespace, group, &target.kind, &target.name)
 }
 
 /// Whether two references name the same workload (the same API group, kind and name).
@@ -47,55 +44,98 @@ pub fn same_workload(a: &ScaleTargetRef, b: &ScaleTargetRef) -> bool {
 }
 
 /// The oldest first; no timestamp (never, from the apiserver) sorts last; then by name.
-type Age = (bool, Option<Timestamp>, String);
+type Age<'a> = (bool, Option<Timestamp>, &'a str);
 
-/// The first claim on every workload that `policies` scale (see the module's doc).
-pub fn first_claims<'a>(
-    policies: impl Iterator<Item = &'a LaunchPolicy>,
-) -> HashMap<Workload, Claim> {
-    let mut first: HashMap<Workload, (Age, Claim)> = HashMap::new();
-    for p in policies.filter(|p| p.metadata.deletion_timestamp.is_none()) {
-        let (Some(namespace), Some(scaling)) = (&p.metadata.namespace, &p.spec.scaling) else {
-            continue;
-        };
-        // A policy reported InvalidSpec takes no action, so it holds nothing.
-        if crate::triggers::kinds(&scaling.triggers).is_err() {
-            continue;
-        }
-        let created = p.metadata.creation_timestamp.as_ref().map(|t| t.0);
-        let age: Age = (created.is_none(), created, p.name_any());
-        // Triggers in spec order: within the policy, the first one on a workload holds it.
-        for t in scaling.triggers.iter().rev() {
-            let Some(target) = t.workload() else {
-                continue;
-            };
-            let claim = Claim {
-                policy: age.2.clone(),
-                trigger: t.name.clone(),
-            };
-            let entry = first.entry(workload(namespace, target));
-            use std::collections::hash_map::Entry;
-            match entry {
-                Entry::Vacant(v) => {
-                    v.insert((age.clone(), claim));
-                }
-                Entry::Occupied(mut o) if age <= o.get().0 => {
-                    o.insert((age.clone(), claim));
-                }
-                Entry::Occupied(_) => {}
-            }
-        }
-    }
-    first.into_iter().map(|(k, (_, c))| (k, c)).collect()
+fn age(policy: &CachedPolicy) -> Age<'_> {
+    let created = policy.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let name = policy.metadata.name.as_deref().unwrap_or_default();
+    (created.is_none(), created, name)
 }
 
-/// The first claim on `target` among `policies` of `namespace` (see the module's doc).
-pub fn holder<'a>(
-    policies: impl Iterator<Item = &'a LaunchPolicy>,
-    namespace: &str,
-    target: &ScaleTargetRef,
-) -> Option<Claim> {
-    first_claims(policies).remove(&workload(namespace, target))
+/// The first claim on every workload that a snapshot of the policy cache scales (see the
+/// module's doc). It holds the policies and, per workload, where its holder is among them (the
+/// policy and the trigger), so building it copies no string: at 10,000 policies it is built
+/// once a second.
+pub struct Claims {
+    policies: Vec<Arc<CachedPolicy>>,
+    /// (policy, trigger): `policies[policy]`'s outline's `scales[trigger]`.
+    first: HashTable<(usize, usize)>,
+    hasher: RandomState,
+}
+
+impl Claims {
+    pub fn new(policies: Vec<Arc<CachedPolicy>>) -> Self {
+        let mut claims = Claims {
+            first: HashTable::with_capacity(policies.len()),
+            policies,
+            hasher: RandomState::new(),
+        };
+        let Claims {
+            policies,
+            first,
+            hasher,
+        } = &mut claims;
+        let at = |(p, t): (usize, usize)| -> Option<(Workload<'_>, Age<'_>)> {
+            let policy = &policies[p];
+            let namespace = policy.metadata.namespace.as_deref()?;
+            let (_, target) = policy.outline()?.scales.get(t)?;
+            Some((workload(namespace, target), age(policy)))
+        };
+        let hash = |w: &Workload<'_>| hasher.hash_one(w);
+        for (p, policy) in policies.iter().enumerate() {
+            // A policy that cannot be read, is reported InvalidSpec, or is being deleted takes
+            // no action, so it holds nothing.
+            let Some(outline) = policy.outline().filter(|o| o.acts) else {
+                continue;
+            };
+            if policy.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            // Triggers in spec order: within the policy, the first one on a workload holds it.
+            for t in (0..outline.scales.len()).rev() {
+                let Some((mine, my_age)) = at((p, t)) else {
+                    continue;
+                };
+                let entry = first.entry(
+                    hash(&mine),
+                    |&other| at(other).is_some_and(|(w, _)| w == mine),
+                    |&other| at(other).map_or(0, |(w, _)| hash(&w)),
+                );
+                match entry {
+                    Entry::Vacant(v) => {
+                        v.insert((p, t));
+                    }
+                    Entry::Occupied(mut o) => {
+                        if at(*o.get()).is_none_or(|(_, held)| my_age <= held) {
+                            *o.get_mut() = (p, t);
+                        }
+                    }
+                }
+            }
+        }
+        claims
+    }
+
+    /// The first claim on `target` in `namespace`.
+    pub fn holder(&self, namespace: &str, target: &ScaleTargetRef) -> Option<Claim> {
+        let wanted = workload(namespace, target);
+        let &(p, t) = self.first.find(self.hasher.hash_one(wanted), |&(p, t)| {
+            self.workload_at(p, t) == Some(wanted)
+        })?;
+        let policy = &self.policies[p];
+        let (trigger, _) = policy.outline()?.scales.get(t)?;
+        Some(Claim {
+            policy: policy.metadata.name.clone().unwrap_or_default(),
+            trigger: trigger.clone(),
+        })
+    }
+
+    fn workload_at(&self, p: usize, t: usize) -> Option<Workload<'_>> {
+        let policy = self.policies.get(p)?;
+        let namespace = policy.metadata.namespace.as_deref()?;
+        let (_, target) = policy.outline()?.scales.get(t)?;
+        Some(workload(namespace, target))
+    }
 }
 
 /// How long the index of first claims is used before it is built again from the policy cache.
@@ -103,18 +143,15 @@ const INDEX_LIFETIME: Duration = Duration::from_secs(1);
 /// A workload missing from the index rebuilds it, but not more often than this.
 const REBUILD_ON_MISS: Duration = Duration::from_millis(50);
 
-/// [`first_claims`] of the whole policy cache, built at most once a second instead of scanning
+/// [`Claims`] of the whole policy cache, built at most once a second instead of scanning
 /// every policy for every trigger sample (10,000 policies would make that 10^8 checks per
 /// round). A workload the index does not know is one a policy newer than the index claims, so
 /// the index is built again then (at most every 50 ms); a holder deleted within the last second
 /// still holds for that second (its rivals stay refused one sample longer).
 #[derive(Clone, Default)]
 pub struct Index {
-    built: Arc<Mutex<Option<Built>>>,
+    built: Arc<Mutex<Option<(Instant, Claims)>>>,
 }
-
-/// An index of first claims and when it was built.
-type Built = (Instant, HashMap<Workload, Claim>);
 
 impl Index {
     /// The first claim on `target` in `namespace`; `policies` are read when the index is stale.
@@ -124,20 +161,18 @@ impl Index {
         namespace: &str,
         target: &ScaleTargetRef,
     ) -> Option<Claim> {
-        let key = workload(namespace, target);
         let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, index)) = built.as_ref() {
+        if let Some((at, claims)) = built.as_ref() {
             let age = at.elapsed();
-            match index.get(&key) {
-                Some(claim) if age < INDEX_LIFETIME => return Some(claim.clone()),
+            match claims.holder(namespace, target) {
+                Some(claim) if age < INDEX_LIFETIME => return Some(claim),
                 None if age < REBUILD_ON_MISS => return None,
                 _ => {}
             }
         }
-        let state = policies.state();
-        let index = first_claims(state.iter().filter_map(|p| p.0.as_ref().ok()));
-        let holder = index.get(&key).cloned();
-        *built = Some((Instant::now(), index));
+        let claims = Claims::new(policies.state());
+        let holder = claims.holder(namespace, target);
+        *built = Some((Instant::now(), claims));
         holder
     }
 }
@@ -166,6 +201,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::crd::LaunchPolicy;
 
     fn policy(name: &str, created: i64, triggers: &[(&str, &str)]) -> LaunchPolicy {
         let triggers: Vec<_> = triggers
@@ -192,6 +228,15 @@ mod tests {
         p
     }
 
+    /// The holder of `target` in the namespace "shop" among `policies`.
+    fn holder<const N: usize>(
+        policies: [LaunchPolicy; N],
+        target: &ScaleTargetRef,
+    ) -> Option<Claim> {
+        let cached = policies.map(|p| Arc::new(CachedPolicy::new(p)));
+        Claims::new(cached.to_vec()).holder("shop", target)
+    }
+
     fn target(name: &str) -> ScaleTargetRef {
         serde_json::from_value(json!({"kind": "Deployment", "name": name})).unwrap()
     }
@@ -207,8 +252,7 @@ mod tests {
     fn the_oldest_policy_holds_the_workload_and_the_other_is_told_who() {
         let newer = policy("checkout", 2_000, &[("cpu", "api")]);
         let older = policy("launch", 1_000, &[("api-cpu", "api"), ("web", "web")]);
-        let all = [newer, older];
-        let api = holder(all.iter(), "shop", &target("api"));
+        let api = holder([newer.clone(), older.clone()], &target("api"));
         assert_eq!(api, Some(claim("launch", "api-cpu")));
         assert_eq!(
             conflict(api.clone(), &claim("launch", "api-cpu"), &target("api")),
@@ -223,7 +267,7 @@ mod tests {
         );
         // A workload only one policy names is not contested.
         assert_eq!(
-            holder(all.iter(), "shop", &target("web")),
+            holder([newer, older], &target("web")),
             Some(claim("launch", "web"))
         );
     }
@@ -240,10 +284,7 @@ mod tests {
             policy("d", 5, &[("cpu", "api")]),
             policy("c", 5, &[("cpu", "api")]),
         ];
-        assert_eq!(
-            holder(all.iter(), "shop", &target("api")),
-            Some(claim("c", "cpu"))
-        );
+        assert_eq!(holder(all, &target("api")), Some(claim("c", "cpu")));
     }
 
     #[test]
@@ -256,21 +297,46 @@ mod tests {
         }))
         .unwrap();
         let all = [invalid, policy("new", 2, &[("cpu", "api")])];
-        assert_eq!(
-            holder(all.iter(), "shop", &target("api")),
-            Some(claim("new", "cpu"))
-        );
+        assert_eq!(holder(all, &target("api")), Some(claim("new", "cpu")));
     }
 
     #[test]
     fn within_one_policy_the_first_trigger_holds_it() {
         let p = policy("launch", 1, &[("first", "api"), ("second", "api")]);
-        let api = holder([&p].into_iter(), "shop", &target("api"));
+        let api = holder([p], &target("api"));
         let refused = conflict(api, &claim("launch", "second"), &target("api")).unwrap();
         assert!(
             refused.starts_with("trigger first of this policy also scales"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn every_workload_of_a_large_cache_has_its_own_holder() {
+        // More workloads than the index was sized for: it grows, rehashing what it holds.
+        let policies: Vec<_> = (0..300)
+            .map(|i| {
+                let own = format!("w{i}");
+                let p = policy(
+                    &format!("p{i}"),
+                    1_000 - i,
+                    &[("own", &own), ("shared", "db")],
+                );
+                Arc::new(CachedPolicy::new(p))
+            })
+            .collect();
+        let claims = Claims::new(policies);
+        for i in 0..300 {
+            let claim = claims.holder("shop", &target(&format!("w{i}")));
+            assert_eq!(claim, Some(self::claim(&format!("p{i}"), "own")));
+        }
+        // The oldest (created first) holds the workload they all name.
+        assert_eq!(
+            claims.holder("shop", &target("db")),
+            Some(claim("p299", "shared"))
+        );
+        assert_eq!(claims.holder("shop", &target("unknown")), None);
+        assert_eq!(claims.holder("billing", &target("w1")), None);
     }
 
     #[test]

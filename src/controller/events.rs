@@ -76,7 +76,7 @@ pub async fn on_transition(
 }
 
 /// A Warning event for a failed reconcile; `reason` is a stable PascalCase category. `policy`
-/// may be a LaunchPolicy or one that could not be read (a `DeserializeGuard`).
+/// may be a LaunchPolicy or a cached one that could not be read.
 pub async fn warning<K>(recorder: &Publisher, policy: &K, reason: &str, note: &str)
 where
     K: Resource<DynamicType = ()>,

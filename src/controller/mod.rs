@@ -1,6 +1,7 @@
 //! Wiring of the LaunchPolicy controller: watches, the reconcile pipeline, errors and events.
 
 mod backoff;
+pub mod cached;
 pub mod claims;
 mod contingency;
 pub mod events;
@@ -36,7 +37,6 @@ use k8s_openapi::api::{
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::ListParams,
-    core::DeserializeGuard,
     runtime::{
         Controller, WatchStreamExt,
         controller::{self, Action},
@@ -64,9 +64,10 @@ use crate::{
     sources::address::AddressPolicy,
 };
 
-/// A LaunchPolicy as watched: one that cannot be deserialized is kept as an error (with its
-/// metadata) instead of failing the watch, so it is reported on itself and stops nothing else.
-pub type Watched = DeserializeGuard<LaunchPolicy>;
+/// A LaunchPolicy as watched and cached: packed, and one that cannot be deserialized kept as an
+/// error (with its metadata) instead of failing the watch, so it is reported on itself and stops
+/// nothing else (see [`cached`]).
+pub type Watched = cached::CachedPolicy;
 
 /// What a reconcile can fail with. Reference problems are not errors: they become conditions.
 #[derive(Debug, thiserror::Error)]
@@ -213,10 +214,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
     let (store, writer) = reflector::store();
     let (policy_events, policies_synced) = Synced::track(reflector(
         writer,
-        watcher(policies, watch).modify(|w: &mut Watched| match &mut w.0 {
-            Ok(policy) => slim::slim(&mut policy.metadata),
-            Err(invalid) => slim::slim(&mut invalid.metadata),
-        }),
+        watcher(policies, watch).modify(|w: &mut Watched| slim::slim(&mut w.metadata)),
     ));
     let controller = Controller::for_stream(policy_events.applied_objects(), store.clone())
         .with_config(controller::Config::default().concurrency(settings.concurrency));
@@ -330,9 +328,11 @@ fn naming_source(store: &Store<Watched>, name: &str) -> Vec<ObjectRef<Watched>> 
     store
         .state()
         .iter()
-        .filter_map(|p| p.0.as_ref().ok())
-        .filter(|p| named_sources::names(&p.spec).any(|n| n == name))
-        .map(|p| ObjectRef::from(p).into_kind_unchecked::<Watched>(()))
+        .filter(|p| {
+            p.outline()
+                .is_some_and(|o| o.sources.iter().any(|n| n == name))
+        })
+        .map(|p| ObjectRef::from_obj(p.as_ref()))
         .collect()
 }
 
@@ -347,14 +347,14 @@ fn referencing(
         .state()
         .iter()
         .filter(|p| &p.namespace() == namespace)
-        .filter_map(|p| p.0.as_ref().ok())
         .filter(|p| {
-            p.spec.scaling.iter().flat_map(|s| &s.triggers).any(|t| {
-                t.workload()
-                    .is_some_and(|r| r.kind == kind && r.name == name)
+            p.outline().is_some_and(|o| {
+                o.scales
+                    .iter()
+                    .any(|(_, r)| r.kind == kind && r.name == name)
             })
         })
-        .map(|p| ObjectRef::from(p).into_kind_unchecked::<Watched>(()))
+        .map(|p| ObjectRef::from_obj(p.as_ref()))
         .collect()
 }
 

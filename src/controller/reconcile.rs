@@ -46,17 +46,17 @@ pub fn key(policy: &impl kube::Resource) -> String {
 const CACHE_SYNC_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn reconcile(watched: Arc<super::Watched>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let policy = match &watched.0 {
+    let policy = match watched.policy() {
         Ok(policy) => policy,
         Err(invalid) => {
             // Not retried: the policy is read again when it changes.
-            invalid::report(invalid, &ctx).await?;
+            invalid::report(&invalid, &ctx).await?;
             return Ok(Action::await_change());
         }
     };
     let namespace = policy.namespace().ok_or(Error::NoNamespace)?;
     // Before anything reads the spec: the LaunchSources it names, filled in.
-    let (policy, source_problems) = ctx.sources.resolve(policy);
+    let (policy, source_problems) = ctx.sources.resolve(&policy);
     // The floors the rollout's `scaleUpFirst` sets now, as raised `replicas.min`.
     let policy = rollout::capacity::with_floors(policy, Timestamp::now());
     let policy = policy.as_ref();
