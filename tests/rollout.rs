@@ -611,7 +611,6 @@ async fn an_operator_restarted_mid_bake_keeps_the_deadline_and_repeats_no_stage(
     .await;
     let applies = configmap_applies(&l.cp).await;
     op.kill().await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
     let _op = Operator::start(&l.cp, &["--resync=30s"]).await;
     _op.completes_reconciles(2).await;
     // The cohort and the flag the new operator finds are what it would publish: it checks them
