@@ -175,6 +175,18 @@ impl Index {
         *built = Some((Instant::now(), claims));
         holder
     }
+
+    /// Drops an index past its lifetime: it holds the policies of its snapshot, which the cache
+    /// may have replaced or deleted since, and nothing asked for a holder to replace it.
+    pub fn expire(&self) {
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if built
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() >= INDEX_LIFETIME)
+        {
+            *built = None;
+        }
+    }
 }
 
 /// Why `me` may not scale `target`: another trigger claimed it first. Described for a status

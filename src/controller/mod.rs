@@ -369,6 +369,7 @@ async fn forget_deleted(ctx: Arc<Context>, store: Store<Watched>) {
             .map(|p| reconcile::key(p.as_ref()))
             .collect();
         ctx.backoff.retain(|key| live.contains(key));
+        ctx.caches.claims.expire();
         ctx.metrics.forget_invalid(&live);
         let exists = |policy: &ObjectRef<LaunchPolicy>| {
             let namespace = policy.namespace.as_deref().unwrap_or_default();

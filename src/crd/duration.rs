@@ -176,9 +176,15 @@ impl fmt::Debug for Duration {
     }
 }
 
+/// As shown ([`fmt::Display`]), or in nanoseconds when it has a part below a millisecond that
+/// the shown form would lose: the policy cache keeps specs as JSON, so what is written must read
+/// back the same.
 impl Serialize for Duration {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self.0.subsec_nanos() % 1_000_000 {
+            0 => s.collect_str(self),
+            _ => s.collect_str(&format_args!("{}ns", self.0.as_nanos())),
+        }
     }
 }
 
@@ -333,11 +339,26 @@ mod tests {
                 Err(e) => proptest::prop_assert!(e.contains("longer than"), "{}: {}", text, e),
             }
         }
+
+        /// What is written reads back exactly, below a millisecond too (the policy cache keeps
+        /// specs as JSON).
+        #[test]
+        fn any_duration_reads_back_from_json_exactly(
+            text in "([0-9]{1,9}(\\.[0-9]{1,9})?(ns|us|ms|s|m|h)){1,3}"
+        ) {
+            if let Ok(d) = text.parse::<Duration>() {
+                let json = serde_json::to_string(&d).unwrap();
+                let back: Duration = serde_json::from_str(&json).unwrap();
+                proptest::prop_assert_eq!(back, d, "{} -> {}", text, json);
+            }
+        }
     }
 
     #[test]
     fn round_trips_through_json() {
         let d: Duration = serde_json::from_str("\"15m\"").unwrap();
         assert_eq!(serde_json::to_string(&d).unwrap(), "\"15m\"");
+        let d: Duration = serde_json::from_str("\"100500us\"").unwrap();
+        assert_eq!(serde_json::to_string(&d).unwrap(), "\"100500000ns\"");
     }
 }
