@@ -45,7 +45,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{
     Api, ResourceExt,
-    api::{Patch, PatchParams, PostParams},
+    api::{ListParams, Patch, PatchParams, PostParams},
     runtime::{WatchStreamExt, watcher},
 };
 use liftoff::crd::LaunchPolicy;
@@ -624,8 +624,7 @@ async fn policies_to_ready_and_steady_state() {
         "\nRestart (kill -9, then a new operator over the {n} policies): /readyz after {:.1} s, \
          N reconciles completed (`liftoff_status_writes_total` + `liftoff_status_writes_skipped_total` ≥ N) after {}; in the {:.0} s \
          after the start: {:.0} status writes ({:.0} seen by the apiserver), {:.0} reconcile \
-         errors, operator {} of a core, RSS {:.1} MiB; at the end {} policies show a trigger \
-         error{}.",
+         errors, operator {} of a core, RSS {:.1} MiB; at the end {}.",
         restart.ready.as_secs_f64(),
         restart
             .all_reconciled
@@ -639,11 +638,13 @@ async fn policies_to_ready_and_steady_state() {
         restart.window.d.reconcile_errors,
         restart.window.cpu(restart.window.d.operator_cpu),
         kib_to_mib(restarted_rss),
-        restart.errors.0,
-        if restart.errors.1.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", restart.errors.1.join("; "))
+        match &restart.errors {
+            Ok((n, messages)) if messages.is_empty() => format!("{n} policies show a trigger error"),
+            Ok((n, messages)) => format!(
+                "{n} policies show a trigger error ({})",
+                messages.join("; ")
+            ),
+            Err(e) => format!("trigger errors not counted: the list failed ({e})"),
         },
     )
     .unwrap();
@@ -879,8 +880,9 @@ struct Restart {
     window: Window,
     /// The restarted operator's log (it is stopped once measured).
     logs: String,
-    /// Policies showing a trigger error at the end, and some of the messages.
-    errors: (usize, Vec<String>),
+    /// Policies showing a trigger error at the end, and some of the messages; or why they
+    /// could not be listed.
+    errors: Result<(usize, Vec<String>), String>,
 }
 
 /// Kills `operator`, starts a new one and watches it for the restart window (the longer of 60 s
@@ -932,26 +934,33 @@ async fn restart(
     (restart, rss)
 }
 
-/// How many policies show a trigger error now, with up to 3 distinct messages.
-async fn trigger_errors(cp: &ControlPlane) -> (usize, Vec<String>) {
+/// How many policies show a trigger error now, with up to 3 distinct messages. Read in pages
+/// of 500, as a client of a large fleet should (one list of 10,000 whole launches failed once,
+/// cause not recorded).
+async fn trigger_errors(cp: &ControlPlane) -> Result<(usize, Vec<String>), String> {
     let client = cp.client().await.unwrap();
     let all: Api<LaunchPolicy> = Api::all(client);
-    let Ok(list) = all.list(&Default::default()).await else {
-        return (0, vec!["(list failed)".into()]);
-    };
-    let errors: Vec<String> = list
-        .items
-        .iter()
-        .filter_map(|p| {
+    let mut errors: Vec<String> = Vec::new();
+    let mut page = ListParams::default().limit(500);
+    loop {
+        let list = match all.list(&page).await {
+            Ok(list) => list,
+            Err(e) => return Err(e.to_string()),
+        };
+        errors.extend(list.items.iter().filter_map(|p| {
             let triggers = &p.status.as_ref()?.triggers;
             triggers.iter().find_map(|t| t.error.clone())
-        })
-        .collect();
+        }));
+        match list.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => page = page.continue_token(&token),
+            None => break,
+        }
+    }
     let mut distinct: Vec<String> = Vec::new();
     for e in &errors {
         if distinct.len() < 3 && !distinct.contains(e) {
             distinct.push(e.clone());
         }
     }
-    (errors.len(), distinct)
+    Ok((errors.len(), distinct))
 }
