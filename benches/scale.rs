@@ -479,6 +479,8 @@ async fn policies_to_ready_and_steady_state() {
         proc_status(pids.operator, "RssFile"),
     );
     let threads = proc_status(pids.operator, "Threads");
+    let apiserver_port: u16 = cp.server_url().rsplit(':').next().unwrap().parse().unwrap();
+    let connections = operator.connections_to(apiserver_port);
     let ready_end = ready_at.lock().unwrap().len();
     watch.abort();
 
@@ -608,8 +610,8 @@ async fn policies_to_ready_and_steady_state() {
     writeln!(
         md,
         "Operator: RSS {:.1} MiB idle (no policy; with `PRESTORED`, once started over them), {:.1} MiB at the end of the ramp, {:.1} MiB \
-         at the end ({:.1} MiB anonymous, {:.1} MiB file pages), peak sampled {:.1} MiB (VmHWM {:.1} MiB), {threads} threads at the end; \
-         {ready_end}/{n} Ready at the end.",
+         at the end ({:.1} MiB anonymous, {:.1} MiB file pages), peak sampled {:.1} MiB (VmHWM {:.1} MiB), {threads} threads and \
+         {connections} connections to the apiserver at the end; {ready_end}/{n} Ready at the end.",
         kib_to_mib(rss_idle),
         kib_to_mib(rss_ramp),
         kib_to_mib(rss_end),

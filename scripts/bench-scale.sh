@@ -19,7 +19,9 @@
 # the first is killed with SIGKILL after the steady window, so that is its steady-state heap; the
 # timings are then the profiler's, not the operator's), LIFTOFF_BENCH_APISERVER_PROFILE=1 (with
 # PRESTORED: 10 s CPU profiles of the apiserver during the operator's ramp and during a plain
-# client's status writes, kept in target/bench/ with their top functions).
+# client's status writes, kept in target/bench/ with their top functions). The operator reads its
+# own settings from the environment too: LIFTOFF_API_REQUESTS_IN_FLIGHT (its
+# --api-requests-in-flight) is passed through and named in the report.
 #
 # Prints a Markdown block (machine, date, commit, command, results) for docs/benchmarks.md and
 # keeps it in target/bench/.
@@ -71,7 +73,7 @@ git diff --quiet HEAD -- src tests benches Cargo.toml Cargo.lock || commit="$com
   echo
   echo "- Machine: $(machine); load average when the run started: $load, when it ended: $load_end"
   echo "- Commit: $commit"
-  echo "- Command: \`LIFTOFF_BENCH_POLICIES=$LIFTOFF_BENCH_POLICIES LIFTOFF_BENCH_READY_CAP=$LIFTOFF_BENCH_READY_CAP LIFTOFF_BENCH_STEADY=$LIFTOFF_BENCH_STEADY${LIFTOFF_BENCH_LOG:+ LIFTOFF_BENCH_LOG=$LIFTOFF_BENCH_LOG}${LIFTOFF_BENCH_PRESTORED:+ LIFTOFF_BENCH_PRESTORED=$LIFTOFF_BENCH_PRESTORED}${LIFTOFF_BENCH_ROLLOUT:+ LIFTOFF_BENCH_ROLLOUT=$LIFTOFF_BENCH_ROLLOUT}${LIFTOFF_BENCH_FULL:+ LIFTOFF_BENCH_FULL=$LIFTOFF_BENCH_FULL}${LIFTOFF_BENCH_HEAPTRACK:+ LIFTOFF_BENCH_HEAPTRACK=$LIFTOFF_BENCH_HEAPTRACK}${LIFTOFF_BENCH_QUERY_REUSE:+ LIFTOFF_BENCH_QUERY_REUSE=$LIFTOFF_BENCH_QUERY_REUSE}${LIFTOFF_BENCH_APISERVER_PROFILE:+ LIFTOFF_BENCH_APISERVER_PROFILE=$LIFTOFF_BENCH_APISERVER_PROFILE} scripts/bench-scale.sh\`"
+  echo "- Command: \`LIFTOFF_BENCH_POLICIES=$LIFTOFF_BENCH_POLICIES LIFTOFF_BENCH_READY_CAP=$LIFTOFF_BENCH_READY_CAP LIFTOFF_BENCH_STEADY=$LIFTOFF_BENCH_STEADY${LIFTOFF_BENCH_LOG:+ LIFTOFF_BENCH_LOG=$LIFTOFF_BENCH_LOG}${LIFTOFF_BENCH_PRESTORED:+ LIFTOFF_BENCH_PRESTORED=$LIFTOFF_BENCH_PRESTORED}${LIFTOFF_BENCH_ROLLOUT:+ LIFTOFF_BENCH_ROLLOUT=$LIFTOFF_BENCH_ROLLOUT}${LIFTOFF_BENCH_FULL:+ LIFTOFF_BENCH_FULL=$LIFTOFF_BENCH_FULL}${LIFTOFF_BENCH_HEAPTRACK:+ LIFTOFF_BENCH_HEAPTRACK=$LIFTOFF_BENCH_HEAPTRACK}${LIFTOFF_BENCH_QUERY_REUSE:+ LIFTOFF_BENCH_QUERY_REUSE=$LIFTOFF_BENCH_QUERY_REUSE}${LIFTOFF_BENCH_APISERVER_PROFILE:+ LIFTOFF_BENCH_APISERVER_PROFILE=$LIFTOFF_BENCH_APISERVER_PROFILE}${LIFTOFF_API_REQUESTS_IN_FLIGHT:+ LIFTOFF_API_REQUESTS_IN_FLIGHT=$LIFTOFF_API_REQUESTS_IN_FLIGHT} scripts/bench-scale.sh\`"
   echo
   cat "$results"
 } >"$report"

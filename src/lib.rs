@@ -1,6 +1,7 @@
 //! Liftoff: a Kubernetes operator that scales a product launch on triggers and runs its staged rollout.
 
 pub mod actuators;
+pub mod apiserver;
 pub mod conditions;
 pub mod console;
 pub mod controller;

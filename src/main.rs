@@ -4,7 +4,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::{Parser, Subcommand};
 use liftoff::{
-    controller, http,
+    apiserver, controller, http,
     leader::{self, LeaseSettings, Role},
     metrics::Metrics,
     sources::address::{AddressPolicy, Rule},
@@ -108,6 +108,14 @@ struct RunArgs {
     #[arg(long, env = "LIFTOFF_CONCURRENCY", default_value_t = controller::DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
+    /// The most requests to the apiserver awaiting an answer at once; the others wait in line.
+    /// Each one in flight holds an HTTP connection (~40 KiB) that stays open afterwards, so this
+    /// also bounds the operator's connections. A watch counts only until its stream begins;
+    /// leader election has a connection of its own and never waits in this line.
+    #[arg(long, env = "LIFTOFF_API_REQUESTS_IN_FLIGHT",
+          default_value_t = apiserver::DEFAULT_REQUESTS_IN_FLIGHT,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    api_requests_in_flight: u16,
     /// How often a policy with unresolved references is re-checked.
     #[arg(long, env = "LIFTOFF_RETRY", default_value = "30s", value_parser = humantime::parse_duration)]
     retry: Duration,
@@ -241,7 +249,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = kube::Config::infer().await?;
     let url = &config.cluster_url;
     let apiserver = apiserver_addresses(url.host(), url.port_u16().unwrap_or(443)).await;
-    let client = kube::Client::try_from(config)?;
+    // The Lease is renewed on a client of its own: a renewal never waits behind reconciles.
+    let lease_client = kube::Client::try_from(config.clone())?;
+    let client = apiserver::client(config, args.api_requests_in_flight)?;
     let metrics = Metrics::default();
     let address_policy = AddressPolicy::new(&args.deny_address, &args.allow_address, &apiserver);
     tracing::info!(?address_policy, "address policy");
@@ -261,7 +271,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         stopped.await.ok();
     }));
     let result = if args.election.leader_election {
-        run_elected(client, settings, metrics, args.election).await
+        run_elected(client, lease_client, settings, metrics, args.election).await
     } else {
         metrics.leader.set(1);
         controller::run(client, settings, metrics).await
@@ -294,6 +304,7 @@ async fn apiserver_addresses(host: Option<&str>, port: u16) -> Vec<std::net::Soc
 /// process with an error at once (no writer may outlive its leadership; the kubelet restarts it).
 async fn run_elected(
     client: kube::Client,
+    lease_client: kube::Client,
     mut settings: controller::Settings,
     metrics: Metrics,
     args: ElectionArgs,
@@ -304,13 +315,8 @@ async fn run_elected(
     let identity = args.lease_identity.unwrap_or_else(leader::default_identity);
     tracing::info!(lease = %args.lease_name, %namespace, %identity, "leader election on; waiting for the lease");
     let lease = LeaseSettings::from_duration(args.lease_duration);
-    let elector = leader::Elector::new(
-        client.clone(),
-        &namespace,
-        &args.lease_name,
-        &identity,
-        lease,
-    );
+    let elector =
+        leader::Elector::new(lease_client, &namespace, &args.lease_name, &identity, lease);
     let state = leader::State::default();
     settings.leader = Some(state.clone());
     let election = tokio::spawn(elector.run(state.clone()));

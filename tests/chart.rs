@@ -134,6 +134,7 @@ async fn the_chart_lints_and_its_schema_rejects_bad_values() {
         // The operator refuses 0 (no reconcile would ever run) and kube's limit is a u16.
         ("--set=concurrency=0", "/concurrency"),
         ("--set=concurrency=70000", "/concurrency"),
+        ("--set=apiRequestsInFlight=0", "/apiRequestsInFlight"),
         ("--set=watchNamespace=Team_A", "/watchNamespace"),
         ("--set=replicas=2", "additional properties 'replicas'"),
     ] {

@@ -145,6 +145,61 @@ async fn two_shards_each_act_on_exactly_their_own_policies() {
     assert!(moved.status.is_some_and(|s| !s.triggers.is_empty()));
 }
 
+/// One apiserver request at a time (`--api-requests-in-flight=1`): 40 policies stored before the
+/// start, each scaling its own Deployment, are all acted on, and one created afterwards too (the
+/// watches still deliver: a watch gives its turn back once its stream begins), over a handful of
+/// connections to the apiserver — where 40 reconciles writing at once open one each.
+#[tokio::test]
+async fn one_apiserver_request_at_a_time_still_runs_the_fleet() {
+    const N: usize = 40;
+    let (exporter, prometheus) = healthy_service().await;
+    exporter.set("cpu_percent", &[], 300.0);
+    prometheus.wait_for_query("cpu_percent").await.unwrap();
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("one-request").await.unwrap();
+    for i in 0..=N {
+        let d = objects::workload("Deployment", &format!("api-{i}"), 2);
+        objects::create::<Deployment>(&client, &ns, d).await;
+    }
+    let url = prometheus.url();
+    for i in 0..N {
+        let p = policy(&format!("p{i}"), &format!("api-{i}"), None, &url);
+        objects::create::<LaunchPolicy>(&client, &ns, p).await;
+    }
+    let op = Operator::start(&cp, &["--api-requests-in-flight=1"]).await;
+    let apiserver: u16 = cp.server_url().rsplit(':').next().unwrap().parse().unwrap();
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+    let scaled = |n: usize| {
+        let deployments = deployments.clone();
+        async move {
+            let list = deployments.list(&Default::default()).await.ok()?;
+            let at_max = list
+                .items
+                .iter()
+                .filter(|d| d.spec.as_ref().and_then(|s| s.replicas) == Some(4));
+            (at_max.count() == n).then_some(())
+        }
+    };
+    let mut most = 0;
+    eventually(WAIT, "every policy's Deployment scaled", || {
+        most = most.max(op.connections_to(apiserver));
+        scaled(N)
+    })
+    .await;
+    let p = policy("late", &format!("api-{N}"), None, &url);
+    objects::create::<LaunchPolicy>(&client, &ns, p).await;
+    eventually(WAIT, "the policy created after the start acted on", || {
+        most = most.max(op.connections_to(apiserver));
+        scaled(N + 1)
+    })
+    .await;
+    // The watches (policies, sources, Deployments, StatefulSets, HPAs), the one request in
+    // flight, and one whose answer is still being read.
+    eprintln!("at most {most} connections to the apiserver");
+    assert!(most <= 8, "{most} connections to the apiserver at once");
+}
+
 /// Every one of the `n` policies `policies` lists has a value for its first trigger in status.
 async fn all_sampled(policies: &Api<LaunchPolicy>, n: usize) {
     eventually(WAIT, "every policy sampled", || async {

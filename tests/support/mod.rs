@@ -224,6 +224,41 @@ impl Operator {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// The TCP connections the operator's process holds open to `port` on any address (its
+    /// sockets in `/proc/<pid>/fd`, looked up in the kernel's table of connections).
+    pub fn connections_to(&self, port: u16) -> usize {
+        let Some(pid) = self.pid() else { return 0 };
+        let inodes: std::collections::HashSet<String> =
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .into_iter()
+                .flatten()
+                .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .filter_map(|link| {
+                    let link = link.to_string_lossy();
+                    Some(
+                        link.strip_prefix("socket:[")?
+                            .strip_suffix(']')?
+                            .to_string(),
+                    )
+                })
+                .collect();
+        let remote = format!(":{port:04X}");
+        ["/proc/net/tcp", "/proc/net/tcp6"]
+            .iter()
+            .filter_map(|table| std::fs::read_to_string(table).ok())
+            .flat_map(|table| table.lines().skip(1).map(String::from).collect::<Vec<_>>())
+            .filter(|line| {
+                // sl local remote state … uid timeout inode
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                // State 01: ESTABLISHED.
+                fields.len() > 9
+                    && fields[2].ends_with(&remote)
+                    && fields[3] == "01"
+                    && inodes.contains(fields[9])
+            })
+            .count()
+    }
+
     /// SIGKILL, as a node failure or the OOM killer would: nothing of the process runs after it.
     pub async fn kill(mut self) {
         self.child.kill().await.expect("operator killed");
