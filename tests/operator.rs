@@ -520,3 +520,54 @@ async fn a_status_decided_from_an_old_version_is_refused_by_the_apiserver() {
     assert_eq!(written, now.metadata.resource_version);
     assert_eq!(now.status, Some(decided));
 }
+
+/// Events repeated within the series window are one object with a `series`: three publishes
+/// of the same Warning about one policy (at three resourceVersions, as status writes in between
+/// would make them) give one Event of count 3; another note is another Event; and once the
+/// apiserver no longer has an Event (they expire there), the next repeat creates it anew.
+#[tokio::test]
+async fn repeated_events_fold_into_one_series() {
+    use k8s_openapi::api::{core::v1::ObjectReference, events::v1::Event as EventV1};
+    use kube::runtime::events::EventType;
+    use liftoff::controller::events::{Publisher, publish_ref};
+
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("series").await.unwrap();
+    let publisher = Publisher::new(client.clone());
+    let at = |version: &str| ObjectReference {
+        api_version: Some("liftoff.dev/v1alpha1".into()),
+        kind: Some("LaunchPolicy".into()),
+        namespace: Some(ns.clone()),
+        name: Some("launch".into()),
+        uid: Some("8f0c1a52-0000-4000-8000-000000000001".into()),
+        resource_version: Some(version.into()),
+        ..ObjectReference::default()
+    };
+    let (warning, failing) = (EventType::Warning, "error rate 0.4 % above 0.1 %");
+    for version in ["1", "2", "3"] {
+        publish_ref(&publisher, &at(version), warning, "GateFailing", failing).await;
+    }
+    publish_ref(&publisher, &at("4"), warning, "GateFailing", "p95 612 ms").await;
+
+    let events = Api::<EventV1>::namespaced(client.clone(), &ns);
+    let listed = events.list(&ListParams::default()).await.unwrap().items;
+    let notes: Vec<_> = listed.iter().map(|e| e.note.clone().unwrap()).collect();
+    assert_eq!(listed.len(), 2, "{notes:?}");
+    let folded = listed.iter().find(|e| e.note.as_deref() == Some(failing));
+    let folded = folded.expect("the repeated Event");
+    assert_eq!(folded.series.as_ref().map(|s| s.count), Some(3));
+    assert_eq!(folded.reporting_controller.as_deref(), Some("liftoff"));
+
+    events
+        .delete(&folded.name_any(), &DeleteParams::default())
+        .await
+        .unwrap();
+    publish_ref(&publisher, &at("5"), warning, "GateFailing", failing).await;
+    let listed = events.list(&ListParams::default()).await.unwrap().items;
+    let anew = listed.iter().find(|e| e.note.as_deref() == Some(failing));
+    assert!(
+        anew.is_some_and(|e| e.series.is_none() && e.name_any() != folded.name_any()),
+        "{listed:?}"
+    );
+}

@@ -77,6 +77,7 @@ async fn cohort(client: &Client, ns: &str) -> Option<String> {
     cm.data?.get("maxUsers").cloned()
 }
 
+/// The messages of the Events with `reason`, once per occurrence.
 async fn events(client: &Client, ns: &str, reason: &str) -> Vec<String> {
     Api::<Event>::namespaced(client.clone(), ns)
         .list(&ListParams::default())
@@ -85,7 +86,13 @@ async fn events(client: &Client, ns: &str, reason: &str) -> Vec<String> {
         .items
         .into_iter()
         .filter(|e| e.reason.as_deref() == Some(reason))
-        .map(|e| e.message.unwrap_or_default())
+        .flat_map(|e| {
+            // An Event repeated within minutes is one object with a series count: each
+            // repeat counts.
+            let count = e.series.as_ref().and_then(|s| s.count).or(e.count);
+            let count = usize::try_from(count.unwrap_or(1)).unwrap_or(1);
+            std::iter::repeat_n(e.message.unwrap_or_default(), count)
+        })
         .collect()
 }
 

@@ -40,7 +40,6 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::{self, Action},
-        events::{Recorder, Reporter},
         reflector,
         reflector::{ObjectRef, Store},
         watcher,
@@ -247,7 +246,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) -> anyhow
     );
 
     let ctx = Arc::new(Context {
-        recorder: events::Publisher::new(Recorder::new(client.clone(), Reporter::from("liftoff"))),
+        recorder: events::Publisher::new(client.clone()),
         secrets: Secrets::new(client.clone(), settings.resync, settings.retry),
         client,
         settings: settings.clone(),
