@@ -3,11 +3,12 @@
 //!
 //! kube's client sends each request in flight on its own HTTP/1.1 connection and keeps every
 //! connection it ever opened in its pool (the pool has no idle timer, so an idle connection is
-//! closed only by the server). A start over 10,000 stored policies, up to `--concurrency`
-//! reconciles each reading its ConfigMaps at once, opened ~500 of them and kept their buffers
-//! and TLS state, ~18 MiB, for the life of the process (docs/benchmarks.md). Bounding the
-//! requests in flight bounds the connections, and the burst the apiserver sees, to what one
-//! apiserver serves at once anyway; the others wait in line, first come first served.
+//! closed only by the server). A start over 2,000 stored copies of the example, up to
+//! `--concurrency` reconciles reading and writing at once, left ~485 open with their buffers
+//! and TLS state, ~18 MiB; one over 10,000 left 255, and 72 with the bound
+//! (docs/benchmarks.md). Bounding the requests in flight bounds the connections, and the burst
+//! the apiserver sees, to what one apiserver serves at once anyway; the others wait in line,
+//! first come first served.
 //!
 //! A request holds its turn until the answer's headers arrive: a watch gives it back when its
 //! stream begins, and a long answer's body is read without one.
