@@ -200,6 +200,80 @@ async fn one_apiserver_request_at_a_time_still_runs_the_fleet() {
     assert!(most <= 8, "{most} connections to the apiserver at once");
 }
 
+/// A request the apiserver answers 503 waits out kube's retries without its turn. With one
+/// request at a time, a policy whose CPU trigger reads the metrics API of an APIService that is
+/// down (answered 503, retried for minutes) does not stop another policy from acting.
+#[tokio::test]
+async fn a_request_waiting_to_retry_does_not_hold_the_line() {
+    let (exporter, prometheus) = healthy_service().await;
+    exporter.set("cpu_percent", &[], 300.0);
+    prometheus.wait_for_query("cpu_percent").await.unwrap();
+    let cp = control_plane().await;
+    let client = cp.client().await.unwrap();
+    // metrics.k8s.io served by a Service that does not exist: the aggregator answers 503.
+    let down = "apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.metrics.k8s.io}
+spec:
+  group: metrics.k8s.io
+  version: v1beta1
+  groupPriorityMinimum: 100
+  versionPriority: 100
+  insecureSkipTLSVerify: true
+  service: {name: metrics-server, namespace: kube-system, port: 443}
+";
+    let (ok, _, err) = kubectl(&cp, &["apply", "-f", "-"], Some(down)).await;
+    assert!(ok, "{err}");
+    let ns = cp.create_namespace("retry").await.unwrap();
+    for target in ["waits", "acts"] {
+        objects::create::<Deployment>(&client, &ns, objects::workload("Deployment", target, 2))
+            .await;
+    }
+    let on_metrics_api = objects::policy(
+        "waits",
+        json!({"scaling": {"interval": "1s", "triggers": [{
+            "name": "cpu", "cpu": {},
+            "scaleTargetRef": {"kind": "Deployment", "name": "waits"},
+            "replicas": {"min": 2, "max": 4}
+        }]}}),
+    );
+    objects::create::<LaunchPolicy>(&client, &ns, on_metrics_api).await;
+    let op = Operator::start(&cp, &["--api-requests-in-flight=1"]).await;
+    let path = format!("/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods");
+    let (ok, _, err) = kubectl(&cp, &["get", "--raw", &path], None).await;
+    assert!(
+        !ok && err.contains("ServiceUnavailable"),
+        "the metrics API is down: {err}"
+    );
+    // The waiting policy's first reconcile is under way (its reads retried) before the other
+    // policy exists.
+    eventually(WAIT, "a reconcile in flight", || async {
+        let started = op.metric("liftoff_reconciles_total").await;
+        let completed = op.metric("liftoff_reconcile_duration_seconds_count").await;
+        (started > completed).then_some(())
+    })
+    .await;
+    let p = policy("acts", "acts", None, &prometheus.url());
+    objects::create::<LaunchPolicy>(&client, &ns, p).await;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+    eventually(
+        Duration::from_secs(30),
+        "acts scaled while waits retries",
+        || async {
+            let d = deployments.get("acts").await.ok()?;
+            (d.spec?.replicas == Some(4)).then_some(())
+        },
+    )
+    .await;
+    let (ok, _, err) = kubectl(
+        &cp,
+        &["delete", "apiservice", "v1beta1.metrics.k8s.io"],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+}
+
 /// Every one of the `n` policies `policies` lists has a value for its first trigger in status.
 async fn all_sampled(policies: &Api<LaunchPolicy>, n: usize) {
     eventually(WAIT, "every policy sampled", || async {
