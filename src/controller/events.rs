@@ -1,11 +1,13 @@
 //! Kubernetes Events for what Liftoff decides. Publishing is best effort: a failure is logged,
 //! never allowed to fail a reconcile.
 //!
-//! An Event repeated within [`SERIES_WINDOW`] (same policy, type, reason and note) is folded
-//! into the first one's `series` (count and last time, one small patch) instead of a new object,
-//! as kube's and client-go's recorders do. kube's recorder keeps each Event of the window whole
-//! with its key, ~3 KiB: a start over 10,000 stored launches, an Event each, held ~30 MiB for
-//! six minutes (docs/benchmarks.md). [`SeriesBook`] keeps a digest, a name and a count.
+//! An Event repeated within [`SERIES_WINDOW`] of its last occurrence (same policy, type, reason
+//! and note) is folded into the first one's `series` (count and last time, one small patch)
+//! instead of a new object. kube's and client-go's recorders fold too, but key on the object's
+//! resourceVersion, which every status write changes, so a policy's repeats were rarely folded.
+//! kube's recorder also kept each Event of the window whole with its key, ~3 KiB: a start over
+//! 10,000 stored launches, an Event each, held ~30 MiB for six minutes (docs/benchmarks.md).
+//! [`SeriesBook`] keeps a digest, a name and a count.
 
 use std::{
     collections::HashMap,
@@ -41,21 +43,27 @@ pub const WRITES_IN_FLIGHT: usize = 32;
 /// minutes, as in kube's and client-go's recorders.
 pub const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
 
-/// The component Events name as their reporter.
+/// The component Events name as their reporter (`reportingController`).
 const REPORTER: &str = "liftoff";
 
 /// Publishes Events, at most [`WRITES_IN_FLIGHT`] writes (shared with the status writes: see
 /// [`Publisher::turns`]) at a time, folding repeats into series.
 pub struct Publisher {
     client: Client,
+    /// This replica (`reportingInstance`): its pod's name in a cluster, so that the Events of
+    /// shards and replicas are told apart.
+    instance: String,
     turns: Arc<Semaphore>,
     series: Mutex<SeriesBook>,
 }
 
 impl Publisher {
     pub fn new(client: Client) -> Publisher {
+        // At most the apiserver's limit for `reportingInstance`.
+        let instance = prefix(&crate::leader::default_identity(), 128).to_string();
         Publisher {
             client,
+            instance,
             turns: Arc::new(Semaphore::new(WRITES_IN_FLIGHT)),
             series: Mutex::new(SeriesBook::default()),
         }
@@ -89,7 +97,7 @@ impl Publisher {
             }
         }
         let created = api
-            .create(&PostParams::default(), &event.to_event(now))
+            .create(&PostParams::default(), &event.to_event(now, &self.instance))
             .await?;
         if let Some(name) = created.metadata.name {
             self.book().observed(key, name.into(), 1, Instant::now());
@@ -145,7 +153,8 @@ impl SeriesBook {
             count,
             last: now,
         });
-        // Two repeats patched at once: the higher count stands.
+        // Two repeats patched at once: the higher count stands. (Two that read the same count
+        // both write it, and the series counts one less: Events are best effort.)
         if count >= sent.count {
             *sent = Sent {
                 name,
@@ -180,8 +189,10 @@ impl Draft<'_> {
         hasher.finish()
     }
 
-    fn to_event(&self, now: Timestamp) -> Event {
+    fn to_event(&self, now: Timestamp, instance: &str) -> Event {
         let name = self.regarding.name.as_deref().unwrap_or(REPORTER);
+        // A name is at most 253 characters, and the suffix takes up to 17 of them.
+        let name = prefix(name, 236);
         Event {
             metadata: ObjectMeta {
                 namespace: self.regarding.namespace.clone(),
@@ -201,7 +212,7 @@ impl Draft<'_> {
             note: Some(self.note.clone()),
             regarding: Some(self.regarding.clone()),
             reporting_controller: Some(REPORTER.into()),
-            reporting_instance: Some(REPORTER.into()),
+            reporting_instance: Some(instance.into()),
             ..Event::default()
         }
     }
@@ -289,6 +300,15 @@ pub async fn publish_ref(
     }
 }
 
+/// The longest prefix of `text` of at most `max` bytes that ends on a character.
+fn prefix(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// The Event's `action` (required, at most 128 characters): a digest of the note, so that
 /// Events that differ in their note differ in their action too for tools that group by it.
 fn action(note: &str) -> String {
@@ -327,6 +347,27 @@ mod tests {
         let later = at + SERIES_WINDOW - Duration::from_secs(1);
         assert_eq!(book.repeat(7, later), Some(("p.1".into(), 3)));
         assert_eq!(book.repeat(7, at + SERIES_WINDOW), None);
+    }
+
+    #[test]
+    fn an_event_of_a_policy_with_the_longest_name_has_a_valid_name() {
+        use k8s_openapi::{api::core::v1::ObjectReference, jiff::Timestamp};
+        let regarding = ObjectReference {
+            name: Some("p".repeat(253)),
+            ..ObjectReference::default()
+        };
+        let draft = super::Draft {
+            regarding: &regarding,
+            type_: kube::runtime::events::EventType::Normal,
+            reason: "StageAdvanced",
+            note: "entered stage internal-beta".into(),
+        };
+        let event = draft.to_event(Timestamp::now(), "liftoff-7d9f-x2v");
+        assert!(event.metadata.name.unwrap().len() <= 253);
+        assert_eq!(
+            event.reporting_instance.as_deref(),
+            Some("liftoff-7d9f-x2v")
+        );
     }
 
     #[test]
