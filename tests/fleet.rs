@@ -195,9 +195,9 @@ async fn one_apiserver_request_at_a_time_still_runs_the_fleet() {
     })
     .await;
     // The watches (policies, sources, Deployments, StatefulSets, HPAs), the one request in
-    // flight, and one whose answer is still being read.
+    // flight, and a few whose answers are still being read (7 seen here; 47 without the bound).
     eprintln!("at most {most} connections to the apiserver");
-    assert!(most <= 8, "{most} connections to the apiserver at once");
+    assert!(most <= 12, "{most} connections to the apiserver at once");
 }
 
 /// A request the apiserver answers 503 waits out kube's retries without its turn. With one
