@@ -570,4 +570,14 @@ async fn repeated_events_fold_into_one_series() {
         anew.is_some_and(|e| e.series.is_none() && e.name_any() != folded.name_any()),
         "{listed:?}"
     );
+    // And the new one takes the next repeat into its own series.
+    publish_ref(&publisher, &at("6"), warning, "GateFailing", failing).await;
+    let listed = events.list(&ListParams::default()).await.unwrap().items;
+    let notes: Vec<_> = listed.iter().map(|e| e.note.clone().unwrap()).collect();
+    assert_eq!(listed.len(), 2, "{notes:?}");
+    let anew = listed.iter().find(|e| e.note.as_deref() == Some(failing));
+    assert_eq!(
+        anew.and_then(|e| e.series.as_ref()).map(|s| s.count),
+        Some(2)
+    );
 }

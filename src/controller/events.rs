@@ -153,9 +153,10 @@ impl SeriesBook {
             count,
             last: now,
         });
-        // Two repeats patched at once: the higher count stands. (Two that read the same count
-        // both write it, and the series counts one less: Events are best effort.)
-        if count >= sent.count {
+        // A new Event (the last one was gone from the apiserver) starts its own series; of two
+        // repeats patched at once, the higher count stands. (Two that read the same count both
+        // write it, and the series counts one less: Events are best effort.)
+        if *sent.name != *name || count >= sent.count {
             *sent = Sent {
                 name,
                 count,
@@ -385,5 +386,15 @@ mod tests {
             Some(("fresh".into(), 4))
         );
         assert_eq!(book.sent.len(), 1, "the old entries were swept");
+    }
+
+    #[test]
+    fn an_event_created_anew_takes_the_series_over() {
+        let t0 = Instant::now();
+        let mut book = SeriesBook::default();
+        book.observed(7, "p.1".into(), 5, t0);
+        // The apiserver no longer had p.1: p.2 was created, and the next repeat patches it.
+        book.observed(7, "p.2".into(), 1, t0);
+        assert_eq!(book.repeat(7, t0), Some(("p.2".into(), 2)));
     }
 }
