@@ -90,7 +90,7 @@ async fn events(client: &Client, ns: &str, reason: &str) -> Vec<String> {
             // An Event repeated within minutes is one object with a series count: each
             // repeat counts.
             let count = e.series.as_ref().and_then(|s| s.count).or(e.count);
-            let count = usize::try_from(count.unwrap_or(1)).unwrap_or(1);
+            let count = usize::try_from(count.unwrap_or(1).max(1)).unwrap_or(1);
             std::iter::repeat_n(e.message.unwrap_or_default(), count)
         })
         .collect()
