@@ -4,8 +4,9 @@
 //!
 //! At 10,000 policies the cache is most of the operator's memory. A whole launch (4 triggers,
 //! 12 gates, notifications, the status of each) took ~16 KiB as Rust values; its spec packs to
-//! 2.2 KiB, and decoding it again costs a reconcile tens of microseconds (docs/benchmarks.md). A policy that cannot be read is kept as its metadata and the error, so
-//! it is reported on itself and stops nothing else.
+//! 2.2 KiB, and decoding it again costs a reconcile tens of microseconds (docs/benchmarks.md).
+//! A policy that cannot be read is kept as its metadata and the error, so it is reported on
+//! itself and stops nothing else.
 
 use std::borrow::Cow;
 

@@ -76,10 +76,7 @@ impl Claims {
             hasher,
         } = &mut claims;
         let at = |(p, t): (usize, usize)| -> Option<(Workload<'_>, Age<'_>)> {
-            let policy = &policies[p];
-            let namespace = policy.metadata.namespace.as_deref()?;
-            let (_, target) = policy.outline()?.scales.get(t)?;
-            Some((workload(namespace, target), age(policy)))
+            Some((workload_at(policies, p, t)?, age(&policies[p])))
         };
         let hash = |w: &Workload<'_>| hasher.hash_one(w);
         for (p, policy) in policies.iter().enumerate() {
@@ -120,7 +117,7 @@ impl Claims {
     pub fn holder(&self, namespace: &str, target: &ScaleTargetRef) -> Option<Claim> {
         let wanted = workload(namespace, target);
         let &(p, t) = self.first.find(self.hasher.hash_one(wanted), |&(p, t)| {
-            self.workload_at(p, t) == Some(wanted)
+            workload_at(&self.policies, p, t) == Some(wanted)
         })?;
         let policy = &self.policies[p];
         let (trigger, _) = policy.outline()?.scales.get(t)?;
@@ -129,13 +126,14 @@ impl Claims {
             trigger: trigger.clone(),
         })
     }
+}
 
-    fn workload_at(&self, p: usize, t: usize) -> Option<Workload<'_>> {
-        let policy = self.policies.get(p)?;
-        let namespace = policy.metadata.namespace.as_deref()?;
-        let (_, target) = policy.outline()?.scales.get(t)?;
-        Some(workload(namespace, target))
-    }
+/// The workload that trigger `t` of `policies[p]` scales.
+fn workload_at(policies: &[Arc<CachedPolicy>], p: usize, t: usize) -> Option<Workload<'_>> {
+    let policy = policies.get(p)?;
+    let namespace = policy.metadata.namespace.as_deref()?;
+    let (_, target) = policy.outline()?.scales.get(t)?;
+    Some(workload(namespace, target))
 }
 
 /// How long the index of first claims is used before it is built again from the policy cache.
