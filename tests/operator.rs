@@ -244,12 +244,7 @@ async fn a_resync_without_changes_writes_no_status() {
     ready_is(&api, "launch", "True").await;
 
     // Let the reconcile triggered by our own status write settle.
-    let writes = eventually(WAIT, "status writes to settle", || async {
-        let before = op.metric("liftoff_status_writes_total").await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        (op.metric("liftoff_status_writes_total").await == before).then_some(before)
-    })
-    .await;
+    let writes = op.settled_writes(1).await;
     let reconciles = op.metric("liftoff_reconciles_total").await;
 
     // An annotation change triggers a reconcile but changes nothing Liftoff decides.
@@ -316,12 +311,8 @@ async fn an_operator_restarted_over_settled_policies_writes_no_status() {
     for name in names {
         ready_is(&api, name, "True").await;
     }
-    eventually(WAIT, "status writes to settle", || async {
-        let before = op.metric("liftoff_status_writes_total").await;
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        (op.metric("liftoff_status_writes_total").await == before).then_some(())
-    })
-    .await;
+    // Two rounds of the three policies (2 s interval) without a write.
+    op.settled_writes(6).await;
     let versions = |list: Vec<LaunchPolicy>| -> Vec<(String, String)> {
         list.iter()
             .map(|p| (p.name_any(), p.resource_version().unwrap_or_default()))

@@ -193,6 +193,24 @@ impl Operator {
         .await;
     }
 
+    /// Waits until status writes have settled: `n` reconciles completed (the operator had its
+    /// chance) without a status write among them. Returns the number of status writes then.
+    pub async fn settled_writes(&self, n: u32) -> f64 {
+        const WRITES: &str = "liftoff_status_writes_total";
+        let start = Instant::now();
+        loop {
+            let before = self.metric(WRITES).await;
+            self.completes_reconciles(n).await;
+            if self.metric(WRITES).await == before {
+                return before;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "status writes did not settle in 120s"
+            );
+        }
+    }
+
     /// Waits until every reconcile the operator has started has completed (none in flight).
     pub async fn idle(&self) {
         eventually(
