@@ -311,7 +311,7 @@ async fn an_operator_restarted_over_settled_policies_writes_no_status() {
     for name in names {
         ready_is(&api, name, "True").await;
     }
-    // Two rounds of the three policies (2 s interval) without a write.
+    // Six completed reconciles of the three policies (2 s interval) without a write.
     op.settled_writes(6).await;
     let versions = |list: Vec<LaunchPolicy>| -> Vec<(String, String)> {
         list.iter()

@@ -54,6 +54,14 @@ where
     }
 }
 
+/// An unlabelled counter's value in a `/metrics` text, 0 when it is not there yet.
+fn counter_in(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
 /// The `liftoff run` binary, started against a control plane. Killed on drop.
 pub struct Operator {
     child: Child,
@@ -193,21 +201,44 @@ impl Operator {
         .await;
     }
 
-    /// Waits until status writes have settled: `n` reconciles completed (the operator had its
-    /// chance) without a status write among them. Returns the number of status writes then.
+    /// Waits until status writes have settled: `n` reconciles, each started after the writes were
+    /// counted, completed without a status write (the operator had its chance). Returns the number
+    /// of status writes then.
     pub async fn settled_writes(&self, n: u32) -> f64 {
         const WRITES: &str = "liftoff_status_writes_total";
-        let start = Instant::now();
+        const DONE: &str = "liftoff_reconcile_duration_seconds_count";
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut seen = Vec::new();
         loop {
-            let before = self.metric(WRITES).await;
-            self.completes_reconciles(n).await;
-            if self.metric(WRITES).await == before {
-                return before;
-            }
             assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "status writes did not settle in 120s"
+                Instant::now() < deadline,
+                "status writes did not settle in 120s (counts seen: {seen:?}):\n{}",
+                self.logs()
             );
+            // One scrape with no reconcile in flight: every reconcile completed after it also
+            // started after it, so none of them is the one whose write was just counted.
+            let text = self.metrics().await;
+            let (started, done) = (
+                counter_in(&text, "liftoff_reconciles_total"),
+                counter_in(&text, DONE),
+            );
+            if done < started {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            let writes = counter_in(&text, WRITES);
+            seen.push(writes);
+            while self.metric(DONE).await < done + f64::from(n) {
+                assert!(
+                    Instant::now() < deadline,
+                    "{n} more completed reconciles did not come in 120s:\n{}",
+                    self.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            if self.metric(WRITES).await == writes {
+                return writes;
+            }
         }
     }
 
@@ -219,14 +250,8 @@ impl Operator {
             || async {
                 // Both from one scrape, so a reconcile starting in between cannot be missed.
                 let text = self.metrics().await;
-                let value = |name: &str| {
-                    text.lines()
-                        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                        .unwrap_or(0.0)
-                };
-                let started = value("liftoff_reconciles_total");
-                let completed = value("liftoff_reconcile_duration_seconds_count");
+                let started = counter_in(&text, "liftoff_reconciles_total");
+                let completed = counter_in(&text, "liftoff_reconcile_duration_seconds_count");
                 (completed >= started).then_some(())
             },
         )
