@@ -47,6 +47,6 @@ EXPOSE 8080
 ENV MIMALLOC_PURGE_DELAY=0
 # No transparent huge pages for the process, also on nodes whose THP setting is `always` (the
 # binary already never asks for them): a 2 MiB page is resident whole, and at 1,000 policies
-# they made the RSS 55-70 instead of 31 MiB (docs/benchmarks.md).
+# they made the RSS 54-71 instead of 30-34 MiB (docs/benchmarks.md).
 ENV MIMALLOC_ALLOW_THP=0
 ENTRYPOINT ["/liftoff", "run"]

@@ -738,8 +738,8 @@ async fn create_all(
 }
 
 /// The operator's environment: its log filter, the allocator settings the image ships with (the
-/// Dockerfile's `MIMALLOC_PURGE_DELAY=0` and `MIMALLOC_ALLOW_THP=0`), so that memory is measured as it runs in a cluster, and
-/// `--query-reuse` when `LIFTOFF_BENCH_QUERY_REUSE` sets it.
+/// Dockerfile's `MIMALLOC_PURGE_DELAY=0` and `MIMALLOC_ALLOW_THP=0`), so that memory is measured
+/// as it runs in a cluster, and `--query-reuse` when `LIFTOFF_BENCH_QUERY_REUSE` sets it.
 fn operator_env(log: &str) -> Vec<(&str, String)> {
     let mut env = vec![
         ("RUST_LOG", log.to_string()),
