@@ -82,7 +82,9 @@ async fn the_war_room_hears_every_decision_the_fixed_updates_and_the_report() {
     objects::create::<Deployment>(&client, &ns, api).await;
     objects::cap_replicas(&cp, &ns, 3).await;
 
-    let (hook, received) = support::webhook::receiver().await;
+    // The gate's failure is refused once and arrives with its retry, half a second later: the
+    // pause decided with it must still be read after it.
+    let (hook, received) = support::webhook::receiver_refusing("] GateFailed: ").await;
     let secret: Secret = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "war-room"},
         "stringData": {"url": hook.clone(), "json": hook}

@@ -7,17 +7,30 @@
 //! with exponential backoff ([`ATTEMPTS`] tries, starting at [`FIRST_BACKOFF`]), and a message that
 //! still cannot be delivered is logged (without the webhook URL, which is a secret) and counted in
 //! `liftoff_notifications_failed_total`. Delivery is at most once per decision: messages are sent
-//! after the status write that records the decision.
+//! after the status write that records the decision. One policy's messages to one webhook arrive in
+//! the order they were decided: each waits until the one before it was delivered or given up,
+//! so a retried message is never overtaken by the news that followed it.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use serde_json::json;
+use tokio::sync::oneshot;
 use tracing::warn;
 
 use super::{lookup::KubeLookup, update::Update};
 use crate::{
     crd::{Notification, NotificationEvent, WebhookFormat},
-    sources::address::{AddressPolicy, Destination, PolicyResolver, Refusal},
+    sources::{
+        address::{AddressPolicy, Destination, PolicyResolver, Refusal},
+        coalesce::key_of,
+    },
 };
 
 /// The HTTP client webhooks are sent with, under the operator's address policy: a webhook URL
@@ -28,6 +41,50 @@ pub struct Webhooks {
     /// `None` when the client could not be built: nothing is sent (fail closed).
     http: Option<reqwest::Client>,
     policy: AddressPolicy,
+    lines: Lines,
+}
+
+/// The last message in line per (webhook, policy): the next one waits for it. Keyed by a digest,
+/// so the map holds no webhook URL; two lines that share a digest merely wait for each other.
+#[derive(Clone, Default)]
+struct Lines {
+    last: Arc<Mutex<HashMap<u64, Last>>>,
+    ids: Arc<AtomicU64>,
+}
+
+/// A message in line: `delivered` resolves (to an error: its sender is dropped) once it was
+/// delivered or given up.
+struct Last {
+    id: u64,
+    delivered: oneshot::Receiver<()>,
+}
+
+impl Lines {
+    /// Puts a message at the end of `key`'s line: its id, what it must wait for, and the sender
+    /// to drop once it is done.
+    fn join(&self, key: u64) -> (u64, Option<oneshot::Receiver<()>>, oneshot::Sender<()>) {
+        let (done, delivered) = oneshot::channel();
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = last.insert(key, Last { id, delivered });
+        (id, before.map(|b| b.delivered), done)
+    }
+
+    /// A message is done: its line is forgotten unless another message joined it since.
+    fn leave(&self, key: u64, id: u64) {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.get(&key).is_some_and(|l| l.id == id) {
+            last.remove(&key);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
 }
 
 impl Webhooks {
@@ -43,7 +100,11 @@ impl Webhooks {
             .build()
             .inspect_err(|e| warn!(error = %e, "cannot build the webhook client; no notification will be sent"))
             .ok();
-        Webhooks { http, policy }
+        Webhooks {
+            http,
+            policy,
+            lines: Lines::default(),
+        }
     }
 
     /// Whether the policy lets `url` be contacted (its host resolved, with its port).
@@ -140,7 +201,8 @@ pub async fn send(
     }
 }
 
-/// Sends `message` to one subscription, in the background.
+/// Sends `message` to one subscription, in the background, after the policy's earlier messages to
+/// the same webhook.
 pub async fn send_to(
     http: &Webhooks,
     failures: &prometheus::IntCounter,
@@ -168,12 +230,21 @@ pub async fn send_to(
         return;
     }
     let body = payload(subscription.format, message);
+    let key = key_of((&url, message.namespace, message.policy));
+    let lines = http.lines.clone();
+    let (id, before, done) = lines.join(key);
     let (http, failures) = (client, failures.clone());
     tokio::spawn(async move {
+        if let Some(before) = before {
+            // Either way (sent, or the sender dropped) the message before is done.
+            let _ = before.await;
+        }
         if let Err(e) = deliver(&http, &url, &body).await {
             warn!(error = %e, "notification not delivered after {ATTEMPTS} tries");
             failures.inc();
         }
+        lines.leave(key, id);
+        drop(done);
     });
 }
 
@@ -240,6 +311,32 @@ mod tests {
                 "second line"
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_message_waits_for_the_one_before_it_on_its_line_only() {
+        let lines = Lines::default();
+        let (first, none, first_done) = lines.join(1);
+        assert!(none.is_none(), "an empty line: nothing to wait for");
+        let (second, mut before, second_done) = lines.join(1);
+        assert_eq!(
+            before.as_mut().unwrap().try_recv(),
+            Err(oneshot::error::TryRecvError::Empty),
+            "the second waits while the first is in flight"
+        );
+        let (_, other, _other_done) = lines.join(2);
+        assert!(other.is_none(), "another line does not wait");
+
+        // The first is done: the second may go; the line is still the second's.
+        lines.leave(1, first);
+        drop(first_done);
+        before.unwrap().await.unwrap_err();
+        assert_eq!(lines.len(), 2);
+        lines.leave(1, second);
+        drop(second_done);
+        assert_eq!(lines.len(), 1, "a line with nothing in it is forgotten");
+        let (_, fresh, _) = lines.join(1);
+        assert!(fresh.is_none());
     }
 
     #[test]

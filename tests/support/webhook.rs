@@ -10,6 +10,13 @@ use tokio::{
 /// A local Slack-compatible webhook: records each POST body; answers the very first one with 500
 /// (so the notifier's retry is exercised) and the rest with 200.
 pub async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+    receiver_refusing("").await
+}
+
+/// The same, answering 500 to the first POST whose body contains `first_with` instead (the very
+/// first when it is empty): that message arrives only with its retry, half a second later.
+pub async fn receiver_refusing(first_with: &str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let first_with = first_with.to_string();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hooks/war-room", listener.local_addr().unwrap());
     let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -42,7 +49,9 @@ pub async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
                     break Some(body.to_string());
                 }
             };
-            let status = if std::mem::take(&mut first) {
+            let refuse = first && body.as_deref().is_some_and(|b| b.contains(&first_with));
+            let status = if refuse {
+                first = false;
                 "500 Internal Server Error"
             } else {
                 "200 OK"
