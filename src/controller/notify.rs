@@ -9,7 +9,8 @@
 //! `liftoff_notifications_failed_total`. Delivery is at most once per decision: messages are sent
 //! after the status write that records the decision. One policy's messages to one webhook arrive in
 //! the order they were decided: each waits until the one before it was delivered or given up,
-//! so a retried message is never overtaken by the news that followed it.
+//! so a retried message is never overtaken by the news that followed it. At most [`MAX_QUEUED`]
+//! wait in one line; a message past them is dropped and counted like one not delivered.
 
 use std::{
     collections::HashMap,
@@ -44,46 +45,91 @@ pub struct Webhooks {
     lines: Lines,
 }
 
-/// The last message in line per (webhook, policy): the next one waits for it. Keyed by a digest,
-/// so the map holds no webhook URL; two lines that share a digest merely wait for each other.
+/// The lines of messages waiting per (webhook, policy): each message waits for the one before
+/// it. Keyed by a digest, so the map holds no webhook URL; two lines that share a digest merely
+/// wait for each other.
 #[derive(Clone, Default)]
 struct Lines {
-    last: Arc<Mutex<HashMap<u64, Last>>>,
+    lines: Arc<Mutex<HashMap<u64, Line>>>,
     ids: Arc<AtomicU64>,
 }
 
-/// A message in line: `delivered` resolves (to an error: its sender is dropped) once it was
-/// delivered or given up.
-struct Last {
-    id: u64,
+/// One line: how many messages are in it, and the last one's id and `delivered`, which resolves
+/// (to an error: its sender is dropped) once that message was delivered or given up.
+struct Line {
+    queued: usize,
+    last: u64,
     delivered: oneshot::Receiver<()>,
 }
 
+/// The most messages in one line; a message past them is dropped and counted as not delivered,
+/// so a webhook that stays down (23.5 s per message given up) holds at most ~6 minutes of news.
+pub const MAX_QUEUED: usize = 16;
+
+/// A message's place in its line. Dropping it (delivered, given up, or its task cancelled) leaves
+/// the line and lets the next message go.
+struct Place {
+    lines: Lines,
+    key: u64,
+    id: u64,
+    /// What to wait for first: the message before, if any.
+    before: Option<oneshot::Receiver<()>>,
+    /// Dropped after the place leaves its line: the next message's `before`.
+    _done: oneshot::Sender<()>,
+}
+
 impl Lines {
-    /// Puts a message at the end of `key`'s line: its id, what it must wait for, and the sender
-    /// to drop once it is done.
-    fn join(&self, key: u64) -> (u64, Option<oneshot::Receiver<()>>, oneshot::Sender<()>) {
+    /// A place at the end of `key`'s line, or `None` when the line is full.
+    fn join(&self, key: u64) -> Option<Place> {
         let (done, delivered) = oneshot::channel();
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
-        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        let before = last.insert(key, Last { id, delivered });
-        (id, before.map(|b| b.delivered), done)
+        let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        let (queued, before) = match lines.remove(&key) {
+            Some(line) if line.queued >= MAX_QUEUED => {
+                lines.insert(key, line);
+                return None;
+            }
+            Some(line) => (line.queued + 1, Some(line.delivered)),
+            None => (1, None),
+        };
+        let line = Line {
+            queued,
+            last: id,
+            delivered,
+        };
+        lines.insert(key, line);
+        Some(Place {
+            lines: self.clone(),
+            key,
+            id,
+            before,
+            _done: done,
+        })
     }
 
-    /// A message is done: its line is forgotten unless another message joined it since.
+    /// A message left its line: the line is forgotten once nothing is in it.
     fn leave(&self, key: u64, id: u64) {
-        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        if last.get(&key).is_some_and(|l| l.id == id) {
-            last.remove(&key);
+        let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(line) = lines.get_mut(&key) {
+            line.queued = line.queued.saturating_sub(1);
+            if line.last == id || line.queued == 0 {
+                lines.remove(&key);
+            }
         }
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.last
+        self.lines
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.lines.leave(self.key, self.id);
     }
 }
 
@@ -231,11 +277,14 @@ pub async fn send_to(
     }
     let body = payload(subscription.format, message);
     let key = key_of((&url, message.namespace, message.policy));
-    let lines = http.lines.clone();
-    let (id, before, done) = lines.join(key);
+    let Some(mut place) = http.lines.join(key) else {
+        warn!(secret = %r.name, key = %r.key, "notification dropped: {MAX_QUEUED} messages of this policy already wait for the webhook");
+        failures.inc();
+        return;
+    };
     let (http, failures) = (client, failures.clone());
     tokio::spawn(async move {
-        if let Some(before) = before {
+        if let Some(before) = place.before.take() {
             // Either way (sent, or the sender dropped) the message before is done.
             let _ = before.await;
         }
@@ -243,8 +292,7 @@ pub async fn send_to(
             warn!(error = %e, "notification not delivered after {ATTEMPTS} tries");
             failures.inc();
         }
-        lines.leave(key, id);
-        drop(done);
+        drop(place);
     });
 }
 
@@ -316,27 +364,39 @@ mod tests {
     #[tokio::test]
     async fn a_message_waits_for_the_one_before_it_on_its_line_only() {
         let lines = Lines::default();
-        let (first, none, first_done) = lines.join(1);
-        assert!(none.is_none(), "an empty line: nothing to wait for");
-        let (second, mut before, second_done) = lines.join(1);
+        let first = lines.join(1).unwrap();
+        assert!(first.before.is_none(), "an empty line: nothing to wait for");
+        let mut second = lines.join(1).unwrap();
+        let mut before = second.before.take().unwrap();
         assert_eq!(
-            before.as_mut().unwrap().try_recv(),
+            before.try_recv(),
             Err(oneshot::error::TryRecvError::Empty),
             "the second waits while the first is in flight"
         );
-        let (_, other, _other_done) = lines.join(2);
-        assert!(other.is_none(), "another line does not wait");
+        let other = lines.join(2).unwrap();
+        assert!(other.before.is_none(), "another line does not wait");
 
-        // The first is done: the second may go; the line is still the second's.
-        lines.leave(1, first);
-        drop(first_done);
-        before.unwrap().await.unwrap_err();
+        // The first is done (or its task cancelled): the second may go.
+        drop(first);
+        before.await.unwrap_err();
         assert_eq!(lines.len(), 2);
-        lines.leave(1, second);
-        drop(second_done);
+        drop(second);
         assert_eq!(lines.len(), 1, "a line with nothing in it is forgotten");
-        let (_, fresh, _) = lines.join(1);
-        assert!(fresh.is_none());
+        assert!(lines.join(1).unwrap().before.is_none());
+    }
+
+    #[test]
+    fn a_full_line_takes_no_more_and_frees_a_place_as_one_leaves() {
+        let lines = Lines::default();
+        let mut places: Vec<Place> = (0..MAX_QUEUED).map(|_| lines.join(7).unwrap()).collect();
+        assert!(lines.join(7).is_none(), "a full line drops the message");
+        assert!(lines.join(8).is_some(), "another line is not full");
+        places.remove(0);
+        let last = lines.join(7).expect("a place freed");
+        assert!(last.before.is_some());
+        drop(places);
+        drop(last);
+        assert_eq!(lines.len(), 0);
     }
 
     #[test]

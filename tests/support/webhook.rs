@@ -7,8 +7,8 @@ use tokio::{
     net::TcpListener,
 };
 
-/// A local Slack-compatible webhook: records each POST body; answers the very first one with 500
-/// (so the notifier's retry is exercised) and the rest with 200.
+/// A local Slack-compatible webhook: records each POST body; answers the first complete one with
+/// 500 (so the notifier's retry is exercised) and the rest with 200.
 pub async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
     receiver_refusing("").await
 }
