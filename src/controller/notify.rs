@@ -14,10 +14,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
@@ -51,14 +48,12 @@ pub struct Webhooks {
 #[derive(Clone, Default)]
 struct Lines {
     lines: Arc<Mutex<HashMap<u64, Line>>>,
-    ids: Arc<AtomicU64>,
 }
 
-/// One line: how many messages are in it, and the last one's id and `delivered`, which resolves
-/// (to an error: its sender is dropped) once that message was delivered or given up.
+/// One line: how many messages are in it, and the last one's `delivered`, which resolves (to an
+/// error: its sender is dropped) once that message was delivered or given up.
 struct Line {
     queued: usize,
-    last: u64,
     delivered: oneshot::Receiver<()>,
 }
 
@@ -71,7 +66,6 @@ pub const MAX_QUEUED: usize = 16;
 struct Place {
     lines: Lines,
     key: u64,
-    id: u64,
     /// What to wait for first: the message before, if any.
     before: Option<oneshot::Receiver<()>>,
     /// Dropped after the place leaves its line: the next message's `before`.
@@ -82,7 +76,6 @@ impl Lines {
     /// A place at the end of `key`'s line, or `None` when the line is full.
     fn join(&self, key: u64) -> Option<Place> {
         let (done, delivered) = oneshot::channel();
-        let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
         let (queued, before) = match lines.remove(&key) {
             Some(line) if line.queued >= MAX_QUEUED => {
@@ -92,27 +85,21 @@ impl Lines {
             Some(line) => (line.queued + 1, Some(line.delivered)),
             None => (1, None),
         };
-        let line = Line {
-            queued,
-            last: id,
-            delivered,
-        };
-        lines.insert(key, line);
+        lines.insert(key, Line { queued, delivered });
         Some(Place {
             lines: self.clone(),
             key,
-            id,
             before,
             _done: done,
         })
     }
 
     /// A message left its line: the line is forgotten once nothing is in it.
-    fn leave(&self, key: u64, id: u64) {
+    fn leave(&self, key: u64) {
         let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(line) = lines.get_mut(&key) {
             line.queued = line.queued.saturating_sub(1);
-            if line.last == id || line.queued == 0 {
+            if line.queued == 0 {
                 lines.remove(&key);
             }
         }
@@ -129,7 +116,7 @@ impl Lines {
 
 impl Drop for Place {
     fn drop(&mut self) {
-        self.lines.leave(self.key, self.id);
+        self.lines.leave(self.key);
     }
 }
 
