@@ -1,25 +1,43 @@
-//! The operator's client of the apiserver: kube's, with a bound on the requests awaiting an
-//! answer at once.
+//! The operator's client of the apiserver: kube's stack over a connection pool that lets idle
+//! connections go, with a bound on the requests awaiting an answer at once.
 //!
-//! kube's client sends each request in flight on its own HTTP/1.1 connection and keeps every
-//! connection it opened in its pool until the apiserver closes it (after 90 s idle; the pool
-//! has no idle timer of its own). A start over 2,000 stored copies of the example, up to
-//! `--concurrency` reconciles reading and writing at once, left ~485 open with their buffers
-//! and TLS state, ~18 MiB; one over 10,000 left 255, and 72 with the bound
-//! (docs/benchmarks.md). Bounding the requests in flight bounds the connections, and the burst
-//! the apiserver sees, to what one apiserver serves at once anyway; the others wait in line,
-//! first come first served.
+//! kube's client sends each request in flight on its own HTTP/1.1 connection. The pool kube
+//! builds keeps every connection it ever opened until the apiserver closes it (after 90 s idle;
+//! that pool has no idle timer): a start over 2,000 stored copies of the example, up to
+//! `--concurrency` reconciles reading and writing at once, left ~485 open with their buffers and
+//! TLS state, ~18 MiB; one over 1,000 one-trigger policies left 38 (~1.5 MiB) for the 90 s after
+//! it (docs/benchmarks.md). So the pool is built here, with kube's own TLS, authentication,
+//! headers and timeouts: it keeps at most [`IDLE_KEPT`] idle connections, each for at most
+//! [`IDLE_FOR`].
 //!
-//! A request holds its turn until the answer's headers arrive: a watch gives it back when its
-//! stream begins, and a long answer's body is read without one (its connection stays busy
-//! meanwhile, so the connections can exceed the bound by the bodies being read).
+//! Bounding the requests in flight bounds the connections in use, and the burst the apiserver
+//! sees, to what one apiserver serves at once anyway; the others wait in line, first come first
+//! served. A request holds its turn until the answer's headers arrive: a watch gives it back
+//! when its stream begins, and a long answer's body is read without one (its connection stays
+//! busy meanwhile, so the connections can exceed the bound by the bodies being read).
 
-use kube::client::{ClientBuilder, retry::RetryPolicy};
+use std::time::Duration;
+
+use hyper_timeout::TimeoutConnector;
+use hyper_util::client::legacy::{self, connect::HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use kube::client::{ClientBuilder, ConfigExt, retry::RetryPolicy};
+use tower::{BoxError, ServiceBuilder};
 use tower::{buffer::BufferLayer, limit::ConcurrencyLimitLayer, retry::RetryLayer};
 
 /// `--api-requests-in-flight`'s default: twice the writes the operator sends at once
 /// ([`crate::controller::events::WRITES_IN_FLIGHT`]), so that reads are not held behind writes.
 pub const DEFAULT_REQUESTS_IN_FLIGHT: u16 = 64;
+
+/// Idle connections the pool keeps; one returned past them is closed. A burst of writes keeps
+/// its connections busy (the next request takes a connection as the last one returns it), so
+/// this bounds what is left open after the burst, not what the burst may use.
+const IDLE_KEPT: usize = 8;
+
+/// How long an idle connection is kept: past one sampling interval of quiet, the next burst
+/// pays a TLS handshake per connection (about a millisecond) instead of the memory of the
+/// connections meanwhile.
+const IDLE_FOR: Duration = Duration::from_secs(30);
 
 /// Requests waiting for a turn, beyond which callers wait to join the line (kube's own client
 /// queue is as long).
@@ -30,15 +48,38 @@ const LINE: usize = 1024;
 /// kube retries an answer of 429, 503 or 504 inside its stack, up to 15 times with a backoff of
 /// up to minutes; a request waiting out its backoff there would keep its turn, and a few dozen
 /// reads of an aggregated API that is down (the metrics API without metrics-server) would stall
-/// every other request. So kube's retry is turned off inside, and the same retry wraps the bound
-/// from outside: a request gives its turn back while it waits to retry.
-pub fn client(mut config: kube::Config, in_flight: u16) -> kube::Result<kube::Client> {
-    let retry = std::mem::replace(&mut config.default_retry, false);
-    let bounded = ClientBuilder::try_from(config)?
+/// every other request. So the retry wraps the bound from outside: a request gives its turn
+/// back while it waits to retry.
+pub fn client(config: kube::Config, in_flight: u16) -> kube::Result<kube::Client> {
+    if let Some(proxy_url) = config.proxy_url.clone() {
+        // Built without kube's proxy features, as kube's own builder would refuse it.
+        return Err(kube::Error::ProxyProtocolUnsupported {
+            proxy_url: Box::new(proxy_url),
+        });
+    }
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    let mut connector = TimeoutConnector::new(config.rustls_https_connector_with_connector(http)?);
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    connector.set_reset_reader_on_write(config.reset_reader_on_write);
+    let pool = legacy::Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(IDLE_KEPT)
+        .pool_idle_timeout(IDLE_FOR)
+        .pool_timer(TokioTimer::new())
+        .build(connector);
+    let service = ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(BoxError::from)
+        .service(pool);
+    let bounded = ClientBuilder::new(service, config.default_namespace.clone())
         .with_layer(&ConcurrencyLimitLayer::new(usize::from(in_flight.max(1))))
         // The retry clones the service it wraps; the line makes the bounded stack cloneable.
         .with_layer(&BufferLayer::new(LINE));
-    Ok(match retry {
+    Ok(match config.default_retry {
         true => bounded
             .with_layer(&RetryLayer::new(RetryPolicy::server_retry()))
             .build(),
