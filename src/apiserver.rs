@@ -7,8 +7,7 @@
 //! `--concurrency` reconciles reading and writing at once, left ~485 open with their buffers and
 //! TLS state, ~18 MiB; one over 1,000 one-trigger policies left 38 (~1.5 MiB) for the 90 s after
 //! it (docs/benchmarks.md). So the pool is built here, with kube's own TLS, authentication,
-//! headers and timeouts: it keeps at most [`IDLE_KEPT`] idle connections, each for at most
-//! [`IDLE_FOR`].
+//! headers, timeouts and failure logging, and closes a connection idle for [`IDLE_FOR`].
 //!
 //! Bounding the requests in flight bounds the connections in use, and the burst the apiserver
 //! sees, to what one apiserver serves at once anyway; the others wait in line, first come first
@@ -18,25 +17,23 @@
 
 use std::time::Duration;
 
+use ::http::Request;
 use hyper_timeout::TimeoutConnector;
 use hyper_util::client::legacy::{self, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use kube::client::{ClientBuilder, ConfigExt, retry::RetryPolicy};
+use kube::client::{Body, ClientBuilder, ConfigExt, retry::RetryPolicy};
 use tower::{BoxError, ServiceBuilder};
 use tower::{buffer::BufferLayer, limit::ConcurrencyLimitLayer, retry::RetryLayer};
+use tower_http::classify::{ServerErrorsAsFailures, ServerErrorsFailureClass, SharedClassifier};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 /// `--api-requests-in-flight`'s default: twice the writes the operator sends at once
 /// ([`crate::controller::events::WRITES_IN_FLIGHT`]), so that reads are not held behind writes.
 pub const DEFAULT_REQUESTS_IN_FLIGHT: u16 = 64;
 
-/// Idle connections the pool keeps; one returned past them is closed. A burst of writes keeps
-/// its connections busy (the next request takes a connection as the last one returns it), so
-/// this bounds what is left open after the burst, not what the burst may use.
-const IDLE_KEPT: usize = 8;
-
-/// How long an idle connection is kept: past one sampling interval of quiet, the next burst
-/// pays a TLS handshake per connection (about a millisecond) instead of the memory of the
-/// connections meanwhile.
+/// How long an idle connection is kept: a burst's connections are reused for as long as it
+/// lasts, and closed this long after it (the apiserver would close them after 90 s).
 const IDLE_FOR: Duration = Duration::from_secs(30);
 
 /// Requests waiting for a turn, beyond which callers wait to join the line (kube's own client
@@ -64,8 +61,11 @@ pub fn client(config: kube::Config, in_flight: u16) -> kube::Result<kube::Client
     connector.set_read_timeout(config.read_timeout);
     connector.set_write_timeout(config.write_timeout);
     connector.set_reset_reader_on_write(config.reset_reader_on_write);
+    let in_flight = usize::from(in_flight.max(1));
     let pool = legacy::Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(IDLE_KEPT)
+        // As many as may be in use at once: a connection returned past a smaller cap would be
+        // closed while the next request opens a new one (a TLS handshake per request).
+        .pool_max_idle_per_host(in_flight)
         .pool_idle_timeout(IDLE_FOR)
         .pool_timer(TokioTimer::new())
         .build(connector);
@@ -73,10 +73,11 @@ pub fn client(config: kube::Config, in_flight: u16) -> kube::Result<kube::Client
         .layer(config.base_uri_layer())
         .option_layer(config.auth_layer()?)
         .layer(config.extra_headers_layer()?)
+        .layer(failures_logged())
         .map_err(BoxError::from)
         .service(pool);
     let bounded = ClientBuilder::new(service, config.default_namespace.clone())
-        .with_layer(&ConcurrencyLimitLayer::new(usize::from(in_flight.max(1))))
+        .with_layer(&ConcurrencyLimitLayer::new(in_flight))
         // The retry clones the service it wraps; the line makes the bounded stack cloneable.
         .with_layer(&BufferLayer::new(LINE));
     Ok(match config.default_retry {
@@ -85,4 +86,40 @@ pub fn client(config: kube::Config, in_flight: u16) -> kube::Result<kube::Client
             .build(),
         false => bounded.build(),
     })
+}
+
+/// Every answer of 5xx and every failed connection logged at `error`, as kube's own stack does
+/// (its callers see the error too; the log says which request and when, retries included).
+fn failures_logged() -> FailuresLogged {
+    TraceLayer::new_for_http()
+        .make_span_with(span as fn(&Request<Body>) -> Span)
+        .on_request(())
+        .on_response(())
+        .on_body_chunk(())
+        .on_eos(())
+        .on_failure(log_failure as fn(ServerErrorsFailureClass, Duration, &Span))
+}
+
+type FailuresLogged = TraceLayer<
+    SharedClassifier<ServerErrorsAsFailures>,
+    fn(&Request<Body>) -> Span,
+    (),
+    (),
+    (),
+    (),
+    fn(ServerErrorsFailureClass, Duration, &Span),
+>;
+
+/// The request a failure is logged in: its method and path (no query string, no header). At
+/// `info`, so that the failure's line names them under the default filter.
+fn span(request: &Request<Body>) -> Span {
+    tracing::info_span!(
+        "apiserver",
+        method = %request.method(),
+        path = request.uri().path()
+    )
+}
+
+fn log_failure(failure: ServerErrorsFailureClass, latency: Duration, _: &Span) {
+    tracing::error!(%failure, ?latency, "apiserver request failed");
 }

@@ -201,15 +201,14 @@ async fn one_apiserver_request_at_a_time_still_runs_the_fleet() {
 }
 
 /// A burst leaves no crowd behind: a start over 40 stored policies writes their statuses, scales
-/// and Events over many connections at once, and once it is over the operator keeps at most
-/// eight idle ones besides its watches — where kube's own pool kept every connection it opened
-/// until the apiserver dropped it 90 s later (38 at the end of a 1,000-policy start, ~1.5 MiB).
+/// and Events over many connections at once, and 30 s after it the operator holds only its
+/// watches — where kube's own pool kept every connection it opened until the apiserver dropped
+/// it after 90 s idle (38 at the end of a 1,000-policy start, ~1.5 MiB).
 #[tokio::test]
-async fn a_burst_of_requests_leaves_few_idle_connections() {
+async fn a_burst_of_requests_leaves_no_idle_connection() {
     const N: usize = 40;
-    /// The watches (policies, sources, Deployments, StatefulSets, HPAs) and what the pool
-    /// keeps idle (src/apiserver.rs).
-    const AFTER: usize = 5 + 8;
+    /// The watches: policies, sources, Deployments, StatefulSets, HPAs.
+    const AFTER: usize = 5;
     let (exporter, prometheus) = healthy_service().await;
     exporter.set("cpu_percent", &[], 300.0);
     prometheus.wait_for_query("cpu_percent").await.unwrap();
@@ -245,10 +244,11 @@ async fn a_burst_of_requests_leaves_few_idle_connections() {
         most > AFTER,
         "the burst used {most} connections: too few to show what is kept after it"
     );
-    // Well inside the 90 s after which the apiserver drops an idle connection itself.
+    // 30 s idle (src/apiserver.rs), well before the 90 s after which the apiserver drops an
+    // idle connection itself.
     let mut now = most;
     eventually(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "the burst's connections closed",
         || {
             now = op.connections_to(apiserver);
