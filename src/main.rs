@@ -100,7 +100,7 @@ struct RunArgs {
     /// address, credentials and PromQL) of other triggers and gates, and a Kafka consumer lag
     /// with identical reads (same cluster, credentials, namespace, topic and group); each also
     /// caps it at its own interval. 0s shares only reads in flight at the same time.
-    #[arg(long, env = "LIFTOFF_QUERY_REUSE", default_value = "5s", value_parser = query_reuse)]
+    #[arg(long, env = "LIFTOFF_QUERY_REUSE", default_value = "15s", value_parser = query_reuse)]
     query_reuse: Duration,
     /// The most reconciles in flight at once; the others wait their turn. A reconcile holds
     /// its turn while it reads its sources (at most their timeout), so with every source

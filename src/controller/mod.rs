@@ -132,9 +132,11 @@ pub struct Context {
     pub urgent: workloads::Urgent,
 }
 
-/// `--query-reuse`'s default: an answer shared for at most 5 s adds at most 5 s to the age of
-/// the data (Prometheus scrapes every 15–60 s), and cuts identical queries to one per 5 s.
-pub const DEFAULT_QUERY_REUSE: Duration = Duration::from_secs(5);
+/// `--query-reuse`'s default, the default sampling interval: identical queries of policies
+/// sampling every 15 s cost one request per 15 s however many ask, and an answer is at most
+/// 15 s older than a request of its own would have been (Prometheus itself scrapes every
+/// 15–60 s). An asker with a shorter interval caps it at its own.
+pub const DEFAULT_QUERY_REUSE: Duration = Duration::from_secs(15);
 
 /// `--concurrency`'s default. A reconcile in flight costs about 10 KiB (its future), so 512 cost
 /// ~5 MiB however many policies fall due together, where 10,000 policies reconciled at once (a
