@@ -7,7 +7,8 @@
 //! `--concurrency` reconciles reading and writing at once, left ~485 open with their buffers and
 //! TLS state, ~18 MiB; one over 1,000 one-trigger policies left 38 (~1.5 MiB) for the 90 s after
 //! it (docs/benchmarks.md). So the pool is built here, with kube's own TLS, authentication,
-//! headers, timeouts and failure logging, and closes a connection idle for [`IDLE_FOR`].
+//! headers, timeouts and failure logging, and closes a connection 1–2 × [`IDLE_FOR`] after its
+//! last use (the pool looks for idle connections once per [`IDLE_FOR`]).
 //!
 //! Bounding the requests in flight bounds the connections in use, and the burst the apiserver
 //! sees, to what one apiserver serves at once anyway; the others wait in line, first come first
@@ -33,8 +34,8 @@ use tracing::Span;
 pub const DEFAULT_REQUESTS_IN_FLIGHT: u16 = 64;
 
 /// How long an idle connection is kept: a burst's connections are reused for as long as it
-/// lasts, and closed this long after it (the apiserver would close them after 90 s).
-const IDLE_FOR: Duration = Duration::from_secs(30);
+/// lasts, and closed 15–30 s after it (the apiserver would close them after 90 s).
+const IDLE_FOR: Duration = Duration::from_secs(15);
 
 /// Requests waiting for a turn, beyond which callers wait to join the line (kube's own client
 /// queue is as long).
@@ -111,9 +112,9 @@ type FailuresLogged = TraceLayer<
 >;
 
 /// The request a failure is logged in: its method and path (no query string, no header). At
-/// `info`, so that the failure's line names them under the default filter.
+/// `error`, so that it exists whenever the failure's line is logged, under any filter.
 fn span(request: &Request<Body>) -> Span {
-    tracing::info_span!(
+    tracing::error_span!(
         "apiserver",
         method = %request.method(),
         path = request.uri().path()

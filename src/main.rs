@@ -109,8 +109,8 @@ struct RunArgs {
           value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
     /// The most requests to the apiserver awaiting an answer at once; the others wait in line.
-    /// Each one in flight holds an HTTP connection (~40 KiB) that stays open until the apiserver
-    /// closes it idle, so this also bounds the operator's connections. A watch counts only until
+    /// Each one in flight holds an HTTP connection (~40 KiB), closed 15–30 s after its last use,
+    /// so this also bounds the operator's connections. A watch counts only until
     /// its stream begins, a request waiting to retry gives its turn back, and leader election
     /// has a connection of its own and never waits in this line.
     #[arg(long, env = "LIFTOFF_API_REQUESTS_IN_FLIGHT",
