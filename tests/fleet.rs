@@ -170,17 +170,7 @@ async fn one_apiserver_request_at_a_time_still_runs_the_fleet() {
     let op = Operator::start(&cp, &["--api-requests-in-flight=1"]).await;
     let apiserver: u16 = cp.server_url().rsplit(':').next().unwrap().parse().unwrap();
     let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
-    let scaled = |n: usize| {
-        let deployments = deployments.clone();
-        async move {
-            let list = deployments.list(&Default::default()).await.ok()?;
-            let at_max = list
-                .items
-                .iter()
-                .filter(|d| d.spec.as_ref().and_then(|s| s.replicas) == Some(4));
-            (at_max.count() == n).then_some(())
-        }
-    };
+    let scaled = |n: usize| at_max(deployments.clone(), n);
     let mut most = 0;
     eventually(WAIT, "every policy's Deployment scaled", || {
         most = most.max(op.connections_to(apiserver));
@@ -230,15 +220,7 @@ async fn a_burst_of_requests_leaves_no_idle_connection() {
     let mut most = 0;
     eventually(WAIT, "every policy's Deployment scaled", || {
         most = most.max(op.connections_to(apiserver));
-        let deployments = deployments.clone();
-        async move {
-            let list = deployments.list(&Default::default()).await.ok()?;
-            let at_max = list
-                .items
-                .iter()
-                .filter(|d| d.spec.as_ref().and_then(|s| s.replicas) == Some(4));
-            (at_max.count() == N).then_some(())
-        }
+        at_max(deployments.clone(), N)
     })
     .await;
     eprintln!("at most {most} connections to the apiserver in the burst");
@@ -259,6 +241,16 @@ async fn a_burst_of_requests_leaves_no_idle_connection() {
     )
     .await;
     eprintln!("{now} connections to the apiserver after it");
+}
+
+/// `Some` once exactly `n` of the Deployments `deployments` lists run the policies' max, 4.
+async fn at_max(deployments: Api<Deployment>, n: usize) -> Option<()> {
+    let list = deployments.list(&Default::default()).await.ok()?;
+    let scaled = list
+        .items
+        .iter()
+        .filter(|d| d.spec.as_ref().and_then(|s| s.replicas) == Some(4));
+    (scaled.count() == n).then_some(())
 }
 
 /// A request the apiserver answers 503 waits out kube's retries without its turn. With one
